@@ -1,0 +1,251 @@
+//! The edge of handoffd.
+//!
+//! A channel turns platform events into [`Inbound`] envelopes and delivers [`Outbound`]
+//! envelopes back to the platform. It knows nothing of conversations, bots or agents: the
+//! daemon gives it a [`CoreLink`] (where to send what it receives) and asks it to deliver
+//! through a `Recipient<Outbound>`. Everything about handoff lives in the daemon.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix::{Message, Recipient};
+use serde::{Deserialize, Serialize};
+
+pub mod widget;
+pub mod ws;
+
+/// The platforms a customer can write from. Stable lowercase names are used in config,
+/// storage keys and the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Widget,
+    Telegram,
+    Discord,
+    Whatsapp,
+    Messenger,
+    Instagram,
+    Email,
+}
+
+impl ChannelKind {
+    /// The stable name used in storage keys, config and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Widget => "widget",
+            ChannelKind::Telegram => "telegram",
+            ChannelKind::Discord => "discord",
+            ChannelKind::Whatsapp => "whatsapp",
+            ChannelKind::Messenger => "messenger",
+            ChannelKind::Instagram => "instagram",
+            ChannelKind::Email => "email",
+        }
+    }
+
+    /// Parses the stable name back; `None` for anything unknown.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "widget" => ChannelKind::Widget,
+            "telegram" => ChannelKind::Telegram,
+            "discord" => ChannelKind::Discord,
+            "whatsapp" => ChannelKind::Whatsapp,
+            "messenger" => ChannelKind::Messenger,
+            "instagram" => ChannelKind::Instagram,
+            "email" => ChannelKind::Email,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who the customer is on their platform, as far as the platform tells us.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Display name, when the platform gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The customer's id on the channel (chat id, phone number, visitor id...).
+    pub channel_user_id: String,
+    /// Language the platform or the client reports (BCP 47), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+/// A file or media item that came with a message; the content stays on the platform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The platform's id or URL for the item.
+    pub id: String,
+    /// MIME type or platform media kind.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// A customer's message as a channel received it.
+///
+/// The reply is sent only after the message is durable in the journal, so a channel can
+/// acknowledge its platform (HTTP 200, websocket ack) on `Ok`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<InboundAck, InboundError>")]
+pub struct Inbound {
+    pub channel: ChannelKind,
+    /// The conversation's key on that channel (chat id, visitor id, thread id...).
+    pub conversation_key: String,
+    pub contact: Contact,
+    /// The platform's own id for this message: a second delivery with the same id is stored once.
+    pub platform_message_id: String,
+    pub text: String,
+    pub attachments: Vec<Attachment>,
+    /// When the platform says the message was sent (ms since the Unix epoch).
+    pub sent_at_ms: u64,
+}
+
+/// What the daemon answers once an inbound message is durable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundAck {
+    /// The conversation the message joined.
+    pub conversation_id: String,
+    /// The message's position in the conversation.
+    pub seq: u64,
+    /// True when this platform message id had been stored before (nothing new was written).
+    pub duplicate: bool,
+}
+
+/// Why the daemon could not take an inbound message. The channel must not acknowledge it.
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize, PartialEq)]
+pub enum InboundError {
+    #[error("the message was refused: {0}")]
+    Refused(String),
+    #[error("the journal could not store the message: {0}")]
+    Storage(String),
+    #[error("the daemon is shutting down")]
+    Unavailable,
+}
+
+/// The customer started or stopped typing.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct CustomerTyping {
+    pub channel: ChannelKind,
+    pub conversation_key: String,
+    pub active: bool,
+}
+
+/// A channel that can resume a client (the widget) asks for what the customer may see after
+/// a sequence number.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<History, InboundError>")]
+pub struct HistoryRequest {
+    pub channel: ChannelKind,
+    pub conversation_key: String,
+    pub after_seq: u64,
+}
+
+/// The customer-visible part of a conversation after some point, oldest first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct History {
+    pub conversation_id: Option<String>,
+    pub messages: Vec<VisibleMessage>,
+    /// Who answers now, so a resumed client shows the right state.
+    pub status: Option<ConversationStatus>,
+}
+
+/// Who is answering the customer, as the customer may see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ConversationStatus {
+    Bot,
+    Queued {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<usize>,
+    },
+    Agent {
+        agent_name: String,
+    },
+}
+
+/// A message the customer may see: their own, the bot's, an agent's, or a system notice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisibleMessage {
+    pub seq: u64,
+    /// `customer`, `bot`, `agent` or `system`.
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_name: Option<String>,
+    pub text: String,
+    pub sent_at_ms: u64,
+    /// The client's own id for a customer message, so a client can match it to its ack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// Something the daemon wants a channel to deliver to a customer.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "DeliveryReceipt")]
+pub struct Outbound {
+    /// Stable id of this delivery: a retried delivery carries the same id.
+    pub delivery_id: String,
+    pub channel: ChannelKind,
+    pub conversation_key: String,
+    pub payload: OutboundPayload,
+}
+
+/// What is delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OutboundPayload {
+    /// A message from the bot, an agent or the system, already journaled under `seq`.
+    Message(VisibleMessage),
+    /// An agent is typing (or stopped).
+    Typing { active: bool },
+    /// The conversation's owner changed, or the queue position moved.
+    Status(ConversationStatus),
+}
+
+/// How a delivery ended. The daemon keeps undelivered messages in its outbox until one of
+/// the final outcomes is reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum DeliveryReceipt {
+    /// The platform accepted the message.
+    Delivered {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        platform_message_id: Option<String>,
+    },
+    /// Nobody is connected now; the client fetches it from the journal when it resumes.
+    HeldForResume,
+    /// Try again later (rate limit, 5xx, network error).
+    Retry { after_ms: u64, reason: String },
+    /// It will never be delivered (blocked, invalid recipient...).
+    Failed { reason: String },
+}
+
+impl DeliveryReceipt {
+    /// True when the outbox may forget the delivery.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, DeliveryReceipt::Retry { .. })
+    }
+}
+
+/// Where a channel sends what it receives. Given to every channel by the daemon.
+#[derive(Clone)]
+pub struct CoreLink {
+    pub inbound: Recipient<Inbound>,
+    pub typing: Recipient<CustomerTyping>,
+    pub history: Recipient<HistoryRequest>,
+}
+
+/// Milliseconds since the Unix epoch, the time unit of every envelope.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

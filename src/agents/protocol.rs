@@ -1,0 +1,180 @@
+//! The agent websocket protocol: JSON frames tagged by `type`. Documented with examples in
+//! `docs/agent-protocol.md`; change both together.
+
+use serde::{Deserialize, Serialize};
+
+use crate::handoff::{HandoffPackage, TranscriptEntry};
+
+/// Agent presence as agents set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    Online,
+    Away,
+}
+
+/// Where a transfer goes: another agent or a team.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferTarget {
+    Agent(String),
+    Team(String),
+}
+
+/// Frames an agent client sends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    Auth {
+        token: String,
+    },
+    Presence {
+        status: Presence,
+    },
+    Accept {
+        conversation_id: String,
+    },
+    Decline {
+        conversation_id: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    Reply {
+        conversation_id: String,
+        text: String,
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+    Note {
+        conversation_id: String,
+        text: String,
+    },
+    Typing {
+        conversation_id: String,
+        active: bool,
+    },
+    Transfer {
+        conversation_id: String,
+        #[serde(default)]
+        to_agent: Option<String>,
+        #[serde(default)]
+        to_team: Option<String>,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    Close {
+        conversation_id: String,
+    },
+    GetConversation {
+        conversation_id: String,
+    },
+    Ping,
+}
+
+impl ClientFrame {
+    /// The frame's type name, echoed in acks and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientFrame::Auth { .. } => "auth",
+            ClientFrame::Presence { .. } => "presence",
+            ClientFrame::Accept { .. } => "accept",
+            ClientFrame::Decline { .. } => "decline",
+            ClientFrame::Reply { .. } => "reply",
+            ClientFrame::Note { .. } => "note",
+            ClientFrame::Typing { .. } => "typing",
+            ClientFrame::Transfer { .. } => "transfer",
+            ClientFrame::Close { .. } => "close",
+            ClientFrame::GetConversation { .. } => "get_conversation",
+            ClientFrame::Ping => "ping",
+        }
+    }
+}
+
+/// The agent as the welcome frame describes them.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentInfo {
+    pub id: String,
+    pub name: String,
+    pub teams: Vec<String>,
+    pub capacity: u32,
+}
+
+/// Frames the daemon sends to an agent client.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Welcome {
+        agent: AgentInfo,
+        presence: Presence,
+        /// Conversations this agent holds now.
+        conversations: Vec<String>,
+    },
+    Offer {
+        conversation_id: String,
+        expires_in_ms: u64,
+        package: Box<HandoffPackage>,
+    },
+    OfferWithdrawn {
+        conversation_id: String,
+        reason: String,
+    },
+    Assigned {
+        conversation_id: String,
+        package: Box<HandoffPackage>,
+    },
+    Message {
+        conversation_id: String,
+        message: TranscriptEntry,
+    },
+    Typing {
+        conversation_id: String,
+        active: bool,
+    },
+    Conversation {
+        conversation_id: String,
+        owner: crate::model::Owner,
+        package: Option<Box<HandoffPackage>>,
+        transcript: Vec<TranscriptEntry>,
+    },
+    /// The conversation left this agent (closed, transferred, re-queued).
+    Released {
+        conversation_id: String,
+        reason: String,
+    },
+    Ack {
+        /// The type of the frame acknowledged.
+        request: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conversation_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    Error {
+        code: String,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request: Option<&'static str>,
+    },
+    Pong,
+}
+
+impl ServerFrame {
+    pub fn error(code: &str, message: impl Into<String>, request: Option<&'static str>) -> Self {
+        ServerFrame::Error {
+            code: code.into(),
+            message: message.into(),
+            request,
+        }
+    }
+
+    pub fn ack(request: &'static str, conversation_id: Option<String>) -> Self {
+        ServerFrame::Ack {
+            request,
+            conversation_id,
+            seq: None,
+            client_id: None,
+        }
+    }
+}

@@ -1,0 +1,981 @@
+//! Typed configuration: `config.toml` with `${ENV_VAR}` expansion and validation that names
+//! every problem with its TOML key and line.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration of a daemon.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub widget: WidgetConfig,
+    #[serde(default)]
+    pub conversations: ConversationsConfig,
+    #[serde(default)]
+    pub bot: BotConfig,
+    #[serde(default)]
+    pub escalation: EscalationConfig,
+    #[serde(default)]
+    pub router: RouterConfig,
+    #[serde(default)]
+    pub agents: AgentsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port (the daemon prints the one it got).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// HTTP worker threads and conversation arbiters; 0 means one per core.
+    #[serde(default)]
+    pub workers: usize,
+    /// Largest HTTP request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Seconds given to open connections to finish on shutdown.
+    #[serde(default = "default_shutdown_secs")]
+    pub shutdown_timeout_secs: u64,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+fn default_shutdown_secs() -> u64 {
+    5
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            workers: 0,
+            max_body_bytes: default_max_body(),
+            shutdown_timeout_secs: default_shutdown_secs(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory holding the journal (`handoffd.redb`). Relative paths are relative to the
+    /// config file.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Keys accepted as `Authorization: Bearer <key>` by the REST API. Empty disables the API.
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetConfig {
+    /// Origins allowed to open the widget websocket; `*` allows any.
+    #[serde(default = "default_origins")]
+    pub allowed_origins: Vec<String>,
+    /// Secret that signs visitor tokens. Changing it makes every visitor start over.
+    #[serde(default)]
+    pub token_secret: String,
+    #[serde(default = "default_frame_bytes")]
+    pub max_frame_bytes: usize,
+    #[serde(default = "default_message_chars")]
+    pub max_message_chars: usize,
+    /// A connection silent for this long is closed (the client reconnects and resumes).
+    #[serde(default = "default_ws_idle")]
+    pub idle_timeout_secs: u64,
+}
+
+fn default_origins() -> Vec<String> {
+    vec!["*".into()]
+}
+fn default_frame_bytes() -> usize {
+    64 * 1024
+}
+fn default_message_chars() -> usize {
+    8000
+}
+fn default_ws_idle() -> u64 {
+    60
+}
+
+impl Default for WidgetConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: default_origins(),
+            token_secret: String::new(),
+            max_frame_bytes: default_frame_bytes(),
+            max_message_chars: default_message_chars(),
+            idle_timeout_secs: default_ws_idle(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationsConfig {
+    /// A conversation actor with nothing to do for this long stops; its state stays in the
+    /// store and comes back with the next message.
+    #[serde(default = "default_idle_secs")]
+    pub idle_timeout_secs: u64,
+}
+
+fn default_idle_secs() -> u64 {
+    300
+}
+
+impl Default for ConversationsConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: default_idle_secs(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotConfig {
+    /// Which bot answers while the bot owns a conversation. Only `faq` exists so far.
+    #[serde(default = "default_bot_kind")]
+    pub kind: String,
+    /// The bot's answer must arrive within this time, or the turn counts as a bot failure.
+    #[serde(default = "default_bot_timeout")]
+    pub timeout_ms: u64,
+    /// Below this confidence the FAQ bot gives its fallback reply.
+    #[serde(default = "default_threshold")]
+    pub confidence_threshold: f64,
+    #[serde(default = "default_fallback")]
+    pub fallback_reply: String,
+    /// Said when the customer first writes.
+    #[serde(default)]
+    pub greeting: Option<String>,
+    /// Question and answer pairs.
+    #[serde(default)]
+    pub faq: Vec<FaqEntry>,
+    /// A TOML file with more `[[faq]]` entries, relative to the config file.
+    #[serde(default)]
+    pub faq_file: Option<PathBuf>,
+}
+
+fn default_bot_kind() -> String {
+    "faq".into()
+}
+fn default_bot_timeout() -> u64 {
+    3000
+}
+fn default_threshold() -> f64 {
+    0.35
+}
+fn default_fallback() -> String {
+    "Sorry, I don't know that one yet. Could you put it another way? You can also ask for a person at any time."
+        .into()
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        Self {
+            kind: default_bot_kind(),
+            timeout_ms: default_bot_timeout(),
+            confidence_threshold: default_threshold(),
+            fallback_reply: default_fallback(),
+            greeting: None,
+            faq: Vec::new(),
+            faq_file: None,
+        }
+    }
+}
+
+/// One question the FAQ bot knows, with its answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaqEntry {
+    /// The main question; `alternatives` are other ways people ask it.
+    pub question: String,
+    #[serde(default)]
+    pub alternatives: Vec<String>,
+    pub answer: String,
+    /// Reported to the escalation policy as the bot's intent when this entry answers.
+    #[serde(default)]
+    pub intent: Option<String>,
+    /// Answering this entry asks for a handoff (for topics only people handle).
+    #[serde(default)]
+    pub handoff: bool,
+}
+
+/// Warm: the customer is told a person is coming. Cold: the conversation moves silently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HandoffMode {
+    Warm,
+    Cold,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationConfig {
+    #[serde(default = "default_mode")]
+    pub mode: HandoffMode,
+    /// What the customer is told on a warm handoff.
+    #[serde(default = "default_warm_message")]
+    pub warm_message: String,
+    /// Told when an agent joins; `{agent}` is replaced by the agent's name.
+    #[serde(default = "default_agent_joined")]
+    pub agent_joined_message: String,
+    /// Told when the agent closes and the bot is back.
+    #[serde(default = "default_handback_message")]
+    pub handback_message: String,
+    /// Team that gets escalations no rule sends elsewhere.
+    #[serde(default = "default_team")]
+    pub default_team: String,
+    #[serde(default)]
+    pub explicit_request: ExplicitRequestConfig,
+    #[serde(default)]
+    pub low_confidence: LowConfidenceConfig,
+    #[serde(default = "default_true")]
+    pub bot_handoff_request: bool,
+    #[serde(default)]
+    pub keyword_rules: Vec<KeywordRule>,
+}
+
+fn default_mode() -> HandoffMode {
+    HandoffMode::Warm
+}
+fn default_warm_message() -> String {
+    "I'm connecting you with a person now. They'll see everything we talked about, so you won't have to repeat yourself.".into()
+}
+fn default_agent_joined() -> String {
+    "{agent} joined the conversation.".into()
+}
+fn default_handback_message() -> String {
+    "The conversation with our team has ended. I'm here if you need anything else.".into()
+}
+fn default_team() -> String {
+    "support".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        Self {
+            mode: default_mode(),
+            warm_message: default_warm_message(),
+            agent_joined_message: default_agent_joined(),
+            handback_message: default_handback_message(),
+            default_team: default_team(),
+            explicit_request: ExplicitRequestConfig::default(),
+            low_confidence: LowConfidenceConfig::default(),
+            bot_handoff_request: true,
+            keyword_rules: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplicitRequestConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// More phrases that ask for a person, on top of the built-in ones.
+    #[serde(default)]
+    pub extra_phrases: Vec<String>,
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+}
+
+fn default_priority() -> u8 {
+    2
+}
+
+impl Default for ExplicitRequestConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            extra_phrases: Vec::new(),
+            priority: default_priority(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LowConfidenceConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A bot reply below this confidence counts as a low-confidence reply.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// Escalate when `count` of the last `window` bot replies were low.
+    #[serde(default = "default_low_count")]
+    pub count: usize,
+    #[serde(default = "default_low_window")]
+    pub window: usize,
+}
+
+fn default_low_count() -> usize {
+    2
+}
+fn default_low_window() -> usize {
+    3
+}
+
+impl Default for LowConfidenceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: default_threshold(),
+            count: default_low_count(),
+            window: default_low_window(),
+        }
+    }
+}
+
+/// A rule that escalates when a customer message matches one of its patterns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeywordRule {
+    /// Stable name, reported as the evidence of the `keyword_rule` trigger.
+    pub name: String,
+    /// Case-insensitive regular expressions.
+    pub patterns: Vec<String>,
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+    /// Team to route to; the default team when absent.
+    #[serde(default)]
+    pub team: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Seconds an agent has to accept an offer before it goes to the next agent.
+    #[serde(default = "default_offer_timeout")]
+    pub offer_timeout_secs: u64,
+    /// Seconds after an agent's last session disconnects before their conversations go back
+    /// to the queue (a page reload must not cost them their conversations).
+    #[serde(default = "default_requeue")]
+    pub requeue_after_disconnect_secs: u64,
+    /// Seconds before a conversation an agent declined is offered to that agent again.
+    #[serde(default = "default_decline_cooldown")]
+    pub decline_cooldown_secs: u64,
+    /// Teams conversations can be routed to.
+    #[serde(default = "default_teams")]
+    pub teams: Vec<TeamConfig>,
+}
+
+fn default_offer_timeout() -> u64 {
+    30
+}
+fn default_requeue() -> u64 {
+    60
+}
+fn default_decline_cooldown() -> u64 {
+    300
+}
+fn default_teams() -> Vec<TeamConfig> {
+    vec![TeamConfig {
+        name: default_team(),
+    }]
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            offer_timeout_secs: default_offer_timeout(),
+            requeue_after_disconnect_secs: default_requeue(),
+            decline_cooldown_secs: default_decline_cooldown(),
+            teams: default_teams(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamConfig {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsConfig {
+    /// Conversations an agent holds at once unless `agent add --capacity` says otherwise.
+    #[serde(default = "default_capacity")]
+    pub default_capacity: u32,
+    /// Largest websocket frame accepted from an agent client.
+    #[serde(default = "default_frame_bytes")]
+    pub max_frame_bytes: usize,
+}
+
+fn default_capacity() -> u32 {
+    3
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        Self {
+            default_capacity: default_capacity(),
+            max_frame_bytes: default_frame_bytes(),
+        }
+    }
+}
+
+/// One problem found in a config file, with where it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigProblem {
+    /// Dotted TOML key, e.g. `escalation.keyword_rules[1].team`.
+    pub key: String,
+    /// 1-based line, when the key could be found in the file.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}: {}", self.key, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", format_problems(.0))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+fn format_problems(problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Reads, expands, parses and validates a config file. Relative paths in it are made
+    /// relative to the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base)
+    }
+
+    /// Parses config text; `base` anchors relative paths.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let (expanded, mut problems) = expand_env(text);
+        let mut config: Config = match toml::from_str(&expanded) {
+            Ok(c) => c,
+            Err(e) => {
+                let line = e.span().map(|s| line_of_offset(&expanded, s.start));
+                problems.push(ConfigProblem {
+                    key: key_from_toml_error(&e),
+                    line,
+                    message: e.message().trim().to_string(),
+                });
+                return Err(ConfigError::Invalid(problems));
+            }
+        };
+        if config.storage.data_dir.is_relative() {
+            config.storage.data_dir = base.join(&config.storage.data_dir);
+        }
+        if let Some(f) = &config.bot.faq_file
+            && f.is_relative()
+        {
+            config.bot.faq_file = Some(base.join(f));
+        }
+        problems.extend(config.validate());
+        for p in problems.iter_mut() {
+            if p.line.is_none() {
+                p.line = locate_key(text, &p.key);
+            }
+        }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Checks what serde cannot: references between sections, ranges, regexes, addresses.
+    fn validate(&self) -> Vec<ConfigProblem> {
+        let mut out = Vec::new();
+        let mut bad = |key: String, message: String| {
+            out.push(ConfigProblem {
+                key,
+                line: None,
+                message,
+            })
+        };
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            bad(
+                "server.listen".into(),
+                format!("`{}` is not an address like 127.0.0.1:8080", self.server.listen),
+            );
+        }
+        if self.server.max_body_bytes < 1024 {
+            bad("server.max_body_bytes".into(), "must be at least 1024".into());
+        }
+        for (i, k) in self.api.keys.iter().enumerate() {
+            if k.len() < 16 {
+                bad(
+                    format!("api.keys[{i}]"),
+                    "an API key must be at least 16 characters".into(),
+                );
+            }
+        }
+        if self.widget.token_secret.len() < 16 {
+            bad(
+                "widget.token_secret".into(),
+                "must be at least 16 characters (it signs visitor tokens)".into(),
+            );
+        }
+        if self.widget.max_frame_bytes < 1024 {
+            bad("widget.max_frame_bytes".into(), "must be at least 1024".into());
+        }
+        if self.widget.max_message_chars == 0 {
+            bad("widget.max_message_chars".into(), "must be above 0".into());
+        }
+        if self.agents.max_frame_bytes < 1024 {
+            bad("agents.max_frame_bytes".into(), "must be at least 1024".into());
+        }
+        if self.agents.default_capacity == 0 {
+            bad("agents.default_capacity".into(), "must be at least 1".into());
+        }
+        if self.bot.kind != "faq" {
+            bad(
+                "bot.kind".into(),
+                format!("unknown bot `{}`; known: faq", self.bot.kind),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.bot.confidence_threshold) {
+            bad(
+                "bot.confidence_threshold".into(),
+                "must be between 0 and 1".into(),
+            );
+        }
+        if self.bot.timeout_ms == 0 {
+            bad("bot.timeout_ms".into(), "must be above 0".into());
+        }
+        for (i, e) in self.bot.faq.iter().enumerate() {
+            if e.question.trim().is_empty() {
+                bad(format!("bot.faq[{i}].question"), "must not be empty".into());
+            }
+            if e.answer.trim().is_empty() {
+                bad(format!("bot.faq[{i}].answer"), "must not be empty".into());
+            }
+        }
+        if let Some(f) = &self.bot.faq_file
+            && let Err(e) = crate::bot::faq::load_faq_file(f)
+        {
+            bad("bot.faq_file".into(), e.to_string());
+        }
+        let lc = &self.escalation.low_confidence;
+        if !(0.0..=1.0).contains(&lc.threshold) {
+            bad(
+                "escalation.low_confidence.threshold".into(),
+                "must be between 0 and 1".into(),
+            );
+        }
+        if lc.window == 0 || lc.count == 0 || lc.count > lc.window {
+            bad(
+                "escalation.low_confidence.count".into(),
+                format!(
+                    "count ({}) must be between 1 and window ({})",
+                    lc.count, lc.window
+                ),
+            );
+        }
+        let mut teams = HashSet::new();
+        for (i, t) in self.router.teams.iter().enumerate() {
+            if !valid_name(&t.name) {
+                bad(
+                    format!("router.teams[{i}].name"),
+                    "a team name is 1 to 64 letters, digits, `-` or `_`".into(),
+                );
+            }
+            if !teams.insert(t.name.as_str()) {
+                bad(
+                    format!("router.teams[{i}].name"),
+                    format!("team `{}` is defined twice", t.name),
+                );
+            }
+        }
+        if self.router.teams.is_empty() {
+            bad("router.teams".into(), "at least one team is needed".into());
+        }
+        if !teams.contains(self.escalation.default_team.as_str()) {
+            bad(
+                "escalation.default_team".into(),
+                format!(
+                    "team `{}` is not defined in [[router.teams]]",
+                    self.escalation.default_team
+                ),
+            );
+        }
+        if self.router.offer_timeout_secs == 0 {
+            bad("router.offer_timeout_secs".into(), "must be above 0".into());
+        }
+        let mut rule_names = HashSet::new();
+        for (i, r) in self.escalation.keyword_rules.iter().enumerate() {
+            if !rule_names.insert(r.name.as_str()) {
+                bad(
+                    format!("escalation.keyword_rules[{i}].name"),
+                    format!("rule `{}` is defined twice", r.name),
+                );
+            }
+            if r.patterns.is_empty() {
+                bad(
+                    format!("escalation.keyword_rules[{i}].patterns"),
+                    "a rule needs at least one pattern".into(),
+                );
+            }
+            for (j, p) in r.patterns.iter().enumerate() {
+                if let Err(e) = regex::RegexBuilder::new(p).case_insensitive(true).build() {
+                    bad(
+                        format!("escalation.keyword_rules[{i}].patterns[{j}]"),
+                        format!("not a valid regular expression: {e}"),
+                    );
+                }
+            }
+            if let Some(team) = &r.team
+                && !teams.contains(team.as_str())
+            {
+                bad(
+                    format!("escalation.keyword_rules[{i}].team"),
+                    format!("team `{team}` is not defined in [[router.teams]]"),
+                );
+            }
+            if r.priority > 3 {
+                bad(
+                    format!("escalation.keyword_rules[{i}].priority"),
+                    "priority is 0 (low) to 3 (urgent)".into(),
+                );
+            }
+        }
+        if self.escalation.explicit_request.priority > 3 {
+            bad(
+                "escalation.explicit_request.priority".into(),
+                "priority is 0 (low) to 3 (urgent)".into(),
+            );
+        }
+        out
+    }
+
+    /// True when `team` is one of the configured teams.
+    pub fn has_team(&self, team: &str) -> bool {
+        self.router.teams.iter().any(|t| t.name == team)
+    }
+
+    /// Path of the journal file.
+    pub fn journal_path(&self) -> PathBuf {
+        self.storage.data_dir.join("handoffd.redb")
+    }
+}
+
+/// Names used as keys (teams, agents): short, printable, no spaces.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// Replaces `${NAME}` and `${NAME:-default}` with the environment's value. A missing variable
+/// without a default is a problem, reported with its line. `$${` stays a literal `${`.
+fn expand_env(text: &str) -> (String, Vec<ConfigProblem>) {
+    let mut out = String::with_capacity(text.len());
+    let mut problems = Vec::new();
+    for (lineno, full_line) in text.split_inclusive('\n').enumerate() {
+        // Comments are left alone: `${...}` in a comment is documentation, not a variable.
+        let (line, comment) = full_line.split_at(comment_start(full_line));
+        let mut rest = line;
+        while let Some(pos) = rest.find("${") {
+            if pos > 0 && rest.as_bytes()[pos - 1] == b'$' {
+                out.push_str(&rest[..pos - 1]);
+                out.push_str("${");
+                rest = &rest[pos + 2..];
+                continue;
+            }
+            out.push_str(&rest[..pos]);
+            let after = &rest[pos + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[pos..]);
+                rest = "";
+                break;
+            };
+            let inner = &after[..end];
+            let (name, default) = match inner.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (inner, None),
+            };
+            match (std::env::var(name), default) {
+                (Ok(v), _) if !v.is_empty() => out.push_str(&toml_escape(&v)),
+                (_, Some(d)) => out.push_str(d),
+                (Ok(_), None) | (Err(_), None) => {
+                    problems.push(ConfigProblem {
+                        key: key_at_line(text, lineno),
+                        line: Some(lineno + 1),
+                        message: format!("environment variable `{name}` is not set"),
+                    });
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out.push_str(comment);
+    }
+    (out, problems)
+}
+
+/// Byte index where a line's comment starts (a `#` outside any string), or its length.
+fn comment_start(line: &str) -> usize {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(q) => {
+                if q == '"' && c == '\\' && !escaped {
+                    escaped = true;
+                    continue;
+                }
+                if c == q && !escaped {
+                    quote = None;
+                }
+                escaped = false;
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '#' => return i,
+                _ => {}
+            },
+        }
+    }
+    line.len()
+}
+
+/// Environment values land inside TOML strings: keep quotes and backslashes literal.
+fn toml_escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn key_from_toml_error(e: &toml::de::Error) -> String {
+    // toml reports the path in its message as "in `a.b`"; fall back to the document root.
+    let msg = e.to_string();
+    if let Some(start) = msg.find("in `") {
+        let rest = &msg[start + 4..];
+        if let Some(end) = rest.find('`') {
+            return rest[..end].to_string();
+        }
+    }
+    "(document)".into()
+}
+
+/// The dotted key assigned on a given (0-based) line, for problems found before parsing.
+fn key_at_line(text: &str, target: usize) -> String {
+    let mut table = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(h) = header_name(t) {
+            table = h.to_string();
+        }
+        if i == target {
+            let key = t.split('=').next().unwrap_or("").trim();
+            return if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            };
+        }
+    }
+    "(document)".into()
+}
+
+fn header_name(line: &str) -> Option<&str> {
+    let l = line.split('#').next().unwrap_or("").trim();
+    if let Some(inner) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+        return Some(inner.trim());
+    }
+    l.strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .map(str::trim)
+}
+
+/// Finds the line of a dotted key like `escalation.keyword_rules[1].patterns[0]` in config
+/// text written with ordinary tables and arrays of tables. Returns the nearest line found:
+/// the key's own line, else its table's header.
+pub fn locate_key(text: &str, key: &str) -> Option<usize> {
+    // Split `a.b[2].c[0]` into the table path with array indexes and the final key.
+    let mut parts: Vec<(String, Option<usize>)> = Vec::new();
+    for seg in key.split('.') {
+        match seg.split_once('[') {
+            Some((name, idx)) => parts.push((
+                name.to_string(),
+                idx.trim_end_matches(']').parse::<usize>().ok(),
+            )),
+            None => parts.push((seg.to_string(), None)),
+        }
+    }
+    // Try the longest table prefix first: the table is everything but the last segment.
+    let (last, table) = parts.split_last()?;
+    let table_name = table
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(".");
+    let wanted_index = table.last().and_then(|(_, i)| *i);
+    let mut counts: std::collections::HashMap<String, usize> = Default::default();
+    let mut in_table = table_name.is_empty();
+    let mut header_line = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(h) = header_name(t) {
+            let is_array = t.starts_with("[[");
+            let idx = if is_array {
+                let c = counts.entry(h.to_string()).or_insert(0);
+                *c += 1;
+                Some(*c - 1)
+            } else {
+                None
+            };
+            in_table = h == table_name && (wanted_index.is_none() || idx == wanted_index);
+            if in_table && header_line.is_none() {
+                header_line = Some(i + 1);
+            }
+            continue;
+        }
+        if in_table {
+            let k = t.split('=').next().unwrap_or("").trim().trim_matches('"');
+            if t.contains('=') && k == last.0 {
+                return Some(i + 1);
+            }
+        }
+    }
+    header_line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[widget]
+token_secret = "0123456789abcdef0123"
+"#;
+
+    #[test]
+    fn minimal_config_is_valid() {
+        let c = Config::from_toml(GOOD, Path::new("/tmp")).expect("valid");
+        assert_eq!(c.escalation.default_team, "support");
+        assert_eq!(c.storage.data_dir, Path::new("/tmp/./data"));
+    }
+
+    #[test]
+    fn problems_carry_key_and_line() {
+        let text = r#"[widget]
+token_secret = "short"
+
+[[router.teams]]
+name = "support"
+
+[[escalation.keyword_rules]]
+name = "legal"
+patterns = ["lawyer"]
+
+[[escalation.keyword_rules]]
+name = "billing"
+patterns = ["(unclosed"]
+team = "nobody"
+"#;
+        let Err(ConfigError::Invalid(problems)) = Config::from_toml(text, Path::new(".")) else {
+            panic!("expected problems");
+        };
+        let find = |k: &str| problems.iter().find(|p| p.key == k).cloned();
+        assert_eq!(find("widget.token_secret").and_then(|p| p.line), Some(2));
+        assert_eq!(
+            find("escalation.keyword_rules[1].patterns[0]").and_then(|p| p.line),
+            Some(13)
+        );
+        assert_eq!(
+            find("escalation.keyword_rules[1].team").and_then(|p| p.line),
+            Some(14)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_are_reported_with_lines() {
+        let text = "[widget]\ntoken_secret = \"0123456789abcdef0123\"\nmax_frame_bytes = \"big\"\n";
+        let Err(ConfigError::Invalid(p)) = Config::from_toml(text, Path::new(".")) else {
+            panic!("expected problems");
+        };
+        assert_eq!(p[0].line, Some(3), "{p:?}");
+        let text = "[widgte]\nx = 1\n";
+        let Err(ConfigError::Invalid(p)) = Config::from_toml(text, Path::new(".")) else {
+            panic!("expected problems");
+        };
+        assert_eq!(p[0].line, Some(1), "{p:?}");
+    }
+
+    #[test]
+    fn env_expansion_with_defaults_and_missing() {
+        // SAFETY: tests in this module do not read this variable concurrently.
+        unsafe { std::env::set_var("HANDOFFD_TEST_SECRET", "from-env-0123456789") };
+        let text = "[widget]\ntoken_secret = \"${HANDOFFD_TEST_SECRET}\"\n[api]\nkeys = [\"${HANDOFFD_NOPE_KEY:-default-key-0123456789}\"]\n";
+        let c = Config::from_toml(text, Path::new(".")).expect("valid");
+        assert_eq!(c.widget.token_secret, "from-env-0123456789");
+        assert_eq!(c.api.keys, vec!["default-key-0123456789".to_string()]);
+        let text = "# a comment may mention ${ANYTHING}\n[widget]\ntoken_secret = \"${HANDOFFD_SURELY_UNSET_VAR}\" # ${NOR_THIS}\n";
+        let Err(ConfigError::Invalid(p)) = Config::from_toml(text, Path::new(".")) else {
+            panic!("expected problems");
+        };
+        assert_eq!(p.len(), 2, "{p:?}"); // the unset variable, and the empty secret it leaves
+        assert!(p.iter().any(|p| p.line == Some(3)
+            && p.key == "widget.token_secret"
+            && p.message.contains("HANDOFFD_SURELY_UNSET_VAR")));
+    }
+}

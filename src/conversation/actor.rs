@@ -1,0 +1,734 @@
+//! One conversation: its transcript, its sentiment, and who owns it.
+//!
+//! Every handler that changes the conversation is atomic (`AtomicResponse`): the next
+//! message waits in the mailbox until the current one is journaled and, for a customer
+//! message, until the bot has answered it. That is what keeps a conversation in order. State
+//! is changed in memory first and then committed; if the commit fails the actor reloads
+//! itself from the store, which holds the truth.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::fut::{self, LocalBoxActorFuture};
+use actix::prelude::*;
+use handoffd_channels::{
+    ConversationStatus, InboundAck, InboundError, Outbound, OutboundPayload, now_ms,
+};
+use uuid::Uuid;
+
+use super::{
+    AgentAction, AgentRequest, AssignAgent, ConversationError, CustomerMessage, Requeue, Services,
+    TypingSignal,
+};
+use crate::agents::protocol::{ServerFrame, TransferTarget};
+use crate::analysis::{entities, sentiment, summary};
+use crate::bot::{BotError, BotReply, BotTurn};
+use crate::config::HandoffMode;
+use crate::delivery::{Deliver, Ephemeral};
+use crate::escalation::Decision;
+use crate::handoff::{Escalation, TranscriptEntry};
+use crate::model::{
+    BotTurnMeta, ConversationRecord, KnownEntity, MessageRecord, OutboxEntry, Owner,
+    QueueEntry, Role, next_ticket,
+};
+use crate::router::{Enqueue, Released};
+use crate::store::Op;
+
+/// The actor of one conversation.
+pub struct ConversationActor {
+    record: ConversationRecord,
+    transcript: Vec<MessageRecord>,
+    /// Platform message id -> seq, so a message delivered twice is stored once.
+    seen: HashMap<String, u64>,
+    svc: Arc<Services>,
+    last_active: Instant,
+}
+
+/// Work a handler did in memory and must now make durable, with what to do once it is.
+#[derive(Default)]
+struct Pending {
+    ops: Vec<Op>,
+    deliveries: Vec<OutboxEntry>,
+    /// New messages an owning agent should see live.
+    for_agent: Vec<MessageRecord>,
+    status: Option<ConversationStatus>,
+}
+
+impl ConversationActor {
+    pub fn new(svc: Arc<Services>, record: ConversationRecord, transcript: Vec<MessageRecord>) -> Self {
+        let seen = transcript
+            .iter()
+            .filter_map(|m| m.platform_message_id.clone().map(|p| (p, m.seq)))
+            .collect();
+        ConversationActor {
+            record,
+            transcript,
+            seen,
+            svc,
+            last_active: Instant::now(),
+        }
+    }
+
+    fn id(&self) -> &str {
+        &self.record.id
+    }
+
+    /// Puts back the state the store holds, after a failed commit.
+    fn reload(&mut self) {
+        let id = self.record.id.clone();
+        match (
+            self.svc.store.conversation(&id),
+            self.svc.store.messages_after(&id, 0),
+        ) {
+            (Ok(Some(record)), Ok(transcript)) => {
+                *self = ConversationActor::new(self.svc.clone(), record, transcript);
+            }
+            (Ok(None), Ok(_)) => {
+                // Never written: start from nothing but keep identity.
+                let fresh = ConversationRecord::new(
+                    id,
+                    self.record.channel,
+                    self.record.key.clone(),
+                    self.record.contact.clone(),
+                    self.record.created_at_ms,
+                );
+                *self = ConversationActor::new(self.svc.clone(), fresh, Vec::new());
+            }
+            (r, m) => {
+                tracing::error!(conversation = %id, record = ?r.err(), messages = ?m.err(), "cannot reload conversation");
+            }
+        }
+    }
+
+    /// Appends a message to the transcript and to the pending ops; customer-visible messages
+    /// other than the customer's own also get an outbox entry.
+    fn journal(&mut self, p: &mut Pending, mut msg: MessageRecord) -> u64 {
+        let seq = self.record.last_seq + 1;
+        msg.seq = seq;
+        self.record.last_seq = seq;
+        self.record.updated_at_ms = msg.at_ms;
+        if matches!(self.record.owner, Owner::Agent { .. }) && msg.handoff.is_none() {
+            msg.handoff = Some(self.record.handoffs);
+        }
+        p.ops.push(Op::AppendMessage {
+            conversation_id: self.record.id.clone(),
+            message: Box::new(msg.clone()),
+        });
+        if msg.role.customer_visible() && msg.role != Role::Customer {
+            let entry = OutboxEntry {
+                delivery_id: format!("{}:{seq}", self.record.id),
+                conversation_id: self.record.id.clone(),
+                channel: self.record.channel,
+                conversation_key: self.record.key.clone(),
+                payload: OutboundPayload::Message(msg.visible()),
+                attempts: 0,
+                created_at_ms: msg.at_ms,
+            };
+            p.ops.push(Op::PutOutbox(Box::new(entry.clone())));
+            p.deliveries.push(entry);
+        }
+        if let Some(pid) = &msg.platform_message_id {
+            self.seen.insert(pid.clone(), seq);
+        }
+        p.for_agent.push(msg.clone());
+        self.transcript.push(msg);
+        seq
+    }
+
+    fn message(role: Role, text: String) -> MessageRecord {
+        MessageRecord {
+            seq: 0,
+            role,
+            author: None,
+            author_name: None,
+            text,
+            at_ms: now_ms(),
+            platform_message_id: None,
+            attachments: Vec::new(),
+            sentiment: None,
+            handoff: None,
+            bot: None,
+        }
+    }
+
+    /// Commits what a handler prepared; on success delivers and notifies, on failure reloads.
+    fn commit(&mut self, mut p: Pending) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
+        p.ops.push(Op::PutConversation(Box::new(self.record.clone())));
+        let ops = std::mem::take(&mut p.ops);
+        let store = self.svc.store.clone();
+        async move { store.commit(ops).await }
+            .into_actor(self)
+            .map(move |res, act, _ctx| match res {
+                Ok(()) => {
+                    act.after_commit(p);
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::error!(conversation = %act.id(), error = %e, "commit failed");
+                    act.reload();
+                    Err(ConversationError::from(e))
+                }
+            })
+            .boxed_local()
+    }
+
+    fn after_commit(&mut self, p: Pending) {
+        for entry in p.deliveries {
+            self.svc.outbox.do_send(Deliver(entry));
+        }
+        if let Some(status) = p.status {
+            self.svc.outbox.do_send(Ephemeral(Outbound {
+                delivery_id: format!("{}:status:{}", self.record.id, self.record.last_seq),
+                channel: self.record.channel,
+                conversation_key: self.record.key.clone(),
+                payload: OutboundPayload::Status(status),
+            }));
+        }
+        if let Owner::Agent { agent_id, .. } = &self.record.owner {
+            for m in p.for_agent {
+                self.svc.agents.push(
+                    agent_id,
+                    &ServerFrame::Message {
+                        conversation_id: self.record.id.clone(),
+                        message: TranscriptEntry::from(&m),
+                    },
+                );
+            }
+        }
+    }
+
+    /// The transcript as a bot or agent sees it: internal notes left out for bots.
+    fn transcript_for_bot(&self) -> Vec<TranscriptEntry> {
+        self.transcript
+            .iter()
+            .filter(|m| m.role != Role::Note)
+            .map(TranscriptEntry::from)
+            .collect()
+    }
+
+    fn confidence_history(&self) -> Vec<f64> {
+        self.transcript
+            .iter()
+            .filter_map(|m| m.bot.as_ref().and_then(|b| b.confidence))
+            .collect()
+    }
+
+    fn on_customer_message(&mut self, msg: CustomerMessage) -> LocalBoxActorFuture<Self, ()> {
+        let CustomerMessage { inbound, ack } = msg;
+        if let Some(seq) = self.seen.get(&inbound.platform_message_id) {
+            let _ = ack.send(Ok(InboundAck {
+                conversation_id: self.record.id.clone(),
+                seq: *seq,
+                duplicate: true,
+            }));
+            return fut::ready(()).boxed_local();
+        }
+        // The contact may have gained a name since the conversation started.
+        if inbound.contact.name.is_some() && inbound.contact.name != self.record.contact.name {
+            self.record.contact.name = inbound.contact.name.clone();
+        }
+        if inbound.contact.language.is_some() {
+            self.record.contact.language = inbound.contact.language.clone();
+        }
+        let score = sentiment::score(&inbound.text);
+        self.record.sentiment.update(score);
+        let mut p = Pending::default();
+        let mut m = Self::message(Role::Customer, inbound.text.clone());
+        m.platform_message_id = Some(inbound.platform_message_id.clone());
+        m.attachments = inbound.attachments.clone();
+        m.sentiment = Some(score);
+        m.at_ms = now_ms();
+        let seq = self.journal(&mut p, m);
+        for found in entities::extract(&inbound.text) {
+            if !self
+                .record
+                .entities
+                .iter()
+                .any(|e| e.kind == found.kind && e.value == found.value)
+            {
+                self.record.entities.push(KnownEntity::from_found(found, seq));
+            }
+        }
+        let conversation_id = self.record.id.clone();
+        self.commit(p)
+            .then(move |res, act, _ctx| {
+                match res {
+                    Ok(()) => {
+                        let _ = ack.send(Ok(InboundAck {
+                            conversation_id,
+                            seq,
+                            duplicate: false,
+                        }));
+                    }
+                    Err(e) => {
+                        let _ = ack.send(Err(InboundError::Storage(e.to_string())));
+                        return fut::ready(()).boxed_local();
+                    }
+                }
+                match act.record.owner {
+                    Owner::Bot => act.bot_step(seq),
+                    // The agent saw it live (after_commit); while queued the bot stays silent.
+                    Owner::Queued { .. } | Owner::Agent { .. } => fut::ready(()).boxed_local(),
+                }
+            })
+            .boxed_local()
+    }
+
+    /// The bot owns the conversation: check the customer-side triggers, else ask the bot.
+    fn bot_step(&mut self, seq: u64) -> LocalBoxActorFuture<Self, ()> {
+        let text = self
+            .transcript
+            .last()
+            .map(|m| m.text.clone())
+            .unwrap_or_default();
+        if let Some(decision) = self.svc.policy.on_customer_message(seq, &text) {
+            return self.escalate(decision, None).map(|_, _, _| ()).boxed_local();
+        }
+        let Some(message) = self.transcript.last().map(TranscriptEntry::from) else {
+            return fut::ready(()).boxed_local();
+        };
+        let transcript = self.transcript_for_bot();
+        let agent_messages_seen = transcript.iter().filter(|m| m.role == Role::Agent).count();
+        let turn = BotTurn {
+            conversation_id: self.record.id.clone(),
+            channel: self.record.channel,
+            contact: self.record.contact.clone(),
+            message,
+            transcript,
+            resumed_after_handoff: self.record.bot_resuming,
+        };
+        let meta = BotTurnMeta {
+            confidence: None,
+            intent: None,
+            transcript_len: turn.transcript.len(),
+            agent_messages_seen,
+            resumed_after_handoff: turn.resumed_after_handoff,
+        };
+        let bot = self.svc.bot.clone();
+        let timeout = self.svc.settings.bot_timeout;
+        async move {
+            match tokio::time::timeout(timeout, bot.answer(turn)).await {
+                Ok(r) => r,
+                Err(_) => Err(BotError::Timeout(timeout.as_millis() as u64)),
+            }
+        }
+        .into_actor(self)
+        .then(move |res, act, _ctx| act.on_bot_reply(seq, res, meta))
+        .boxed_local()
+    }
+
+    fn on_bot_reply(
+        &mut self,
+        seq: u64,
+        res: Result<BotReply, BotError>,
+        mut meta: BotTurnMeta,
+    ) -> LocalBoxActorFuture<Self, ()> {
+        // The bot may have been slow: if someone took the conversation meanwhile, it is
+        // no longer the bot's to answer.
+        if self.record.owner != Owner::Bot {
+            return fut::ready(()).boxed_local();
+        }
+        let reply = match res {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(conversation = %self.id(), error = %e, "bot gave no answer");
+                // A failed turn counts as a reply with no confidence at all.
+                BotReply {
+                    messages: Vec::new(),
+                    confidence: Some(0.0),
+                    intent: None,
+                    handoff: None,
+                }
+            }
+        };
+        meta.confidence = reply.confidence;
+        meta.intent = reply.intent.clone();
+        let mut confidences = self.confidence_history();
+        if let Some(c) = reply.confidence {
+            confidences.push(c);
+        }
+        let decision = self.svc.policy.on_bot_reply(seq, &reply, &confidences);
+        self.record.bot_resuming = false;
+        let mut p = Pending::default();
+        let bot_name = self.svc.bot.name().to_string();
+        // Low confidence: the fallback would only add noise before the handoff message.
+        let send_messages = match &decision {
+            None => true,
+            Some(d) => d.triggers.iter().any(|t| t.trigger == "bot_handoff"),
+        };
+        let mut journaled = false;
+        if send_messages {
+            for text in &reply.messages {
+                let mut m = Self::message(Role::Bot, text.clone());
+                m.author = Some(bot_name.clone());
+                m.bot = Some(meta.clone());
+                self.journal(&mut p, m);
+                journaled = true;
+            }
+        }
+        if !journaled {
+            // Keep the bot's turn on record (confidence history) even when nothing is sent:
+            // attach the meta to the customer's message it answered.
+            if let Some(last) = self.transcript.iter_mut().rev().find(|m| m.seq == seq) {
+                last.bot = Some(meta.clone());
+                p.ops.push(Op::AppendMessage {
+                    conversation_id: self.record.id.clone(),
+                    message: Box::new(last.clone()),
+                });
+            }
+        }
+        match decision {
+            None => self.commit(p).map(|_, _, _| ()).boxed_local(),
+            Some(d) => self.escalate(d, Some(p)).map(|_, _, _| ()).boxed_local(),
+        }
+    }
+
+    /// Hands the conversation to people: queued for the decision's team, the customer told
+    /// (warm) or not (cold), the router given the queue entry once it is durable.
+    fn escalate(
+        &mut self,
+        decision: Decision,
+        pending: Option<Pending>,
+    ) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
+        let mut p = pending.unwrap_or_default();
+        let now = now_ms();
+        self.record.handoffs += 1;
+        let intent = self
+            .transcript
+            .iter()
+            .rev()
+            .find_map(|m| m.bot.as_ref().and_then(|b| b.intent.clone()));
+        let summary = summary::summarize(
+            &self.transcript,
+            &self.record.entities,
+            intent.as_deref(),
+            &decision.triggers,
+        );
+        self.record.escalation = Some(Escalation {
+            triggers: decision.triggers.clone(),
+            priority: decision.priority,
+            team: decision.team.clone(),
+            escalated_at_ms: now,
+            intent,
+            confidence_history: self.confidence_history(),
+            summary,
+        });
+        self.record.owner = Owner::Queued {
+            team: decision.team.clone(),
+            since_ms: now,
+        };
+        let entry = QueueEntry {
+            conversation_id: self.record.id.clone(),
+            team: decision.team.clone(),
+            priority: decision.priority,
+            enqueued_at_ms: now,
+            ticket: next_ticket(),
+            only_agent: None,
+        };
+        p.ops.push(Op::PutQueueEntry(entry.clone()));
+        if self.svc.settings.mode == HandoffMode::Warm {
+            let text = self.svc.settings.warm_message.clone();
+            self.journal(&mut p, Self::message(Role::System, text));
+        }
+        p.status = Some(ConversationStatus::Queued { position: None });
+        tracing::info!(conversation = %self.id(), team = %decision.team, triggers = ?decision.triggers.iter().map(|t| &t.trigger).collect::<Vec<_>>(), "escalated");
+        self.commit(p)
+            .map(move |res, act, _ctx| {
+                if res.is_ok() {
+                    act.svc.router.do_send(Enqueue(entry));
+                }
+                res
+            })
+            .boxed_local()
+    }
+
+    fn on_assign(&mut self, msg: AssignAgent) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
+        let Owner::Queued { .. } = &self.record.owner else {
+            return fut::ready(Err(ConversationError::NotQueued)).boxed_local();
+        };
+        let a = msg.assignment;
+        self.record.owner = Owner::Agent {
+            agent_id: a.agent_id.clone(),
+            team: a.team.clone(),
+            since_ms: a.assigned_at_ms,
+        };
+        self.record.last_agent = Some(a.agent_id.clone());
+        let mut p = Pending::default();
+        p.ops.push(Op::DeleteQueueEntry(self.record.id.clone()));
+        p.ops.push(Op::PutAssignment(Box::new(a.clone())));
+        if self.svc.settings.mode == HandoffMode::Warm {
+            let text = self
+                .svc
+                .settings
+                .agent_joined_message
+                .replace("{agent}", &msg.agent_name);
+            self.journal(&mut p, Self::message(Role::System, text));
+        }
+        // The agent gets the whole package in the `assigned` frame; no need to repeat the
+        // join notice as a live message.
+        p.for_agent.clear();
+        p.status = Some(ConversationStatus::Agent {
+            agent_name: msg.agent_name,
+        });
+        self.commit(p)
+    }
+
+    fn on_requeue(&mut self, msg: Requeue) -> LocalBoxActorFuture<Self, Result<QueueEntry, ConversationError>> {
+        match &self.record.owner {
+            Owner::Agent { agent_id, .. } if *agent_id == msg.agent_id => {}
+            _ => return fut::ready(Err(ConversationError::NotOwner)).boxed_local(),
+        }
+        let assignment = match self.svc.store.assignments() {
+            Ok(all) => all.into_iter().find(|a| a.conversation_id == self.record.id),
+            Err(e) => return fut::ready(Err(e.into())).boxed_local(),
+        };
+        let now = now_ms();
+        // Back to its original place: same enqueue time and ticket.
+        let entry = match assignment {
+            Some(a) => a.queued,
+            None => QueueEntry {
+                conversation_id: self.record.id.clone(),
+                team: self.record.owner.team().unwrap_or_default().to_string(),
+                priority: self.record.escalation.as_ref().map_or(1, |e| e.priority),
+                enqueued_at_ms: now,
+                ticket: next_ticket(),
+                only_agent: None,
+            },
+        };
+        self.record.owner = Owner::Queued {
+            team: entry.team.clone(),
+            since_ms: entry.enqueued_at_ms,
+        };
+        let mut p = Pending::default();
+        p.ops.push(Op::DeleteAssignment(self.record.id.clone()));
+        p.ops.push(Op::PutQueueEntry(entry.clone()));
+        let mut note = Self::message(Role::Note, format!("Returned to the queue: {}", msg.reason));
+        note.author = Some("handoffd".into());
+        self.journal(&mut p, note);
+        p.status = Some(ConversationStatus::Queued { position: None });
+        self.commit(p).map(move |res, _, _| res.map(|_| entry)).boxed_local()
+    }
+
+    fn on_agent_request(
+        &mut self,
+        req: AgentRequest,
+    ) -> LocalBoxActorFuture<Self, Result<Option<u64>, ConversationError>> {
+        let (team, handoff) = match &self.record.owner {
+            Owner::Agent { agent_id, team, .. } if *agent_id == req.agent_id => {
+                (team.clone(), self.record.handoffs)
+            }
+            _ => return fut::ready(Err(ConversationError::NotOwner)).boxed_local(),
+        };
+        let mut p = Pending::default();
+        match req.action {
+            AgentAction::Reply { text, client_id } => {
+                let mut m = Self::message(Role::Agent, text);
+                m.author = Some(req.agent_id.clone());
+                m.author_name = Some(req.agent_name.clone());
+                m.platform_message_id = client_id.map(|c| format!("a:{}:{c}", req.agent_id));
+                if let Some(pid) = &m.platform_message_id
+                    && let Some(seq) = self.seen.get(pid)
+                {
+                    return fut::ready(Ok(Some(*seq))).boxed_local();
+                }
+                m.handoff = Some(handoff);
+                let seq = self.journal(&mut p, m);
+                self.commit(p).map(move |r, _, _| r.map(|_| Some(seq))).boxed_local()
+            }
+            AgentAction::Note { text } => {
+                let mut m = Self::message(Role::Note, text);
+                m.author = Some(req.agent_id.clone());
+                m.author_name = Some(req.agent_name.clone());
+                let seq = self.journal(&mut p, m);
+                self.commit(p).map(move |r, _, _| r.map(|_| Some(seq))).boxed_local()
+            }
+            AgentAction::Close => {
+                let mut m = Self::message(Role::Note, format!("Closed by {}", req.agent_name));
+                m.author = Some(req.agent_id.clone());
+                self.journal(&mut p, m);
+                self.record.owner = Owner::Bot;
+                self.record.bot_resuming = true;
+                p.ops.push(Op::DeleteAssignment(self.record.id.clone()));
+                if self.svc.settings.mode == HandoffMode::Warm {
+                    let text = self.svc.settings.handback_message.clone();
+                    self.journal(&mut p, Self::message(Role::System, text));
+                }
+                p.for_agent.clear();
+                p.status = Some(ConversationStatus::Bot);
+                let release = Released {
+                    agent_id: req.agent_id,
+                    conversation_id: self.record.id.clone(),
+                };
+                self.commit(p)
+                    .map(move |r, act, _| {
+                        if r.is_ok() {
+                            act.svc.router.do_send(release);
+                        }
+                        r.map(|_| None)
+                    })
+                    .boxed_local()
+            }
+            AgentAction::Transfer { to, note } => {
+                let (to_team, only_agent, label) = match &to {
+                    TransferTarget::Team(t) => (t.clone(), None, format!("team {t}")),
+                    TransferTarget::Agent(a) => (team.clone(), Some(a.clone()), format!("agent {a}")),
+                };
+                let mut text = format!("Transferred by {} to {label}", req.agent_name);
+                if let Some(n) = note.filter(|n| !n.trim().is_empty()) {
+                    text.push_str(&format!(": {n}"));
+                }
+                let mut m = Self::message(Role::Note, text);
+                m.author = Some(req.agent_id.clone());
+                self.journal(&mut p, m);
+                let now = now_ms();
+                let entry = QueueEntry {
+                    conversation_id: self.record.id.clone(),
+                    team: to_team.clone(),
+                    priority: self.record.escalation.as_ref().map_or(1, |e| e.priority),
+                    enqueued_at_ms: now,
+                    ticket: next_ticket(),
+                    only_agent,
+                };
+                if let Some(e) = self.record.escalation.as_mut() {
+                    e.team = to_team.clone();
+                }
+                self.record.owner = Owner::Queued {
+                    team: to_team,
+                    since_ms: now,
+                };
+                p.ops.push(Op::DeleteAssignment(self.record.id.clone()));
+                p.ops.push(Op::PutQueueEntry(entry.clone()));
+                p.for_agent.clear();
+                p.status = Some(ConversationStatus::Queued { position: None });
+                let release = Released {
+                    agent_id: req.agent_id,
+                    conversation_id: self.record.id.clone(),
+                };
+                self.commit(p)
+                    .map(move |r, act, _| {
+                        if r.is_ok() {
+                            act.svc.router.do_send(release);
+                            act.svc.router.do_send(Enqueue(entry));
+                        }
+                        r.map(|_| None)
+                    })
+                    .boxed_local()
+            }
+        }
+    }
+}
+
+impl Actor for ConversationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let idle = self.svc.settings.idle_timeout;
+        let every = (idle / 2).clamp(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(30),
+        );
+        ctx.run_interval(every, move |act, ctx| {
+            if act.last_active.elapsed() < idle {
+                return;
+            }
+            // Ask the directory to forget us first, so nothing new is routed here; messages
+            // already in the mailbox are dropped on stop and their senders retry, reviving
+            // the conversation from the store.
+            let retire = act.svc.directory.send(super::directory::Retire {
+                conversation_id: act.record.id.clone(),
+                addr: ctx.address(),
+            });
+            ctx.wait(retire.into_actor(act).map(|res, act, ctx| {
+                if matches!(res, Ok(true)) {
+                    tracing::debug!(conversation = %act.id(), "idle, stopping");
+                    ctx.stop();
+                }
+            }));
+        });
+    }
+}
+
+impl Handler<CustomerMessage> for ConversationActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, msg: CustomerMessage, _ctx: &mut Self::Context) -> Self::Result {
+        self.last_active = Instant::now();
+        AtomicResponse::new(self.on_customer_message(msg))
+    }
+}
+
+impl Handler<AgentRequest> for ConversationActor {
+    type Result = AtomicResponse<Self, Result<Option<u64>, ConversationError>>;
+
+    fn handle(&mut self, msg: AgentRequest, _ctx: &mut Self::Context) -> Self::Result {
+        self.last_active = Instant::now();
+        AtomicResponse::new(self.on_agent_request(msg))
+    }
+}
+
+impl Handler<AssignAgent> for ConversationActor {
+    type Result = AtomicResponse<Self, Result<(), ConversationError>>;
+
+    fn handle(&mut self, msg: AssignAgent, _ctx: &mut Self::Context) -> Self::Result {
+        self.last_active = Instant::now();
+        AtomicResponse::new(self.on_assign(msg))
+    }
+}
+
+impl Handler<Requeue> for ConversationActor {
+    type Result = AtomicResponse<Self, Result<QueueEntry, ConversationError>>;
+
+    fn handle(&mut self, msg: Requeue, _ctx: &mut Self::Context) -> Self::Result {
+        self.last_active = Instant::now();
+        AtomicResponse::new(self.on_requeue(msg))
+    }
+}
+
+impl Handler<TypingSignal> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TypingSignal, _ctx: &mut Self::Context) {
+        let Owner::Agent { agent_id, .. } = &self.record.owner else {
+            return;
+        };
+        match msg.agent_id {
+            None => {
+                self.svc.agents.push(
+                    agent_id,
+                    &ServerFrame::Typing {
+                        conversation_id: self.record.id.clone(),
+                        active: msg.active,
+                    },
+                );
+            }
+            Some(from) if from == *agent_id => {
+                self.svc.outbox.do_send(Ephemeral(Outbound {
+                    delivery_id: Uuid::now_v7().to_string(),
+                    channel: self.record.channel,
+                    conversation_key: self.record.key.clone(),
+                    payload: OutboundPayload::Typing { active: msg.active },
+                }));
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+impl Handler<super::DeliveryFailed> for ConversationActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, msg: super::DeliveryFailed, _ctx: &mut Self::Context) -> Self::Result {
+        let mut p = Pending::default();
+        let what = msg
+            .seq
+            .map_or_else(|| "A delivery".to_string(), |s| format!("Message {s}"));
+        let mut note = Self::message(
+            Role::Note,
+            format!("{what} could not be delivered to the customer: {}", msg.reason),
+        );
+        note.author = Some("handoffd".into());
+        self.journal(&mut p, note);
+        AtomicResponse::new(self.commit(p).map(|_, _, _| ()).boxed_local())
+    }
+}

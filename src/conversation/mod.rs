@@ -1,0 +1,196 @@
+//! Conversations: one `ConversationActor` per conversation (its mailbox is the conversation's
+//! order), and the `Directory` that finds a live actor, revives a dormant one from the store,
+//! or starts a new one.
+
+mod actor;
+mod directory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::agents::AgentRegistry;
+use crate::agents::protocol::TransferTarget;
+use crate::bot::Bot;
+use crate::config::{Config, HandoffMode};
+use crate::delivery::Outbox;
+use crate::escalation::Policy;
+use crate::model::{Assignment, QueueEntry};
+use crate::router::Router;
+use crate::store::{Store, StoreError};
+use handoffd_channels::{Inbound, InboundAck, InboundError};
+
+pub use actor::ConversationActor;
+pub use directory::{Directory, Lookup, SetServices};
+
+/// What every conversation actor needs, shared.
+pub struct Services {
+    pub store: Store,
+    pub bot: Arc<dyn Bot>,
+    pub policy: Policy,
+    pub router: Addr<Router>,
+    pub outbox: Addr<Outbox>,
+    pub agents: AgentRegistry,
+    pub directory: Addr<Directory>,
+    pub settings: ConversationSettings,
+}
+
+/// The parts of the config conversations read.
+#[derive(Debug, Clone)]
+pub struct ConversationSettings {
+    pub idle_timeout: Duration,
+    pub bot_timeout: Duration,
+    pub mode: HandoffMode,
+    pub warm_message: String,
+    pub agent_joined_message: String,
+    pub handback_message: String,
+}
+
+impl ConversationSettings {
+    pub fn from_config(c: &Config) -> Self {
+        ConversationSettings {
+            idle_timeout: Duration::from_secs(c.conversations.idle_timeout_secs.max(1)),
+            bot_timeout: Duration::from_millis(c.bot.timeout_ms),
+            mode: c.escalation.mode,
+            warm_message: c.escalation.warm_message.clone(),
+            agent_joined_message: c.escalation.agent_joined_message.clone(),
+            handback_message: c.escalation.handback_message.clone(),
+        }
+    }
+}
+
+/// Why a conversation refused a request. Each maps to an error code agents see.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum ConversationError {
+    #[error("no conversation with id `{0}`")]
+    NotFound(String),
+    #[error("the conversation is not yours")]
+    NotOwner,
+    #[error("the conversation is not waiting in the queue")]
+    NotQueued,
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Storage(String),
+    #[error("the conversation is unavailable")]
+    Unavailable,
+}
+
+impl ConversationError {
+    /// Stable code for error frames and JSON bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConversationError::NotFound(_) => "unknown_conversation",
+            ConversationError::NotOwner => "not_owner",
+            ConversationError::NotQueued => "not_queued",
+            ConversationError::Invalid(_) => "invalid_request",
+            ConversationError::Storage(_) => "storage_error",
+            ConversationError::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl From<StoreError> for ConversationError {
+    fn from(e: StoreError) -> Self {
+        ConversationError::Storage(e.to_string())
+    }
+}
+
+/// A customer message for the actor; the ack is sent as soon as it is journaled, before the
+/// bot is asked, so the channel can acknowledge its platform quickly.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CustomerMessage {
+    pub inbound: Inbound,
+    pub ack: oneshot::Sender<Result<InboundAck, InboundError>>,
+}
+
+/// What an agent does to a conversation.
+#[derive(Debug, Clone)]
+pub enum AgentAction {
+    Reply {
+        text: String,
+        client_id: Option<String>,
+    },
+    Note {
+        text: String,
+    },
+    Close,
+    Transfer {
+        to: TransferTarget,
+        note: Option<String>,
+    },
+}
+
+/// An agent's request; answered with the sequence number of the journaled message, if any.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Option<u64>, ConversationError>")]
+pub struct AgentRequest {
+    pub agent_id: String,
+    pub agent_name: String,
+    pub action: AgentAction,
+}
+
+/// The router gives the conversation to an agent who accepted the offer.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(), ConversationError>")]
+pub struct AssignAgent {
+    pub agent_name: String,
+    pub assignment: Assignment,
+}
+
+/// The router takes the conversation back from an agent who left; it returns to its place.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<QueueEntry, ConversationError>")]
+pub struct Requeue {
+    pub agent_id: String,
+    pub reason: String,
+}
+
+/// Typing from the customer (to the agent) or from the agent (to the customer).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct TypingSignal {
+    /// `None` for the customer, the agent's id otherwise.
+    pub agent_id: Option<String>,
+    pub active: bool,
+}
+
+/// Sends a message to a conversation by id, reviving it if needed. An actor that retired
+/// between lookup and delivery is looked up again.
+pub async fn send_to<M>(
+    directory: &Addr<Directory>,
+    conversation_id: &str,
+    msg: M,
+) -> Result<M::Result, ConversationError>
+where
+    M: Message + Send + Clone + 'static,
+    M::Result: Send,
+    ConversationActor: Handler<M>,
+{
+    for _ in 0..5 {
+        let addr = directory
+            .send(Lookup {
+                conversation_id: conversation_id.to_string(),
+            })
+            .await
+            .map_err(|_| ConversationError::Unavailable)??;
+        match addr.send(msg.clone()).await {
+            Ok(r) => return Ok(r),
+            Err(MailboxError::Closed) => continue,
+            Err(MailboxError::Timeout) => return Err(ConversationError::Unavailable),
+        }
+    }
+    Err(ConversationError::Unavailable)
+}
+
+/// The outbox gave up on a delivery: the conversation records it so people can see it.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct DeliveryFailed {
+    /// The message that was not delivered, when it was a message.
+    pub seq: Option<u64>,
+    pub reason: String,
+}

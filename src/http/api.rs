@@ -1,0 +1,241 @@
+//! The REST API under `/api/v1`, for dashboards, scripts and bots. Every call needs an API
+//! key from the config as `Authorization: Bearer <key>`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use handoffd_channels::ChannelKind;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::agents::auth::{constant_time_eq, hash_token, new_token};
+use crate::config::valid_name;
+use crate::handoff::{HandoffPackage, TranscriptEntry};
+use crate::model::{AgentRecord, ConversationRecord};
+use crate::router::{AgentAdded, GetQueue};
+use crate::store::{ConversationFilter, Op};
+
+fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let given = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(ApiError::unauthorized)?;
+    // Compare with every key, always, so timing says nothing about which one is close.
+    let ok = state
+        .api_keys
+        .iter()
+        .fold(false, |ok, k| constant_time_eq(k, given) | ok);
+    if ok { Ok(()) } else { Err(ApiError::unauthorized()) }
+}
+
+/// Query of `GET /api/v1/conversations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    owner: Option<String>,
+    team: Option<String>,
+    channel: Option<String>,
+    limit: Option<usize>,
+}
+
+fn summary(c: &ConversationRecord) -> serde_json::Value {
+    json!({
+        "id": c.id,
+        "channel": c.channel,
+        "contact": c.contact,
+        "owner": c.owner,
+        "created_at_ms": c.created_at_ms,
+        "updated_at_ms": c.updated_at_ms,
+        "last_seq": c.last_seq,
+        "handoffs": c.handoffs,
+        "priority": c.escalation.as_ref().map(|e| e.priority),
+        "sentiment": c.sentiment,
+    })
+}
+
+pub async fn list_conversations(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let q = query.into_inner();
+    if let Some(o) = &q.owner
+        && !["bot", "queued", "agent"].contains(&o.as_str())
+    {
+        return Err(ApiError::bad_request("owner is one of bot, queued, agent"));
+    }
+    let channel = match &q.channel {
+        Some(c) => Some(
+            ChannelKind::parse(c)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown channel `{c}`")))?,
+        ),
+        None => None,
+    };
+    let filter = ConversationFilter {
+        owner: q.owner,
+        team: q.team,
+        channel,
+        limit: q.limit.unwrap_or(100).min(1000),
+    };
+    let store = state.store.clone();
+    let list = web::block(move || store.conversations(&filter))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(HttpResponse::Ok().json(json!({
+        "conversations": list.iter().map(summary).collect::<Vec<_>>()
+    })))
+}
+
+pub async fn get_conversation(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let id = path.into_inner();
+    let store = state.store.clone();
+    let lookup = id.clone();
+    let (record, messages) = web::block(move || {
+        let record = store.conversation(&lookup)?;
+        let messages = match &record {
+            Some(_) => store.messages_after(&lookup, 0)?,
+            None => Vec::new(),
+        };
+        Ok::<_, crate::store::StoreError>((record, messages))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let Some(record) = record else {
+        return Err(ApiError::not_found(
+            "unknown_conversation",
+            format!("no conversation with id `{id}`"),
+        ));
+    };
+    let package = record
+        .escalation
+        .as_ref()
+        .map(|e| HandoffPackage::assemble(&record, e, &messages));
+    let transcript: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            let mut v = serde_json::to_value(TranscriptEntry::from(m)).unwrap_or_default();
+            if let (Some(obj), Some(bot)) = (v.as_object_mut(), &m.bot) {
+                obj.insert("bot".into(), serde_json::to_value(bot).unwrap_or_default());
+            }
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "conversation": summary(&record),
+        "entities": record.entities,
+        "transcript": transcript,
+        "handoff_package": package,
+    })))
+}
+
+/// Body of `POST /api/v1/agents`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgent {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    teams: Vec<String>,
+    #[serde(default)]
+    capacity: Option<u32>,
+}
+
+pub async fn list_agents(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let agents = state.store.agents()?;
+    Ok(HttpResponse::Ok().json(json!({
+        "agents": agents.iter().map(|a| json!({
+            "id": a.id, "name": a.display_name, "teams": a.teams, "capacity": a.capacity,
+        })).collect::<Vec<_>>()
+    })))
+}
+
+pub async fn add_agent(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<NewAgent>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let body = body.into_inner();
+    let (record, token) = new_agent_record(
+        &body.id,
+        body.name.as_deref(),
+        &body.teams,
+        body.capacity.unwrap_or(state.default_capacity),
+        &state.teams,
+    )
+    .map_err(ApiError::bad_request)?;
+    if state.store.agent(&record.id)?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "agent_exists",
+            format!("agent `{}` exists already", record.id),
+        ));
+    }
+    state
+        .store
+        .commit(vec![Op::PutAgent(Box::new(record.clone()))])
+        .await?;
+    state.router.do_send(AgentAdded(record.clone()));
+    Ok(HttpResponse::Created().json(json!({
+        "agent": {"id": record.id, "name": record.display_name, "teams": record.teams, "capacity": record.capacity},
+        "token": token,
+    })))
+}
+
+/// Checks and builds a new agent account; returns it with its token (shown only once).
+pub fn new_agent_record(
+    id: &str,
+    name: Option<&str>,
+    teams: &[String],
+    capacity: u32,
+    known_teams: &std::collections::HashSet<String>,
+) -> Result<(AgentRecord, String), String> {
+    if !valid_name(id) {
+        return Err("an agent id is 1 to 64 letters, digits, `.`, `-` or `_`".into());
+    }
+    if teams.is_empty() {
+        return Err("an agent needs at least one team".into());
+    }
+    for t in teams {
+        if !known_teams.contains(t) {
+            return Err(format!("team `{t}` is not defined in [[router.teams]]"));
+        }
+    }
+    if capacity == 0 || capacity > 1000 {
+        return Err("capacity is 1 to 1000".into());
+    }
+    let token = new_token();
+    let record = AgentRecord {
+        id: id.to_string(),
+        display_name: name.unwrap_or(id).to_string(),
+        teams: teams.to_vec(),
+        capacity,
+        token_hash: hash_token(&token),
+        created_at_ms: handoffd_channels::now_ms(),
+    };
+    Ok((record, token))
+}
+
+/// `GET /api/v1/queue`: waiting conversations in the order they will be served.
+pub async fn queue(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let queue = state
+        .router
+        .send(GetQueue)
+        .await
+        .map_err(|_| ApiError::internal("the router is not running"))?;
+    Ok(HttpResponse::Ok().json(json!({ "queue": queue })))
+}

@@ -1,0 +1,91 @@
+//! The HTTP face of the daemon (actix-web): websocket endpoints for widgets and agents, the
+//! REST API, health checks. Every error is JSON with a 4xx or 5xx status.
+
+pub mod api;
+pub mod error;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::{HttpRequest, HttpResponse, web};
+use handoffd_channels::widget::{self, WidgetChannel};
+use serde_json::json;
+
+use crate::agents::session::{self, AgentEndpoint};
+use crate::router::{GetStats, Router};
+use crate::store::Store;
+use error::ApiError;
+
+/// Shared state of the HTTP handlers.
+pub struct AppState {
+    pub store: Store,
+    pub router: Addr<Router>,
+    pub api_keys: Vec<String>,
+    pub teams: Arc<HashSet<String>>,
+    pub default_capacity: u32,
+}
+
+/// Mounts every route; used by the server and nothing else.
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    state: web::Data<AppState>,
+    widget: web::Data<WidgetChannel>,
+    agents: web::Data<AgentEndpoint>,
+    max_body: usize,
+) {
+    cfg.app_data(state)
+        .app_data(widget)
+        .app_data(agents)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(max_body)
+                .error_handler(|e, _| ApiError::bad_request(e.to_string()).into()),
+        )
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|e, _| ApiError::bad_request(e.to_string()).into()),
+        )
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|e, _| ApiError::bad_request(e.to_string()).into()),
+        )
+        .app_data(web::PayloadConfig::default().limit(max_body))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/widget/ws", web::get().to(widget::ws_route))
+        .route("/agent/ws", web::get().to(session::ws_route))
+        .service(
+            web::scope("/api/v1")
+                .route("/conversations", web::get().to(api::list_conversations))
+                .route("/conversations/{id}", web::get().to(api::get_conversation))
+                .route("/queue", web::get().to(api::queue))
+                .route("/agents", web::get().to(api::list_agents))
+                .route("/agents", web::post().to(api::add_agent)),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Ready when the store answers a read and the router answers a message.
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state
+        .store
+        .agents()
+        .map_err(|e| ApiError::new(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string()))?;
+    let stats = state.router.send(GetStats).await.map_err(|_| {
+        ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the router is not running",
+        )
+    })?;
+    Ok(HttpResponse::Ok().json(json!({"status": "ready", "router": stats})))
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("not_found", format!("no route for {} {}", req.method(), req.path())))
+}

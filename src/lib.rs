@@ -1,0 +1,175 @@
+//! handoffd: a live chat handoff gateway. A bot answers first; when it cannot serve the
+//! customer, the conversation goes to a person with everything they need; when the person is
+//! done, the bot takes over again with the whole history.
+//!
+//! [`Gateway::start`] builds the running system from a [`Config`]; `main` and every test use it.
+
+pub mod agents;
+pub mod analysis;
+pub mod bot;
+pub mod config;
+pub mod conversation;
+pub mod delivery;
+pub mod escalation;
+pub mod handoff;
+pub mod http;
+pub mod model;
+pub mod router;
+pub mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::{App, HttpServer, web};
+use handoffd_channels::widget::{WidgetChannel, WidgetSettings};
+use handoffd_channels::{ChannelKind, CoreLink};
+
+use crate::agents::AgentRegistry;
+use crate::agents::session::AgentEndpoint;
+use crate::config::Config;
+use crate::conversation::{ConversationSettings, Directory, Services, SetServices};
+use crate::delivery::Outbox;
+use crate::escalation::Policy;
+use crate::http::AppState;
+use crate::router::{Router, RouterSettings};
+use crate::store::Store;
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    #[error("bot: {0}")]
+    Bot(#[from] bot::faq::FaqFileError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A running daemon.
+pub struct Gateway {
+    /// The address the HTTP server listens on (the real port when the config said 0).
+    pub addr: SocketAddr,
+    server: actix_web::dev::Server,
+    arbiters: Vec<Arbiter>,
+}
+
+impl Gateway {
+    /// Opens the store, starts every actor and the HTTP server. Must run inside an actix
+    /// `System`.
+    pub async fn start(config: Config) -> Result<Gateway, StartError> {
+        let store = Store::open(&config.journal_path())?;
+        let workers = if config.server.workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            config.server.workers
+        };
+        // Conversation actors live on their own arbiters, one per core, spread round-robin.
+        let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
+        let handles = arbiters.iter().map(|a| a.handle()).collect();
+
+        let registry = AgentRegistry::default();
+        let directory = Directory::new(store.clone(), handles).start();
+        let core = CoreLink {
+            inbound: directory.clone().recipient(),
+            typing: directory.clone().recipient(),
+            history: directory.clone().recipient(),
+        };
+        let widget = WidgetChannel::start(
+            WidgetSettings {
+                allowed_origins: config.widget.allowed_origins.clone(),
+                max_frame_bytes: config.widget.max_frame_bytes,
+                max_message_chars: config.widget.max_message_chars,
+                token_secret: config.widget.token_secret.as_bytes().to_vec(),
+                idle_timeout: Duration::from_secs(config.widget.idle_timeout_secs.max(5)),
+            },
+            core,
+        );
+        let mut channels = HashMap::new();
+        channels.insert(ChannelKind::Widget, widget.outbound());
+
+        let router_ctx = Context::<Router>::new();
+        let router_addr = router_ctx.address();
+        let outbox = Outbox::new(store.clone(), channels, directory.clone()).start();
+        let svc = Arc::new(Services {
+            store: store.clone(),
+            bot: bot::from_config(&config.bot)?,
+            policy: Policy::new(&config.escalation),
+            router: router_addr.clone(),
+            outbox,
+            agents: registry.clone(),
+            directory: directory.clone(),
+            settings: ConversationSettings::from_config(&config),
+        });
+        directory.do_send(SetServices(svc));
+        router_ctx.run(Router::new(
+            store.clone(),
+            directory.clone(),
+            registry.clone(),
+            RouterSettings::from_config(&config),
+        ));
+
+        let teams: Arc<HashSet<String>> =
+            Arc::new(config.router.teams.iter().map(|t| t.name.clone()).collect());
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            router: router_addr.clone(),
+            api_keys: config.api.keys.clone(),
+            teams: teams.clone(),
+            default_capacity: config.agents.default_capacity,
+        });
+        let widget = web::Data::new(widget);
+        let agents = web::Data::new(AgentEndpoint {
+            store: store.clone(),
+            router: router_addr,
+            directory,
+            registry,
+            teams,
+            max_frame_bytes: config.agents.max_frame_bytes,
+        });
+        let max_body = config.server.max_body_bytes;
+        let listen = config.server.listen.clone();
+        let server = HttpServer::new(move || {
+            let (state, widget, agents) = (state.clone(), widget.clone(), agents.clone());
+            App::new()
+                .wrap(actix_web::middleware::Logger::new("%a \"%r\" %s %Dms").log_target("handoffd::http"))
+                .configure(move |cfg| http::configure(cfg, state, widget, agents, max_body))
+        })
+        .workers(workers)
+        .shutdown_timeout(config.server.shutdown_timeout_secs)
+        .bind(&listen)
+        .map_err(|source| StartError::Listen {
+            addr: listen.clone(),
+            source,
+        })?;
+        let addr = server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| StartError::Listen {
+                addr: listen.clone(),
+                source: std::io::Error::other("no address bound"),
+            })?;
+        let server = server.run();
+        Ok(Gateway {
+            addr,
+            server,
+            arbiters,
+        })
+    }
+
+    /// Runs until the server stops (SIGINT/SIGTERM are handled by actix-web), then stops the
+    /// conversation arbiters. Everything acknowledged is already on disk.
+    pub async fn run(self) -> std::io::Result<()> {
+        let res = self.server.await;
+        for a in &self.arbiters {
+            a.stop();
+        }
+        res
+    }
+}

@@ -1,0 +1,173 @@
+//! The `handoffd` command: run the daemon, check a config, manage agent tokens.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use handoffd::config::{Config, ConfigError};
+use handoffd::handoff::HandoffPackage;
+use handoffd::http::api::new_agent_record;
+use handoffd::store::{Op, Store};
+
+#[derive(Parser)]
+#[command(name = "handoffd", version, about = "Live chat handoff gateway: bot first, people when needed, bot again after.")]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, short, global = true, default_value = "config.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve,
+    /// Check the configuration and print every problem with its key and line.
+    CheckConfig,
+    /// Manage agent accounts.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+    /// Print a JSON Schema (`handoff-package`).
+    Schema { name: String },
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Create an agent and print its token (shown once; only its hash is stored).
+    Add {
+        /// The agent's id (letters, digits, `.`, `-`, `_`).
+        id: String,
+        /// Team(s) the agent works in; repeat for several.
+        #[arg(long = "team", required = true)]
+        teams: Vec<String>,
+        /// Conversations the agent holds at once (default: agents.default_capacity).
+        #[arg(long)]
+        capacity: Option<u32>,
+        /// The name customers see (default: the id).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List agent accounts.
+    List,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Serve => serve(&cli.config),
+        Command::CheckConfig => return check_config(&cli.config),
+        Command::Agent { command } => agent(&cli.config, command),
+        Command::Schema { name } => schema(&name),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).with_context(|| format!("in {}", path.display()))
+}
+
+fn serve(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let system = actix::System::new();
+    system.block_on(async move {
+        let gateway = handoffd::Gateway::start(config).await?;
+        // Tests and scripts read this line to learn the port.
+        println!("handoffd listening on http://{}", gateway.addr);
+        std::io::stdout().flush().ok();
+        tracing::info!(addr = %gateway.addr, "handoffd started");
+        gateway.run().await?;
+        tracing::info!("handoffd stopped");
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(ConfigError::Invalid(problems)) => {
+            for p in &problems {
+                println!("{}:{p}", path.display());
+            }
+            println!(
+                "{}: {} problem{}",
+                path.display(),
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            println!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn agent(path: &std::path::Path, command: AgentCommand) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let store = Store::open(&config.journal_path()).context(
+        "cannot open the journal; while the daemon runs, add agents with POST /api/v1/agents",
+    )?;
+    match command {
+        AgentCommand::Add {
+            id,
+            teams,
+            capacity,
+            name,
+        } => {
+            let known: HashSet<String> = config.router.teams.iter().map(|t| t.name.clone()).collect();
+            let (record, token) = new_agent_record(
+                &id,
+                name.as_deref(),
+                &teams,
+                capacity.unwrap_or(config.agents.default_capacity),
+                &known,
+            )
+            .map_err(anyhow::Error::msg)?;
+            if store.agent(&id)?.is_some() {
+                anyhow::bail!("agent `{id}` exists already");
+            }
+            store.commit_blocking(vec![Op::PutAgent(Box::new(record))])?;
+            eprintln!("agent `{id}` added; its token is shown only this once:");
+            println!("{token}");
+        }
+        AgentCommand::List => {
+            for a in store.agents()? {
+                println!("{}\t{}\tteams={}\tcapacity={}", a.id, a.display_name, a.teams.join(","), a.capacity);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn schema(name: &str) -> anyhow::Result<()> {
+    match name {
+        "handoff-package" => {
+            println!("{}", serde_json::to_string_pretty(&HandoffPackage::json_schema())?);
+            Ok(())
+        }
+        other => anyhow::bail!("unknown schema `{other}`; known: handoff-package"),
+    }
+}

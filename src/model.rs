@@ -1,0 +1,277 @@
+//! The records handoffd keeps: conversations, their messages, the queue, assignments, agents
+//! and pending deliveries. They are plain serde types; `store/` decides how they sit on disk.
+
+use handoffd_channels::{Attachment, ChannelKind, Contact, OutboundPayload};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::entities::FoundEntity;
+use crate::analysis::sentiment::SentimentState;
+use crate::handoff::Escalation;
+
+/// Who answers the customer. Exactly one at a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Owner {
+    Bot,
+    Queued {
+        team: String,
+        since_ms: u64,
+    },
+    Agent {
+        agent_id: String,
+        team: String,
+        since_ms: u64,
+    },
+}
+
+impl Owner {
+    /// The short name used in filters and the API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Owner::Bot => "bot",
+            Owner::Queued { .. } => "queued",
+            Owner::Agent { .. } => "agent",
+        }
+    }
+
+    /// The team, for queued and agent-owned conversations.
+    pub fn team(&self) -> Option<&str> {
+        match self {
+            Owner::Bot => None,
+            Owner::Queued { team, .. } | Owner::Agent { team, .. } => Some(team),
+        }
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Customer,
+    Bot,
+    Agent,
+    /// Notices from handoffd itself ("a person is coming").
+    System,
+    /// An agent's internal note: never shown to the customer.
+    Note,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Bot => "bot",
+            Role::Agent => "agent",
+            Role::System => "system",
+            Role::Note => "note",
+        }
+    }
+
+    /// Whether the customer may see messages of this role.
+    pub fn customer_visible(self) -> bool {
+        !matches!(self, Role::Note)
+    }
+}
+
+/// What the bot reported along with a reply, kept for escalation and for audit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BotTurnMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+    /// Number of transcript messages the bot was given for this turn.
+    pub transcript_len: usize,
+    /// How many of them were written by agents: proof the bot saw the human stretch.
+    pub agent_messages_seen: usize,
+    /// True on the bot's first turn after an agent closed the conversation.
+    #[serde(default)]
+    pub resumed_after_handoff: bool,
+}
+
+/// One message of a conversation, as journaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub seq: u64,
+    pub role: Role,
+    /// Agent id for agent messages and notes; bot name for bot messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// The name the customer sees for the author (an agent's display name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_name: Option<String>,
+    pub text: String,
+    pub at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<f32>,
+    /// Which handoff (1, 2...) this message belongs to when written while an agent owned the
+    /// conversation; `None` for the bot's stretches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot: Option<BotTurnMeta>,
+}
+
+impl MessageRecord {
+    /// The client id a widget gave its message (kept inside the platform id).
+    pub fn client_id(&self) -> Option<&str> {
+        self.platform_message_id
+            .as_deref()
+            .and_then(|p| p.strip_prefix("c:"))
+    }
+}
+
+/// A conversation's state apart from its messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationRecord {
+    pub id: String,
+    pub channel: ChannelKind,
+    /// The conversation's key on its channel.
+    pub key: String,
+    pub contact: Contact,
+    pub owner: Owner,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    /// Sequence number of the last message.
+    pub last_seq: u64,
+    /// How many times the conversation was handed to people.
+    #[serde(default)]
+    pub handoffs: u32,
+    #[serde(default)]
+    pub sentiment: SentimentState,
+    #[serde(default)]
+    pub entities: Vec<KnownEntity>,
+    /// The latest escalation: why, which team, what priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
+    /// The agent who helped last, for returning customers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_agent: Option<String>,
+    /// The bot's next turn is its first after a human stretch.
+    #[serde(default)]
+    pub bot_resuming: bool,
+}
+
+/// An entity found in the conversation and where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct KnownEntity {
+    pub kind: String,
+    pub value: String,
+    /// Sequence number of the message it was first seen in.
+    pub seq: u64,
+}
+
+impl KnownEntity {
+    pub fn from_found(found: FoundEntity, seq: u64) -> Self {
+        Self {
+            kind: found.kind,
+            value: found.value,
+            seq,
+        }
+    }
+}
+
+/// A conversation waiting for an agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub conversation_id: String,
+    pub team: String,
+    pub priority: u8,
+    pub enqueued_at_ms: u64,
+    /// Orders entries enqueued in the same millisecond; grows across restarts.
+    pub ticket: u64,
+    /// Set by a transfer to a named agent: only that agent is offered the conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_agent: Option<String>,
+}
+
+/// Which agent holds a conversation. Written only on the router's decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub conversation_id: String,
+    pub agent_id: String,
+    pub team: String,
+    pub assigned_at_ms: u64,
+    /// The queue entry it came from, so a re-queue keeps its original place.
+    pub queued: QueueEntry,
+}
+
+/// An agent account. The token itself is never stored, only its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub id: String,
+    pub display_name: String,
+    pub teams: Vec<String>,
+    pub capacity: u32,
+    pub token_hash: String,
+    pub created_at_ms: u64,
+}
+
+/// Something to deliver to a channel, kept until the channel reports a final outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub delivery_id: String,
+    pub conversation_id: String,
+    pub channel: ChannelKind,
+    pub conversation_key: String,
+    pub payload: OutboundPayload,
+    pub attempts: u32,
+    pub created_at_ms: u64,
+}
+
+impl MessageRecord {
+    /// The form a channel shows the customer.
+    pub fn visible(&self) -> handoffd_channels::VisibleMessage {
+        handoffd_channels::VisibleMessage {
+            seq: self.seq,
+            role: self.role.as_str().to_string(),
+            author_name: self.author_name.clone(),
+            text: self.text.clone(),
+            sent_at_ms: self.at_ms,
+            client_id: self.client_id().map(str::to_string),
+        }
+    }
+}
+
+impl ConversationRecord {
+    /// A conversation that has not been written yet.
+    pub fn new(id: String, channel: ChannelKind, key: String, contact: Contact, now_ms: u64) -> Self {
+        ConversationRecord {
+            id,
+            channel,
+            key,
+            contact,
+            owner: Owner::Bot,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            last_seq: 0,
+            handoffs: 0,
+            sentiment: SentimentState::default(),
+            entities: Vec::new(),
+            escalation: None,
+            last_agent: None,
+            bot_resuming: false,
+        }
+    }
+}
+
+/// Tickets order the queue: microseconds since the epoch at first use, then one more each
+/// time, so they keep growing across restarts while the clock does.
+pub fn next_ticket() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let now = handoffd_channels::now_ms().saturating_mul(1000);
+    let mut cur = NEXT.load(Ordering::Relaxed);
+    loop {
+        let next = cur.max(now) + 1;
+        match NEXT.compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(actual) => cur = actual,
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The durable journal and state, in one redb file. The only code that touches the disk.
+//!
+//! Writes go through one writer thread that groups whatever is waiting into a single write
+//! transaction, commits it with fsync, and only then answers every waiter: many
+//! conversations share the cost of one fsync (group commit), and nothing is acknowledged
+//! before it is durable. Reads open their own read transaction and never wait for writes.
+
+mod tables;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use handoffd_channels::ChannelKind;
+use redb::{Database, ReadableDatabase, ReadableTable};
+use serde::de::DeserializeOwned;
+
+use crate::model::{
+    AgentRecord, Assignment, ConversationRecord, MessageRecord, OutboxEntry, QueueEntry,
+};
+use tables::*;
+pub use writer::WriteStats;
+
+/// One change to the store. A batch of ops from one caller is applied atomically.
+#[derive(Debug, Clone)]
+pub enum Op {
+    PutConversation(Box<ConversationRecord>),
+    AppendMessage {
+        conversation_id: String,
+        message: Box<MessageRecord>,
+    },
+    PutQueueEntry(QueueEntry),
+    DeleteQueueEntry(String),
+    PutAssignment(Box<Assignment>),
+    DeleteAssignment(String),
+    PutAgent(Box<AgentRecord>),
+    PutOutbox(Box<OutboxEntry>),
+    DeleteOutbox(String),
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        StoreError::Storage(e.to_string())
+    }
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Storage(e.to_string()) }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Filters for listing conversations.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub owner: Option<String>,
+    pub team: Option<String>,
+    pub channel: Option<ChannelKind>,
+    pub limit: usize,
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    // Field order matters: `db` is released before the writer thread is joined, so the
+    // database closes with the last handle.
+    db: Arc<Database>,
+    writer: writer::Writer,
+}
+
+impl Store {
+    /// Opens (or creates) the journal file and starts the writer thread.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Storage(format!("{}: {e}", dir.display())))?;
+        }
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::Storage(format!(
+                    "{} is in use by another process (is the daemon running?)",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let db = Arc::new(db);
+        tables::create_all(&db)?;
+        let writer = writer::Writer::start(db.clone())?;
+        Ok(Store { db, writer })
+    }
+
+    /// Applies `ops` atomically and durably; returns once they are on disk.
+    pub async fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.writer.commit(ops).await
+    }
+
+    /// Blocking variant for the CLI and for startup.
+    pub fn commit_blocking(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.writer.commit_blocking(ops)
+    }
+
+    /// Counters of the group-commit writer (batches, ops), for metrics and benchmarks.
+    pub fn write_stats(&self) -> WriteStats {
+        self.writer.stats()
+    }
+
+    pub fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CONVERSATIONS)?;
+        get_json(&table, id)
+    }
+
+    /// The conversation id for a channel's conversation key, if one exists.
+    pub fn conversation_by_key(
+        &self,
+        channel: ChannelKind,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CONVERSATION_KEYS)?;
+        let k = channel_key(channel, key);
+        Ok(table.get(k.as_str())?.map(|v| v.value().to_string()))
+    }
+
+    /// Messages of a conversation with `seq > after`, oldest first.
+    pub fn messages_after(
+        &self,
+        conversation_id: &str,
+        after: u64,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(MESSAGES)?;
+        let mut out = Vec::new();
+        let start = after.saturating_add(1);
+        for row in table.range((conversation_id, start)..=(conversation_id, u64::MAX))? {
+            let (_, v) = row?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn conversations(
+        &self,
+        filter: &ConversationFilter,
+    ) -> Result<Vec<ConversationRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CONVERSATIONS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (_, v) = row?;
+            let c: ConversationRecord = decode(v.value())?;
+            if filter.owner.as_deref().is_some_and(|o| o != c.owner.name()) {
+                continue;
+            }
+            if filter
+                .team
+                .as_deref()
+                .is_some_and(|t| Some(t) != c.owner.team())
+            {
+                continue;
+            }
+            if filter.channel.is_some_and(|ch| ch != c.channel) {
+                continue;
+            }
+            out.push(c);
+        }
+        // Most recently active first.
+        out.sort_by(|a, b| b.updated_at_ms.cmp(&a.updated_at_ms));
+        if filter.limit > 0 {
+            out.truncate(filter.limit);
+        }
+        Ok(out)
+    }
+
+    pub fn queue_entries(&self) -> Result<Vec<QueueEntry>, StoreError> {
+        self.all(QUEUE)
+    }
+
+    pub fn assignments(&self) -> Result<Vec<Assignment>, StoreError> {
+        self.all(ASSIGNMENTS)
+    }
+
+    pub fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        self.all(AGENTS)
+    }
+
+    pub fn agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(AGENTS)?;
+        get_json(&table, id)
+    }
+
+    /// The agent whose token hashes to `token_hash`.
+    pub fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<AgentRecord>, StoreError> {
+        Ok(self
+            .agents()?
+            .into_iter()
+            .find(|a| crate::agents::auth::constant_time_eq(&a.token_hash, token_hash)))
+    }
+
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.all(OUTBOX)
+    }
+
+    fn all<T: DeserializeOwned>(
+        &self,
+        def: redb::TableDefinition<&str, &[u8]>,
+    ) -> Result<Vec<T>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(def)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (_, v) = row?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+}
+
+fn get_json<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match table.get(key)? {
+        Some(v) => Ok(Some(decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn channel_key(channel: ChannelKind, key: &str) -> String {
+    format!("{}:{key}", channel.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Owner, Role};
+    use handoffd_channels::Contact;
+
+    fn conv(id: &str) -> ConversationRecord {
+        ConversationRecord {
+            id: id.into(),
+            channel: ChannelKind::Widget,
+            key: format!("k-{id}"),
+            contact: Contact {
+                channel_user_id: format!("k-{id}"),
+                ..Default::default()
+            },
+            owner: Owner::Bot,
+            created_at_ms: 1,
+            updated_at_ms: 1,
+            last_seq: 0,
+            handoffs: 0,
+            sentiment: Default::default(),
+            entities: vec![],
+            escalation: None,
+            last_agent: None,
+            bot_resuming: false,
+        }
+    }
+
+    fn msg(seq: u64, text: &str) -> MessageRecord {
+        MessageRecord {
+            seq,
+            role: Role::Customer,
+            author: None,
+            author_name: None,
+            text: text.into(),
+            at_ms: seq,
+            platform_message_id: Some(format!("p{seq}")),
+            attachments: vec![],
+            sentiment: None,
+            handoff: None,
+            bot: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_commits_are_grouped_and_all_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        let store = Store::open(&path).expect("open");
+        let mut tasks = Vec::new();
+        for c in 0..20 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let id = format!("c{c}");
+                store
+                    .commit(vec![Op::PutConversation(Box::new(conv(&id)))])
+                    .await?;
+                for s in 1..=10 {
+                    store
+                        .commit(vec![Op::AppendMessage {
+                            conversation_id: id.clone(),
+                            message: Box::new(msg(s, "hello")),
+                        }])
+                        .await?;
+                }
+                Ok::<_, StoreError>(())
+            }));
+        }
+        for t in tasks {
+            t.await.expect("join").expect("commit");
+        }
+        let stats = store.write_stats();
+        assert_eq!(stats.ops, 220);
+        assert!(stats.batches <= 220);
+        drop(store);
+        // Reopen: everything acknowledged is there, in order.
+        let store = Store::open(&path).expect("reopen");
+        for c in 0..20 {
+            let id = format!("c{c}");
+            let msgs = store.messages_after(&id, 0).expect("read");
+            assert_eq!(msgs.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+            assert_eq!(store.messages_after(&id, 7).expect("read").len(), 3);
+            assert_eq!(
+                store
+                    .conversation_by_key(ChannelKind::Widget, &format!("k-{id}"))
+                    .expect("key"),
+                Some(id.clone())
+            );
+        }
+        let mut f = ConversationFilter::default();
+        f.owner = Some("bot".into());
+        assert_eq!(store.conversations(&f).expect("list").len(), 20);
+        f.owner = Some("agent".into());
+        assert!(store.conversations(&f).expect("list").is_empty());
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_file_is_refused_clearly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        let _first = Store::open(&path).expect("open");
+        let Err(e) = Store::open(&path) else {
+            panic!("second open must fail")
+        };
+        assert!(e.to_string().contains("in use"), "{e}");
+    }
+}

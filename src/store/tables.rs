@@ -1,0 +1,38 @@
+//! Table layout. Values are JSON so records can grow fields without a migration.
+
+use redb::{Database, TableDefinition};
+
+use super::StoreError;
+
+/// conversation id -> ConversationRecord
+pub const CONVERSATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("conversations");
+/// "channel:key" -> conversation id
+pub const CONVERSATION_KEYS: TableDefinition<&str, &str> =
+    TableDefinition::new("conversation_keys");
+/// (conversation id, seq) -> MessageRecord
+pub const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
+/// (conversation id, platform message id) -> seq: an inbound message seen twice is stored once
+pub const PLATFORM_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("platform_ids");
+/// conversation id -> QueueEntry
+pub const QUEUE: TableDefinition<&str, &[u8]> = TableDefinition::new("queue");
+/// conversation id -> Assignment
+pub const ASSIGNMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("assignments");
+/// agent id -> AgentRecord
+pub const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
+/// delivery id -> OutboxEntry
+pub const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
+
+/// Creates every table so that readers never meet a missing one.
+pub fn create_all(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    txn.open_table(CONVERSATIONS)?;
+    txn.open_table(CONVERSATION_KEYS)?;
+    txn.open_table(MESSAGES)?;
+    txn.open_table(PLATFORM_IDS)?;
+    txn.open_table(QUEUE)?;
+    txn.open_table(ASSIGNMENTS)?;
+    txn.open_table(AGENTS)?;
+    txn.open_table(OUTBOX)?;
+    txn.commit()?;
+    Ok(())
+}

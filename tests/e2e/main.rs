@@ -1,0 +1,10 @@
+//! End-to-end tests: a real `handoffd` process on loopback, driven over its real sockets.
+//! One test binary keeps link time down.
+
+mod bad_input;
+mod burst;
+mod cli;
+mod handoff;
+mod restart;
+mod resume;
+mod support;
