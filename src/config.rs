@@ -550,11 +550,17 @@ impl Config {
         if self.server.listen.parse::<SocketAddr>().is_err() {
             bad(
                 "server.listen".into(),
-                format!("`{}` is not an address like 127.0.0.1:8080", self.server.listen),
+                format!(
+                    "`{}` is not an address like 127.0.0.1:8080",
+                    self.server.listen
+                ),
             );
         }
         if self.server.max_body_bytes < 1024 {
-            bad("server.max_body_bytes".into(), "must be at least 1024".into());
+            bad(
+                "server.max_body_bytes".into(),
+                "must be at least 1024".into(),
+            );
         }
         for (i, k) in self.api.keys.iter().enumerate() {
             if k.len() < 16 {
@@ -571,16 +577,25 @@ impl Config {
             );
         }
         if self.widget.max_frame_bytes < 1024 {
-            bad("widget.max_frame_bytes".into(), "must be at least 1024".into());
+            bad(
+                "widget.max_frame_bytes".into(),
+                "must be at least 1024".into(),
+            );
         }
         if self.widget.max_message_chars == 0 {
             bad("widget.max_message_chars".into(), "must be above 0".into());
         }
         if self.agents.max_frame_bytes < 1024 {
-            bad("agents.max_frame_bytes".into(), "must be at least 1024".into());
+            bad(
+                "agents.max_frame_bytes".into(),
+                "must be at least 1024".into(),
+            );
         }
         if self.agents.default_capacity == 0 {
-            bad("agents.default_capacity".into(), "must be at least 1".into());
+            bad(
+                "agents.default_capacity".into(),
+                "must be at least 1".into(),
+            );
         }
         if self.bot.kind != "faq" {
             bad(

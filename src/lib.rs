@@ -137,7 +137,10 @@ impl Gateway {
         let server = HttpServer::new(move || {
             let (state, widget, agents) = (state.clone(), widget.clone(), agents.clone());
             App::new()
-                .wrap(actix_web::middleware::Logger::new("%a \"%r\" %s %Dms").log_target("handoffd::http"))
+                .wrap(
+                    actix_web::middleware::Logger::new("%a \"%r\" %s %Dms")
+                        .log_target("handoffd::http"),
+                )
                 .configure(move |cfg| http::configure(cfg, state, widget, agents, max_body))
         })
         .workers(workers)

@@ -13,7 +13,11 @@ use handoffd::http::api::new_agent_record;
 use handoffd::store::{Op, Store};
 
 #[derive(Parser)]
-#[command(name = "handoffd", version, about = "Live chat handoff gateway: bot first, people when needed, bot again after.")]
+#[command(
+    name = "handoffd",
+    version,
+    about = "Live chat handoff gateway: bot first, people when needed, bot again after."
+)]
 struct Cli {
     /// The configuration file.
     #[arg(long, short, global = true, default_value = "config.toml")]
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Serve => serve(&cli.config),
@@ -137,7 +142,8 @@ fn agent(path: &std::path::Path, command: AgentCommand) -> anyhow::Result<()> {
             capacity,
             name,
         } => {
-            let known: HashSet<String> = config.router.teams.iter().map(|t| t.name.clone()).collect();
+            let known: HashSet<String> =
+                config.router.teams.iter().map(|t| t.name.clone()).collect();
             let (record, token) = new_agent_record(
                 &id,
                 name.as_deref(),
@@ -155,7 +161,13 @@ fn agent(path: &std::path::Path, command: AgentCommand) -> anyhow::Result<()> {
         }
         AgentCommand::List => {
             for a in store.agents()? {
-                println!("{}\t{}\tteams={}\tcapacity={}", a.id, a.display_name, a.teams.join(","), a.capacity);
+                println!(
+                    "{}\t{}\tteams={}\tcapacity={}",
+                    a.id,
+                    a.display_name,
+                    a.teams.join(","),
+                    a.capacity
+                );
             }
         }
     }
@@ -165,7 +177,10 @@ fn agent(path: &std::path::Path, command: AgentCommand) -> anyhow::Result<()> {
 fn schema(name: &str) -> anyhow::Result<()> {
     match name {
         "handoff-package" => {
-            println!("{}", serde_json::to_string_pretty(&HandoffPackage::json_schema())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&HandoffPackage::json_schema())?
+            );
             Ok(())
         }
         other => anyhow::bail!("unknown schema `{other}`; known: handoff-package"),

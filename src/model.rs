@@ -240,7 +240,13 @@ impl MessageRecord {
 
 impl ConversationRecord {
     /// A conversation that has not been written yet.
-    pub fn new(id: String, channel: ChannelKind, key: String, contact: Contact, now_ms: u64) -> Self {
+    pub fn new(
+        id: String,
+        channel: ChannelKind,
+        key: String,
+        contact: Contact,
+        now_ms: u64,
+    ) -> Self {
         ConversationRecord {
             id,
             channel,

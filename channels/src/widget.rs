@@ -364,7 +364,9 @@ impl WidgetSession {
             },
             None => self.channel.tokens.issue(),
         };
-        let name = name.filter(|n| !n.trim().is_empty()).map(|n| truncate(&n, 80));
+        let name = name
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| truncate(&n, 80));
         let language = language.filter(|l| !l.is_empty()).map(|l| truncate(&l, 16));
         self.visitor = Some(Visitor {
             id: visitor_id.clone(),
@@ -414,7 +416,12 @@ impl WidgetSession {
         }));
     }
 
-    fn customer_message(&mut self, text: String, client_id: Option<String>, ctx: &mut Context<Self>) {
+    fn customer_message(
+        &mut self,
+        text: String,
+        client_id: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(visitor) = &self.visitor else {
             self.send_error(ctx, "hello_required", "say hello first");
             return;
@@ -425,13 +432,21 @@ impl WidgetSession {
             return;
         }
         if trimmed.chars().count() > self.channel.settings.max_message_chars {
-            self.send_error(ctx, "message_too_long", "the message is longer than allowed");
+            self.send_error(
+                ctx,
+                "message_too_long",
+                "the message is longer than allowed",
+            );
             return;
         }
         if let Some(c) = &client_id
             && (c.is_empty() || c.len() > 128)
         {
-            self.send_error(ctx, "bad_client_id", "client_id must be 1 to 128 characters");
+            self.send_error(
+                ctx,
+                "bad_client_id",
+                "client_id must be 1 to 128 characters",
+            );
             return;
         }
         // The client's id makes a resent message (after a dropped connection) a duplicate

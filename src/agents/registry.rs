@@ -14,10 +14,13 @@ use super::protocol::ServerFrame;
 #[rtype(result = "()")]
 pub struct AgentPush(pub Arc<str>);
 
+/// One open session: its id and where to push frames.
+type SessionEntry = (u64, Recipient<AgentPush>);
+
 /// Agent id -> open sessions.
 #[derive(Clone, Default)]
 pub struct AgentRegistry {
-    inner: Arc<RwLock<HashMap<String, Vec<(u64, Recipient<AgentPush>)>>>>,
+    inner: Arc<RwLock<HashMap<String, Vec<SessionEntry>>>>,
 }
 
 impl AgentRegistry {

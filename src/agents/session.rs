@@ -126,7 +126,10 @@ impl Actor for AgentSession {
         });
         ctx.run_later(Duration::from_secs(10), |act, ctx| {
             if act.agent.is_none() {
-                act.send(ctx, ServerFrame::error("unauthorized", "authenticate first", None));
+                act.send(
+                    ctx,
+                    ServerFrame::error("unauthorized", "authenticate first", None),
+                );
                 act.close(ctx, CloseCode::Policy, "no auth");
             }
         });
@@ -167,7 +170,13 @@ impl AgentSession {
         ctx.stop();
     }
 
-    fn authenticated(&mut self, id: String, name: String, teams: Vec<String>, ctx: &mut Context<Self>) {
+    fn authenticated(
+        &mut self,
+        id: String,
+        name: String,
+        teams: Vec<String>,
+        ctx: &mut Context<Self>,
+    ) {
         self.endpoint
             .registry
             .add(&id, self.id, ctx.address().recipient());
@@ -187,7 +196,10 @@ impl AgentSession {
                 },
             ),
             Ok(Err(e)) => {
-                act.send(ctx, ServerFrame::error(e.code(), e.to_string(), Some("auth")));
+                act.send(
+                    ctx,
+                    ServerFrame::error(e.code(), e.to_string(), Some("auth")),
+                );
                 act.close(ctx, CloseCode::Policy, "unknown agent");
             }
             Err(_) => act.close(ctx, CloseCode::Away, "shutting down"),
@@ -214,26 +226,40 @@ impl AgentSession {
         }
         let Some(agent) = &self.agent else {
             let ClientFrame::Auth { token } = frame else {
-                self.send(ctx, ServerFrame::error("unauthorized", "authenticate first", Some(kind)));
+                self.send(
+                    ctx,
+                    ServerFrame::error("unauthorized", "authenticate first", Some(kind)),
+                );
                 self.close(ctx, CloseCode::Policy, "not authenticated");
                 return;
             };
             match self.endpoint.store.agent_by_token_hash(&hash_token(&token)) {
                 Ok(Some(a)) => self.authenticated(a.id, a.display_name, a.teams, ctx),
                 Ok(None) => {
-                    self.send(ctx, ServerFrame::error("unauthorized", "unknown agent token", Some(kind)));
+                    self.send(
+                        ctx,
+                        ServerFrame::error("unauthorized", "unknown agent token", Some(kind)),
+                    );
                     self.close(ctx, CloseCode::Policy, "unauthorized");
                 }
-                Err(e) => self.send(ctx, ServerFrame::error("storage_error", e.to_string(), Some(kind))),
+                Err(e) => self.send(
+                    ctx,
+                    ServerFrame::error("storage_error", e.to_string(), Some(kind)),
+                ),
             }
             return;
         };
         let agent_id = agent.id.clone();
         let agent_name = agent.name.clone();
         match frame {
-            ClientFrame::Auth { .. } => {
-                self.send(ctx, ServerFrame::error("already_authenticated", "this session is authenticated", Some(kind)))
-            }
+            ClientFrame::Auth { .. } => self.send(
+                ctx,
+                ServerFrame::error(
+                    "already_authenticated",
+                    "this session is authenticated",
+                    Some(kind),
+                ),
+            ),
             ClientFrame::Ping => {}
             ClientFrame::Presence { status } => {
                 self.endpoint.router.do_send(SetPresence {
@@ -251,12 +277,18 @@ impl AgentSession {
                     let frame = match res {
                         Ok(Ok(())) => ServerFrame::ack(kind, Some(conversation_id)),
                         Ok(Err(e)) => ServerFrame::error(e.code(), e.to_string(), Some(kind)),
-                        Err(_) => ServerFrame::error("unavailable", "the router is not running", Some(kind)),
+                        Err(_) => ServerFrame::error(
+                            "unavailable",
+                            "the router is not running",
+                            Some(kind),
+                        ),
                     };
                     act.send(ctx, frame);
                 }));
             }
-            ClientFrame::Decline { conversation_id, .. } => {
+            ClientFrame::Decline {
+                conversation_id, ..
+            } => {
                 let fut = self.endpoint.router.send(Decline {
                     agent_id,
                     conversation_id: conversation_id.clone(),
@@ -265,7 +297,11 @@ impl AgentSession {
                     let frame = match res {
                         Ok(Ok(())) => ServerFrame::ack(kind, Some(conversation_id)),
                         Ok(Err(e)) => ServerFrame::error(e.code(), e.to_string(), Some(kind)),
-                        Err(_) => ServerFrame::error("unavailable", "the router is not running", Some(kind)),
+                        Err(_) => ServerFrame::error(
+                            "unavailable",
+                            "the router is not running",
+                            Some(kind),
+                        ),
                     };
                     act.send(ctx, frame);
                 }));
@@ -279,15 +315,33 @@ impl AgentSession {
                     self.send(ctx, ServerFrame::error("invalid_request", msg, Some(kind)));
                     return;
                 }
-                if client_id.as_ref().is_some_and(|c| c.is_empty() || c.len() > 128) {
-                    self.send(ctx, ServerFrame::error("invalid_request", "client_id must be 1 to 128 characters", Some(kind)));
+                if client_id
+                    .as_ref()
+                    .is_some_and(|c| c.is_empty() || c.len() > 128)
+                {
+                    self.send(
+                        ctx,
+                        ServerFrame::error(
+                            "invalid_request",
+                            "client_id must be 1 to 128 characters",
+                            Some(kind),
+                        ),
+                    );
                     return;
                 }
                 let action = AgentAction::Reply {
                     text,
                     client_id: client_id.clone(),
                 };
-                self.conversation_request(ctx, kind, conversation_id, agent_id, agent_name, action, client_id);
+                self.conversation_request(
+                    ctx,
+                    kind,
+                    conversation_id,
+                    agent_id,
+                    agent_name,
+                    action,
+                    client_id,
+                );
             }
             ClientFrame::Note {
                 conversation_id,
@@ -298,10 +352,26 @@ impl AgentSession {
                     return;
                 }
                 let action = AgentAction::Note { text };
-                self.conversation_request(ctx, kind, conversation_id, agent_id, agent_name, action, None);
+                self.conversation_request(
+                    ctx,
+                    kind,
+                    conversation_id,
+                    agent_id,
+                    agent_name,
+                    action,
+                    None,
+                );
             }
             ClientFrame::Close { conversation_id } => {
-                self.conversation_request(ctx, kind, conversation_id, agent_id, agent_name, AgentAction::Close, None);
+                self.conversation_request(
+                    ctx,
+                    kind,
+                    conversation_id,
+                    agent_id,
+                    agent_name,
+                    AgentAction::Close,
+                    None,
+                );
             }
             ClientFrame::Transfer {
                 conversation_id,
@@ -313,30 +383,69 @@ impl AgentSession {
                     (Some(a), None) => match self.endpoint.store.agent(&a) {
                         Ok(Some(_)) if a != agent_id => TransferTarget::Agent(a),
                         Ok(Some(_)) => {
-                            self.send(ctx, ServerFrame::error("invalid_request", "you already hold this conversation", Some(kind)));
+                            self.send(
+                                ctx,
+                                ServerFrame::error(
+                                    "invalid_request",
+                                    "you already hold this conversation",
+                                    Some(kind),
+                                ),
+                            );
                             return;
                         }
                         Ok(None) => {
-                            self.send(ctx, ServerFrame::error("unknown_agent", format!("no agent `{a}`"), Some(kind)));
+                            self.send(
+                                ctx,
+                                ServerFrame::error(
+                                    "unknown_agent",
+                                    format!("no agent `{a}`"),
+                                    Some(kind),
+                                ),
+                            );
                             return;
                         }
                         Err(e) => {
-                            self.send(ctx, ServerFrame::error("storage_error", e.to_string(), Some(kind)));
+                            self.send(
+                                ctx,
+                                ServerFrame::error("storage_error", e.to_string(), Some(kind)),
+                            );
                             return;
                         }
                     },
                     (None, Some(t)) if self.endpoint.teams.contains(&t) => TransferTarget::Team(t),
                     (None, Some(t)) => {
-                        self.send(ctx, ServerFrame::error("unknown_team", format!("no team `{t}`"), Some(kind)));
+                        self.send(
+                            ctx,
+                            ServerFrame::error(
+                                "unknown_team",
+                                format!("no team `{t}`"),
+                                Some(kind),
+                            ),
+                        );
                         return;
                     }
                     _ => {
-                        self.send(ctx, ServerFrame::error("invalid_request", "give exactly one of to_agent and to_team", Some(kind)));
+                        self.send(
+                            ctx,
+                            ServerFrame::error(
+                                "invalid_request",
+                                "give exactly one of to_agent and to_team",
+                                Some(kind),
+                            ),
+                        );
                         return;
                     }
                 };
                 let action = AgentAction::Transfer { to, note };
-                self.conversation_request(ctx, kind, conversation_id, agent_id, agent_name, action, None);
+                self.conversation_request(
+                    ctx,
+                    kind,
+                    conversation_id,
+                    agent_id,
+                    agent_name,
+                    action,
+                    None,
+                );
             }
             ClientFrame::Typing {
                 conversation_id,
@@ -411,7 +520,11 @@ impl AgentSession {
         let record = match self.endpoint.store.conversation(conversation_id) {
             Ok(Some(r)) => r,
             Ok(None) => {
-                return ServerFrame::error("unknown_conversation", format!("no conversation with id `{conversation_id}`"), kind);
+                return ServerFrame::error(
+                    "unknown_conversation",
+                    format!("no conversation with id `{conversation_id}`"),
+                    kind,
+                );
             }
             Err(e) => return ServerFrame::error("storage_error", e.to_string(), kind),
         };
@@ -455,20 +568,34 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for AgentSession {
         self.last_heard = Instant::now();
         match item {
             Ok(AggregatedMessage::Text(text)) => self.handle_text(&text, ctx),
-            Ok(AggregatedMessage::Binary(_)) => {
-                self.send(ctx, ServerFrame::error("binary_not_supported", "send JSON text frames", None))
-            }
+            Ok(AggregatedMessage::Binary(_)) => self.send(
+                ctx,
+                ServerFrame::error("binary_not_supported", "send JSON text frames", None),
+            ),
             Ok(AggregatedMessage::Ping(bytes)) => {
                 self.writer.pong(&bytes);
             }
             Ok(AggregatedMessage::Pong(_)) => {}
             Ok(AggregatedMessage::Close(_)) => self.close(ctx, CloseCode::Normal, "bye"),
             Err(ProtocolError::Overflow) => {
-                self.send(ctx, ServerFrame::error("frame_too_large", format!("frames are limited to {} bytes", self.endpoint.max_frame_bytes), None));
+                self.send(
+                    ctx,
+                    ServerFrame::error(
+                        "frame_too_large",
+                        format!(
+                            "frames are limited to {} bytes",
+                            self.endpoint.max_frame_bytes
+                        ),
+                        None,
+                    ),
+                );
                 self.close(ctx, CloseCode::Size, "frame too large");
             }
             Err(e) => {
-                self.send(ctx, ServerFrame::error("protocol_error", e.to_string(), None));
+                self.send(
+                    ctx,
+                    ServerFrame::error("protocol_error", e.to_string(), None),
+                );
                 self.close(ctx, CloseCode::Protocol, "protocol error");
             }
         }

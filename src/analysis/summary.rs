@@ -46,7 +46,8 @@ pub fn summarize(
             .join(", ");
         lines.push(format!("Known: {list}"));
     }
-    let bot_replies: Vec<&MessageRecord> = messages.iter().filter(|m| m.role == Role::Bot).collect();
+    let bot_replies: Vec<&MessageRecord> =
+        messages.iter().filter(|m| m.role == Role::Bot).collect();
     if !bot_replies.is_empty() {
         let low = bot_replies
             .iter()
@@ -105,7 +106,11 @@ mod tests {
     fn summary_names_request_entities_bot_and_reason() {
         let msgs = vec![
             m(1, Role::Customer, "hi"),
-            m(2, Role::Customer, "my order 12345678 never arrived and I want my money"),
+            m(
+                2,
+                Role::Customer,
+                "my order 12345678 never arrived and I want my money",
+            ),
             m(3, Role::Bot, "Sorry, I don't know."),
             m(4, Role::Customer, "let me talk to a human"),
         ];

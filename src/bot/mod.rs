@@ -2,7 +2,8 @@
 //! webhook, Rasa and Bot Framework later) plugs into; the conversation actor calls it with a
 //! timeout and never trusts it to answer.
 
-#[path = "/tmp/helper-a/src/bot/faq.rs"] pub mod faq;
+#[path = "/tmp/helper-a/src/bot/faq.rs"]
+pub mod faq;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -196,11 +197,17 @@ mod tests {
             vec![entry("What are your opening hours?", "We are open 9 to 5.")],
             &cfg,
         );
-        let r = bot.answer(turn("what are your opening hours")).await.expect("reply");
+        let r = bot
+            .answer(turn("what are your opening hours"))
+            .await
+            .expect("reply");
         assert_eq!(r.messages, vec!["We are open 9 to 5.".to_string()]);
         assert!(r.confidence.unwrap_or(0.0) >= cfg.confidence_threshold);
         assert_eq!(r.intent.as_deref(), Some("hours"));
-        let r = bot.answer(turn("do you sell submarines")).await.expect("reply");
+        let r = bot
+            .answer(turn("do you sell submarines"))
+            .await
+            .expect("reply");
         assert_eq!(r.messages, vec![cfg.fallback_reply.clone()]);
         assert!(r.confidence.unwrap_or(1.0) < cfg.confidence_threshold);
     }

@@ -29,8 +29,8 @@ use crate::delivery::{Deliver, Ephemeral};
 use crate::escalation::Decision;
 use crate::handoff::{Escalation, TranscriptEntry};
 use crate::model::{
-    BotTurnMeta, ConversationRecord, KnownEntity, MessageRecord, OutboxEntry, Owner,
-    QueueEntry, Role, next_ticket,
+    BotTurnMeta, ConversationRecord, KnownEntity, MessageRecord, OutboxEntry, Owner, QueueEntry,
+    Role, next_ticket,
 };
 use crate::router::{Enqueue, Released};
 use crate::store::Op;
@@ -56,7 +56,11 @@ struct Pending {
 }
 
 impl ConversationActor {
-    pub fn new(svc: Arc<Services>, record: ConversationRecord, transcript: Vec<MessageRecord>) -> Self {
+    pub fn new(
+        svc: Arc<Services>,
+        record: ConversationRecord,
+        transcript: Vec<MessageRecord>,
+    ) -> Self {
         let seen = transcript
             .iter()
             .filter_map(|m| m.platform_message_id.clone().map(|p| (p, m.seq)))
@@ -153,8 +157,12 @@ impl ConversationActor {
     }
 
     /// Commits what a handler prepared; on success delivers and notifies, on failure reloads.
-    fn commit(&mut self, mut p: Pending) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
-        p.ops.push(Op::PutConversation(Box::new(self.record.clone())));
+    fn commit(
+        &mut self,
+        mut p: Pending,
+    ) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
+        p.ops
+            .push(Op::PutConversation(Box::new(self.record.clone())));
         let ops = std::mem::take(&mut p.ops);
         let store = self.svc.store.clone();
         async move { store.commit(ops).await }
@@ -247,7 +255,9 @@ impl ConversationActor {
                 .iter()
                 .any(|e| e.kind == found.kind && e.value == found.value)
             {
-                self.record.entities.push(KnownEntity::from_found(found, seq));
+                self.record
+                    .entities
+                    .push(KnownEntity::from_found(found, seq));
             }
         }
         let conversation_id = self.record.id.clone();
@@ -283,7 +293,10 @@ impl ConversationActor {
             .map(|m| m.text.clone())
             .unwrap_or_default();
         if let Some(decision) = self.svc.policy.on_customer_message(seq, &text) {
-            return self.escalate(decision, None).map(|_, _, _| ()).boxed_local();
+            return self
+                .escalate(decision, None)
+                .map(|_, _, _| ())
+                .boxed_local();
         }
         let Some(message) = self.transcript.last().map(TranscriptEntry::from) else {
             return fut::ready(()).boxed_local();
@@ -443,7 +456,10 @@ impl ConversationActor {
             .boxed_local()
     }
 
-    fn on_assign(&mut self, msg: AssignAgent) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
+    fn on_assign(
+        &mut self,
+        msg: AssignAgent,
+    ) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
         let Owner::Queued { .. } = &self.record.owner else {
             return fut::ready(Err(ConversationError::NotQueued)).boxed_local();
         };
@@ -474,13 +490,18 @@ impl ConversationActor {
         self.commit(p)
     }
 
-    fn on_requeue(&mut self, msg: Requeue) -> LocalBoxActorFuture<Self, Result<QueueEntry, ConversationError>> {
+    fn on_requeue(
+        &mut self,
+        msg: Requeue,
+    ) -> LocalBoxActorFuture<Self, Result<QueueEntry, ConversationError>> {
         match &self.record.owner {
             Owner::Agent { agent_id, .. } if *agent_id == msg.agent_id => {}
             _ => return fut::ready(Err(ConversationError::NotOwner)).boxed_local(),
         }
         let assignment = match self.svc.store.assignments() {
-            Ok(all) => all.into_iter().find(|a| a.conversation_id == self.record.id),
+            Ok(all) => all
+                .into_iter()
+                .find(|a| a.conversation_id == self.record.id),
             Err(e) => return fut::ready(Err(e.into())).boxed_local(),
         };
         let now = now_ms();
@@ -507,7 +528,9 @@ impl ConversationActor {
         note.author = Some("handoffd".into());
         self.journal(&mut p, note);
         p.status = Some(ConversationStatus::Queued { position: None });
-        self.commit(p).map(move |res, _, _| res.map(|_| entry)).boxed_local()
+        self.commit(p)
+            .map(move |res, _, _| res.map(|_| entry))
+            .boxed_local()
     }
 
     fn on_agent_request(
@@ -534,14 +557,18 @@ impl ConversationActor {
                 }
                 m.handoff = Some(handoff);
                 let seq = self.journal(&mut p, m);
-                self.commit(p).map(move |r, _, _| r.map(|_| Some(seq))).boxed_local()
+                self.commit(p)
+                    .map(move |r, _, _| r.map(|_| Some(seq)))
+                    .boxed_local()
             }
             AgentAction::Note { text } => {
                 let mut m = Self::message(Role::Note, text);
                 m.author = Some(req.agent_id.clone());
                 m.author_name = Some(req.agent_name.clone());
                 let seq = self.journal(&mut p, m);
-                self.commit(p).map(move |r, _, _| r.map(|_| Some(seq))).boxed_local()
+                self.commit(p)
+                    .map(move |r, _, _| r.map(|_| Some(seq)))
+                    .boxed_local()
             }
             AgentAction::Close => {
                 let mut m = Self::message(Role::Note, format!("Closed by {}", req.agent_name));
@@ -572,7 +599,9 @@ impl ConversationActor {
             AgentAction::Transfer { to, note } => {
                 let (to_team, only_agent, label) = match &to {
                     TransferTarget::Team(t) => (t.clone(), None, format!("team {t}")),
-                    TransferTarget::Agent(a) => (team.clone(), Some(a.clone()), format!("agent {a}")),
+                    TransferTarget::Agent(a) => {
+                        (team.clone(), Some(a.clone()), format!("agent {a}"))
+                    }
                 };
                 let mut text = format!("Transferred by {} to {label}", req.agent_name);
                 if let Some(n) = note.filter(|n| !n.trim().is_empty()) {
@@ -725,7 +754,10 @@ impl Handler<super::DeliveryFailed> for ConversationActor {
             .map_or_else(|| "A delivery".to_string(), |s| format!("Message {s}"));
         let mut note = Self::message(
             Role::Note,
-            format!("{what} could not be delivered to the customer: {}", msg.reason),
+            format!(
+                "{what} could not be delivered to the customer: {}",
+                msg.reason
+            ),
         );
         note.author = Some("handoffd".into());
         self.journal(&mut p, note);

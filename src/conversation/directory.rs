@@ -44,7 +44,11 @@ impl Directory {
         }
     }
 
-    fn start_actor(&mut self, record: ConversationRecord, transcript: Vec<crate::model::MessageRecord>) -> Result<Addr<ConversationActor>, ConversationError> {
+    fn start_actor(
+        &mut self,
+        record: ConversationRecord,
+        transcript: Vec<crate::model::MessageRecord>,
+    ) -> Result<Addr<ConversationActor>, ConversationError> {
         let svc = self.svc.clone().ok_or(ConversationError::Unavailable)?;
         let id = record.id.clone();
         let addr = if self.arbiters.is_empty() {
@@ -79,7 +83,10 @@ impl Directory {
 
     /// The conversation for a channel key, creating it (unsaved until its first message) if
     /// there is none.
-    fn get_or_create(&mut self, inbound: &Inbound) -> Result<Addr<ConversationActor>, ConversationError> {
+    fn get_or_create(
+        &mut self,
+        inbound: &Inbound,
+    ) -> Result<Addr<ConversationActor>, ConversationError> {
         let key = (inbound.channel, inbound.conversation_key.clone());
         let id = match self.keys.get(&key) {
             Some(id) => Some(id.clone()),

@@ -2,7 +2,8 @@
 //! trigger that fired. Customer-side triggers are checked before the bot is asked (a
 //! customer asking for a person should not get a bot answer first); bot-side triggers after.
 
-#[path = "/tmp/stub_explicit.rs"] pub mod explicit;
+#[path = "/tmp/stub_explicit.rs"]
+pub mod explicit;
 
 use regex::{Regex, RegexBuilder};
 
@@ -49,7 +50,9 @@ impl Policy {
                         RegexBuilder::new(p)
                             .case_insensitive(true)
                             .build()
-                            .map_err(|e| tracing::warn!(rule = %r.name, error = %e, "pattern skipped"))
+                            .map_err(
+                                |e| tracing::warn!(rule = %r.name, error = %e, "pattern skipped"),
+                            )
                             .ok()
                     })
                     .collect(),
@@ -99,7 +102,12 @@ impl Policy {
 
     /// Triggers that fire on the bot's reply. `confidences` are the bot's confidences so far,
     /// this reply's last.
-    pub fn on_bot_reply(&self, seq: u64, reply: &BotReply, confidences: &[f64]) -> Option<Decision> {
+    pub fn on_bot_reply(
+        &self,
+        seq: u64,
+        reply: &BotReply,
+        confidences: &[f64],
+    ) -> Option<Decision> {
         let mut hits = Vec::new();
         let mut priority = 0u8;
         let mut team = None;
@@ -143,7 +151,12 @@ impl Policy {
         self.decide(hits, priority, team)
     }
 
-    fn decide(&self, hits: Vec<TriggerHit>, priority: u8, team: Option<String>) -> Option<Decision> {
+    fn decide(
+        &self,
+        hits: Vec<TriggerHit>,
+        priority: u8,
+        team: Option<String>,
+    ) -> Option<Decision> {
         if hits.is_empty() {
             return None;
         }
@@ -191,7 +204,11 @@ mod tests {
         assert!(d.triggers[0].evidence.contains("legal"));
         assert_eq!(d.priority, 3);
         assert_eq!(d.team, "legal");
-        assert!(policy().on_customer_message(2, "what are your hours").is_none());
+        assert!(
+            policy()
+                .on_customer_message(2, "what are your hours")
+                .is_none()
+        );
     }
 
     #[test]

@@ -28,7 +28,11 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
         .api_keys
         .iter()
         .fold(false, |ok, k| constant_time_eq(k, given) | ok);
-    if ok { Ok(()) } else { Err(ApiError::unauthorized()) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
+    }
 }
 
 /// Query of `GET /api/v1/conversations`.

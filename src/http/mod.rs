@@ -72,10 +72,13 @@ async fn healthz() -> HttpResponse {
 
 /// Ready when the store answers a read and the router answers a message.
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state
-        .store
-        .agents()
-        .map_err(|e| ApiError::new(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string()))?;
+    state.store.agents().map_err(|e| {
+        ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            e.to_string(),
+        )
+    })?;
     let stats = state.router.send(GetStats).await.map_err(|_| {
         ApiError::new(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -87,5 +90,8 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("not_found", format!("no route for {} {}", req.method(), req.path())))
+    Err(ApiError::not_found(
+        "not_found",
+        format!("no route for {} {}", req.method(), req.path()),
+    ))
 }

@@ -174,7 +174,7 @@ impl Router {
     fn eligible(&self, agent: &AgentState, entry: &QueueEntry, second_pass: bool) -> bool {
         if agent.presence != Presence::Online
             || self.registry.session_count(&agent.record.id) == 0
-            || !agent.record.teams.iter().any(|t| *t == entry.team)
+            || !agent.record.teams.contains(&entry.team)
             || agent.load() >= agent.record.capacity as usize
         {
             return false;
@@ -510,7 +510,12 @@ impl Handler<Accept> for Router {
         if let Some(o) = self.offers.remove(&cid) {
             ctx.cancel_future(o.timer);
         }
-        let Some(entry) = self.queued.get(&cid).and_then(|k| self.queue.get(k)).cloned() else {
+        let Some(entry) = self
+            .queued
+            .get(&cid)
+            .and_then(|k| self.queue.get(k))
+            .cloned()
+        else {
             return Box::pin(fut::ready(Err(RouterError::NoOffer(cid))));
         };
         let Some(agent) = self.agents.get_mut(&msg.agent_id) else {
@@ -570,7 +575,10 @@ impl Handler<Accept> for Router {
                         if let Some(a) = act.agents.get_mut(&agent_id) {
                             a.assigned.remove(&cid);
                         }
-                        if matches!(e, ConversationError::NotQueued | ConversationError::NotFound(_)) {
+                        if matches!(
+                            e,
+                            ConversationError::NotQueued | ConversationError::NotFound(_)
+                        ) {
                             act.remove_queue(&cid);
                         }
                         Err(RouterError::Conversation(e))
@@ -600,10 +608,8 @@ impl Handler<Decline> for Router {
             _ => return Err(RouterError::NoOffer(msg.conversation_id)),
         }
         self.withdraw(&msg.conversation_id, "declined", ctx);
-        self.declined.insert(
-            (msg.conversation_id, msg.agent_id),
-            (Instant::now(), true),
-        );
+        self.declined
+            .insert((msg.conversation_id, msg.agent_id), (Instant::now(), true));
         self.dispatch(ctx);
         Ok(())
     }
@@ -733,7 +739,10 @@ impl Handler<GetQueue> for Router {
                         priority: e.priority,
                         enqueued_at_ms: e.enqueued_at_ms,
                         position: *p,
-                        offered_to: self.offers.get(&e.conversation_id).map(|o| o.agent_id.clone()),
+                        offered_to: self
+                            .offers
+                            .get(&e.conversation_id)
+                            .map(|o| o.agent_id.clone()),
                     }
                 })
                 .collect(),

@@ -187,7 +187,7 @@ impl Store {
             out.push(c);
         }
         // Most recently active first.
-        out.sort_by(|a, b| b.updated_at_ms.cmp(&a.updated_at_ms));
+        out.sort_by_key(|c| std::cmp::Reverse(c.updated_at_ms));
         if filter.limit > 0 {
             out.truncate(filter.limit);
         }
@@ -337,7 +337,10 @@ mod tests {
         for c in 0..20 {
             let id = format!("c{c}");
             let msgs = store.messages_after(&id, 0).expect("read");
-            assert_eq!(msgs.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+            assert_eq!(
+                msgs.iter().map(|m| m.seq).collect::<Vec<_>>(),
+                (1..=10).collect::<Vec<_>>()
+            );
             assert_eq!(store.messages_after(&id, 7).expect("read").len(), 3);
             assert_eq!(
                 store
@@ -346,8 +349,10 @@ mod tests {
                 Some(id.clone())
             );
         }
-        let mut f = ConversationFilter::default();
-        f.owner = Some("bot".into());
+        let mut f = ConversationFilter {
+            owner: Some("bot".into()),
+            ..Default::default()
+        };
         assert_eq!(store.conversations(&f).expect("list").len(), 20);
         f.owner = Some("agent".into());
         assert!(store.conversations(&f).expect("list").is_empty());

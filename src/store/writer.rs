@@ -77,7 +77,10 @@ impl Writer {
         })
     }
 
-    fn submit(&self, ops: Vec<Op>) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
+    fn submit(
+        &self,
+        ops: Vec<Op>,
+    ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
         let (done, rx) = oneshot::channel();
         self.inner
             .tx

@@ -37,7 +37,9 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     assert_eq!(agent.expect("error").await["code"], "malformed_json");
     agent.send(json!({"type": "fly", "to": "moon"})).await;
     assert_eq!(agent.expect("error").await["code"], "bad_frame");
-    agent.send(json!({"type": "reply", "conversation_id": bot_conv, "text": "hijack"})).await;
+    agent
+        .send(json!({"type": "reply", "conversation_id": bot_conv, "text": "hijack"}))
+        .await;
     let e = agent.expect("error").await;
     assert_eq!(e["code"], "not_owner");
     assert_eq!(e["request"], "reply");
@@ -87,7 +89,9 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     assert!(intruder.closed_within(Duration::from_secs(5)).await);
     // ...anything before auth too...
     let mut early = Ws::connect(&format!("ws://{}/agent/ws", d.addr)).await;
-    early.send(json!({"type": "presence", "status": "online"})).await;
+    early
+        .send(json!({"type": "presence", "status": "online"}))
+        .await;
     assert_eq!(early.expect("error").await["code"], "unauthorized");
     // ...and a wrong bearer header is a plain 401.
     let mut req = format!("ws://{}/agent/ws", d.addr)
@@ -104,7 +108,8 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
 
     // --- widget websocket ---
     let mut w = d.widget().await;
-    w.send(json!({"type": "message", "text": "before hello"})).await;
+    w.send(json!({"type": "message", "text": "before hello"}))
+        .await;
     assert_eq!(w.expect("error").await["code"], "hello_required");
     w.send_raw("[1,2".into()).await.expect("send");
     assert_eq!(w.expect("error").await["code"], "malformed_json");
@@ -115,7 +120,10 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     w.send(json!({"type": "message", "text": ""})).await;
     assert_eq!(w.expect("error").await["code"], "empty_message");
     let _ = w
-        .send_raw(format!(r#"{{"type":"message","text":"{}"}}"#, "y".repeat(10 * 1024 * 1024)))
+        .send_raw(format!(
+            r#"{{"type":"message","text":"{}"}}"#,
+            "y".repeat(10 * 1024 * 1024)
+        ))
         .await;
     let f = w.next_within(FRAME_WAIT).await.expect("an error frame");
     assert_eq!(f["code"], "frame_too_large", "{f}");
@@ -132,7 +140,9 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     assert_eq!(r.status().as_u16(), 401);
     let body: Value = r.json().await.expect("JSON body");
     assert_eq!(body["error"]["code"], "unauthorized");
-    let (status, body) = d.api_get("/api/v1/conversations/no-such-conversation").await;
+    let (status, body) = d
+        .api_get("/api/v1/conversations/no-such-conversation")
+        .await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "unknown_conversation");
     let (status, body) = d.api_get("/api/v1/conversations?owner=martian").await;
@@ -149,7 +159,10 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
         .await
         .expect("POST");
     assert_eq!(r.status().as_u16(), 400);
-    assert_eq!(r.json::<Value>().await.expect("JSON")["error"]["code"], "bad_request");
+    assert_eq!(
+        r.json::<Value>().await.expect("JSON")["error"]["code"],
+        "bad_request"
+    );
     let r = http
         .post(d.url("/api/v1/agents"))
         .bearer_auth(API_KEY)
@@ -176,5 +189,8 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     assert_eq!(snapshot(&d).await, before);
     bystander.say("how do I reset my password").await;
     let answer = bystander.message_from("bot").await;
-    assert_eq!(answer["text"], "Use the Forgot password link on the sign-in page.");
+    assert_eq!(
+        answer["text"],
+        "Use the Forgot password link on the sign-in page."
+    );
 }

@@ -14,9 +14,7 @@ async fn take_offer(agent: &mut Ws) -> String {
     agent
         .send(json!({"type": "accept", "conversation_id": cid}))
         .await;
-    let assigned = agent
-        .expect_skipping("assigned", &["ack", "message"])
-        .await;
+    let assigned = agent.expect_skipping("assigned", &["ack", "message"]).await;
     assert_eq!(assigned["conversation_id"], json!(cid));
     cid
 }
@@ -36,7 +34,9 @@ async fn twenty_escalations_two_agents_capacity_one() {
         let d = &d;
         async move {
             let mut v = Visitor::new(d).await;
-            let (cid, _) = v.say(&format!("customer {i}: I want to talk to a human")).await;
+            let (cid, _) = v
+                .say(&format!("customer {i}: I want to talk to a human"))
+                .await;
             (v, cid)
         }
     }))
@@ -61,8 +61,14 @@ async fn twenty_escalations_two_agents_capacity_one() {
         .iter()
         .map(|e| e["enqueued_at_ms"].as_u64().unwrap_or(0))
         .collect();
-    assert!(enqueued.windows(2).all(|w| w[0] <= w[1]), "queue not oldest first: {enqueued:?}");
-    let positions: Vec<u64> = queue.iter().map(|e| e["position"].as_u64().unwrap_or(0)).collect();
+    assert!(
+        enqueued.windows(2).all(|w| w[0] <= w[1]),
+        "queue not oldest first: {enqueued:?}"
+    );
+    let positions: Vec<u64> = queue
+        .iter()
+        .map(|e| e["position"].as_u64().unwrap_or(0))
+        .collect();
     assert_eq!(positions, (1..=18).collect::<Vec<u64>>());
     let (_, stats) = d.api_get("/readyz").await;
     assert_eq!(stats["router"]["assigned"], 2);
@@ -78,7 +84,11 @@ async fn twenty_escalations_two_agents_capacity_one() {
             .send(json!({"type": "close", "conversation_id": held_a}))
             .await;
         held_a = take_offer(&mut alice).await;
-        assert_eq!(Some(held_a.clone()), expected.next(), "round {round} (alice)");
+        assert_eq!(
+            Some(held_a.clone()),
+            expected.next(),
+            "round {round} (alice)"
+        );
         bob.send(json!({"type": "close", "conversation_id": held_b}))
             .await;
         held_b = take_offer(&mut bob).await;

@@ -19,7 +19,11 @@ fn the_default_config_passes_check_config() {
         .arg("check-config")
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
 }
 
@@ -55,8 +59,14 @@ team = "lawyers"
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("line 2: server.listen"), "{text}");
     assert!(text.contains("line 5: widget.token_secret"), "{text}");
-    assert!(text.contains("line 12: escalation.keyword_rules[0].patterns[0]"), "{text}");
-    assert!(text.contains("line 13: escalation.keyword_rules[0].team"), "{text}");
+    assert!(
+        text.contains("line 12: escalation.keyword_rules[0].patterns[0]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("line 13: escalation.keyword_rules[0].team"),
+        "{text}"
+    );
     assert!(text.contains("4 problems"), "{text}");
 
     // A syntax error is reported with its line too.
@@ -68,7 +78,11 @@ team = "lawyers"
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("line 2"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("line 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -124,9 +138,19 @@ fn the_published_handoff_package_schema_is_current() {
         generated, published,
         "docs/handoff-package.schema.json is stale: regenerate with `handoffd schema handoff-package`"
     );
-    for field in ["transcript", "triggers", "summary", "entities", "sentiment", "priority", "team"] {
+    for field in [
+        "transcript",
+        "triggers",
+        "summary",
+        "entities",
+        "sentiment",
+        "priority",
+        "team",
+    ] {
         assert!(
-            generated["required"].as_array().is_some_and(|r| r.iter().any(|f| f == field)),
+            generated["required"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|f| f == field)),
             "{field} missing from the schema"
         );
     }

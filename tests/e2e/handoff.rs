@@ -21,7 +21,10 @@ async fn faq_then_handoff_then_agent_then_handback_to_the_bot() {
     // Asking for a person: warm handoff message, and an offer with the whole transcript.
     v.say("I want to talk to a human please").await;
     let warm = v.message_from("system").await;
-    assert!(warm["text"].as_str().unwrap_or("").contains("person"), "{warm}");
+    assert!(
+        warm["text"].as_str().unwrap_or("").contains("person"),
+        "{warm}"
+    );
     let offer = agent.expect("offer").await;
     assert_eq!(offer["conversation_id"], json!(conv));
     let pkg = &offer["package"];
@@ -33,11 +36,20 @@ async fn faq_then_handoff_then_agent_then_handback_to_the_bot() {
         .collect();
     assert!(texts.contains(&"what are your opening hours?"), "{texts:?}");
     assert!(texts.contains(&"We are open 9 to 5."), "{texts:?}");
-    assert!(texts.contains(&"I want to talk to a human please"), "{texts:?}");
+    assert!(
+        texts.contains(&"I want to talk to a human please"),
+        "{texts:?}"
+    );
     assert_eq!(pkg["triggers"][0]["trigger"], "explicit_request");
     assert_eq!(pkg["team"], "support");
     assert_eq!(pkg["channel"], "widget");
-    assert!(pkg["summary"].as_str().unwrap_or("").contains("opening hours"), "{pkg}");
+    assert!(
+        pkg["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("opening hours"),
+        "{pkg}"
+    );
 
     // While queued the bot is silent.
     v.say("hello? anyone?").await;
@@ -54,7 +66,10 @@ async fn faq_then_handoff_then_agent_then_handback_to_the_bot() {
     let assigned = agent.expect_skipping("assigned", &["ack", "typing"]).await;
     assert_eq!(assigned["conversation_id"], json!(conv));
     let joined = v.message_from("system").await;
-    assert!(joined["text"].as_str().unwrap_or("").contains("alice"), "{joined}");
+    assert!(
+        joined["text"].as_str().unwrap_or("").contains("alice"),
+        "{joined}"
+    );
     agent
         .send(json!({"type": "reply", "conversation_id": conv, "text": "Hi, I'm Alice. How can I help?", "client_id": "r1"}))
         .await;
@@ -91,12 +106,18 @@ async fn faq_then_handoff_then_agent_then_handback_to_the_bot() {
         .await;
     assert_eq!(ack["request"], "close");
     let back = v.message_from("system").await;
-    assert!(back["text"].as_str().unwrap_or("").contains("ended"), "{back}");
+    assert!(
+        back["text"].as_str().unwrap_or("").contains("ended"),
+        "{back}"
+    );
 
     // The next question is the bot's, and the bot was given the agent's part.
     v.say("how do I reset my password").await;
     let bot = v.message_from("bot").await;
-    assert_eq!(bot["text"], "Use the Forgot password link on the sign-in page.");
+    assert_eq!(
+        bot["text"],
+        "Use the Forgot password link on the sign-in page."
+    );
 
     let c = d.conversation(&conv).await;
     assert_eq!(c["conversation"]["owner"]["state"], "bot");
@@ -107,12 +128,22 @@ async fn faq_then_handoff_then_agent_then_handback_to_the_bot() {
         .find(|m| m["role"] == "bot")
         .expect("bot message");
     assert_eq!(last_bot["bot"]["resumed_after_handoff"], true, "{last_bot}");
-    assert!(last_bot["bot"]["agent_messages_seen"].as_u64().unwrap_or(0) >= 1, "{last_bot}");
+    assert!(
+        last_bot["bot"]["agent_messages_seen"].as_u64().unwrap_or(0) >= 1,
+        "{last_bot}"
+    );
     // The agent's messages are marked as the human stretch.
-    let agent_msg = transcript.iter().find(|m| m["role"] == "agent").expect("agent msg");
+    let agent_msg = transcript
+        .iter()
+        .find(|m| m["role"] == "agent")
+        .expect("agent msg");
     assert_eq!(agent_msg["handoff"], 1);
     // Notes are in the transcript for people, never on the widget.
-    assert!(transcript.iter().any(|m| m["role"] == "note" && m["text"] == "VIP customer, be nice"));
+    assert!(
+        transcript
+            .iter()
+            .any(|m| m["role"] == "note" && m["text"] == "VIP customer, be nice")
+    );
     let seen = v.ws.drain(std::time::Duration::from_millis(300)).await;
     assert!(seen.iter().all(|f| f["text"] != "VIP customer, be nice"));
     // Entities were collected along the way.
@@ -138,7 +169,12 @@ async fn keyword_rules_and_low_confidence_escalate_with_their_evidence() {
     let c = d.conversation(&legal).await;
     let pkg = &c["handoff_package"];
     assert_eq!(pkg["triggers"][0]["trigger"], "keyword_rule");
-    assert!(pkg["triggers"][0]["evidence"].as_str().unwrap_or("").contains("legal"));
+    assert!(
+        pkg["triggers"][0]["evidence"]
+            .as_str()
+            .unwrap_or("")
+            .contains("legal")
+    );
     assert_eq!(pkg["priority"], 3);
 
     // Two unknown questions in a row: the bot's fallback once, then a handoff.
@@ -150,7 +186,10 @@ async fn keyword_rules_and_low_confidence_escalate_with_their_evidence() {
     w.message_from("system").await;
     let c = d.conversation(&conv).await;
     assert_eq!(c["conversation"]["owner"]["state"], "queued");
-    assert_eq!(c["handoff_package"]["triggers"][0]["trigger"], "low_confidence");
+    assert_eq!(
+        c["handoff_package"]["triggers"][0]["trigger"],
+        "low_confidence"
+    );
     assert_eq!(
         c["handoff_package"]["confidence_history"]
             .as_array()

@@ -57,19 +57,17 @@ async fn kill_9_keeps_transcripts_owners_queue_order_and_assignments() {
         .map(|e| e["conversation_id"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(order, vec![conv_b.as_str(), conv_c.as_str()]);
-    let before: Vec<Value> = futures_util::future::join_all(
-        [&conv_a, &conv_b, &conv_c].map(|id| d.conversation(id)),
-    )
-    .await;
+    let before: Vec<Value> =
+        futures_util::future::join_all([&conv_a, &conv_b, &conv_c].map(|id| d.conversation(id)))
+            .await;
 
     // kill -9 and start again on the same directory.
     let dir = d.kill9();
     let d = Daemon::start(dir);
 
-    let after: Vec<Value> = futures_util::future::join_all(
-        [&conv_a, &conv_b, &conv_c].map(|id| d.conversation(id)),
-    )
-    .await;
+    let after: Vec<Value> =
+        futures_util::future::join_all([&conv_a, &conv_b, &conv_c].map(|id| d.conversation(id)))
+            .await;
     for (b4, af) in before.iter().zip(&after) {
         assert_eq!(texts(b4), texts(af), "transcript changed across kill -9");
         assert_eq!(b4["conversation"]["owner"], af["conversation"]["owner"]);
@@ -78,8 +76,16 @@ async fn kill_9_keeps_transcripts_owners_queue_order_and_assignments() {
     assert_eq!(after[0]["conversation"]["owner"]["agent_id"], "alice");
     assert_eq!(after[1]["conversation"]["owner"]["state"], "queued");
     assert_eq!(after[2]["conversation"]["owner"]["state"], "queued");
-    assert!(texts(&after[0]).iter().any(|(s, _, t)| *s == acked_a && t == "thanks, my order is 55512345"));
-    assert!(texts(&after[2]).iter().any(|(s, _, t)| *s == acked_c && t == "still waiting"));
+    assert!(
+        texts(&after[0])
+            .iter()
+            .any(|(s, _, t)| *s == acked_a && t == "thanks, my order is 55512345")
+    );
+    assert!(
+        texts(&after[2])
+            .iter()
+            .any(|(s, _, t)| *s == acked_c && t == "still waiting")
+    );
     let (_, q) = d.api_get("/api/v1/queue").await;
     let strip = |v: &Value| -> Vec<(String, u64)> {
         v.as_array()
@@ -93,7 +99,11 @@ async fn kill_9_keeps_transcripts_owners_queue_order_and_assignments() {
             })
             .collect()
     };
-    assert_eq!(strip(&q["queue"]), strip(&before_queue), "queue order and enqueue times");
+    assert_eq!(
+        strip(&q["queue"]),
+        strip(&before_queue),
+        "queue order and enqueue times"
+    );
 
     // alice comes back holding A; closing it offers B, the first in line.
     let (mut alice, welcome) = d.agent(&tokens[0]).await;
@@ -101,7 +111,9 @@ async fn kill_9_keeps_transcripts_owners_queue_order_and_assignments() {
     alice
         .send(json!({"type": "close", "conversation_id": conv_a}))
         .await;
-    let offer = alice.expect_skipping("offer", &["ack", "released", "message"]).await;
+    let offer = alice
+        .expect_skipping("offer", &["ack", "released", "message"])
+        .await;
     assert_eq!(offer["conversation_id"], json!(conv_b));
 
     // The widget of A resumes after the restart and sees everything after what it had.
@@ -110,5 +122,8 @@ async fn kill_9_keeps_transcripts_owners_queue_order_and_assignments() {
         .await;
     ws.expect("welcome").await;
     let frames = ws.drain(std::time::Duration::from_millis(500)).await;
-    assert!(frames.iter().any(|f| f["text"] == "alice here"), "{frames:?}");
+    assert!(
+        frames.iter().any(|f| f["text"] == "alice here"),
+        "{frames:?}"
+    );
 }

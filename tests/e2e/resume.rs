@@ -48,9 +48,15 @@ async fn reconnect_replays_exactly_the_missed_messages_once_in_order() {
         .into_iter()
         .filter(|f| f["type"] == "message")
         .collect();
-    let texts: Vec<&str> = replayed.iter().map(|f| f["text"].as_str().unwrap_or("")).collect();
+    let texts: Vec<&str> = replayed
+        .iter()
+        .map(|f| f["text"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(texts, vec!["missed 1", "missed 2", "missed 3"]);
-    let seqs: Vec<u64> = replayed.iter().map(|f| f["seq"].as_u64().unwrap_or(0)).collect();
+    let seqs: Vec<u64> = replayed
+        .iter()
+        .map(|f| f["seq"].as_u64().unwrap_or(0))
+        .collect();
     assert_eq!(seqs, sent_seqs);
 
     // Live messages after the replay arrive once.
@@ -70,10 +76,14 @@ async fn reconnect_replays_exactly_the_missed_messages_once_in_order() {
     // A customer message resent with the same client id (its ack was lost) is stored once.
     ws.send(json!({"type": "message", "text": "are you there?", "client_id": "dup-1"}))
         .await;
-    let a1 = ws.expect_skipping("ack", &["message", "typing", "status"]).await;
+    let a1 = ws
+        .expect_skipping("ack", &["message", "typing", "status"])
+        .await;
     ws.send(json!({"type": "message", "text": "are you there?", "client_id": "dup-1"}))
         .await;
-    let a2 = ws.expect_skipping("ack", &["message", "typing", "status"]).await;
+    let a2 = ws
+        .expect_skipping("ack", &["message", "typing", "status"])
+        .await;
     assert_eq!(a1["seq"], a2["seq"]);
     assert_eq!(a2["duplicate"], true);
     let c = d.conversation(&conv).await;
@@ -100,11 +110,15 @@ async fn reconnect_replays_exactly_the_missed_messages_once_in_order() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(seqs, sorted, "history in order, no duplicates");
-    assert!(all.iter().any(|f| f["role"] == "customer" && f["client_id"] == "dup-1"));
+    assert!(
+        all.iter()
+            .any(|f| f["role"] == "customer" && f["client_id"] == "dup-1")
+    );
 
     // A forged token is refused.
     let mut bad = d.widget().await;
-    bad.send(json!({"type": "hello", "token": "v1.abcdef.AAAA"})).await;
+    bad.send(json!({"type": "hello", "token": "v1.abcdef.AAAA"}))
+        .await;
     let e = bad.expect("error").await;
     assert_eq!(e["code"], "invalid_token");
 }

@@ -126,7 +126,11 @@ impl Daemon {
                 .arg(capacity.to_string())
                 .output()
                 .expect("run agent add");
-            assert!(out.status.success(), "agent add failed: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "agent add failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             tokens.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
         }
         (dir, tokens)
@@ -139,7 +143,11 @@ impl Daemon {
             .arg("--config")
             .arg(&config)
             .arg("serve")
-            .env("RUST_LOG", "warn,handoffd=info")
+            // HANDOFFD_TEST_LOG=debug shows the daemon's own logs while debugging a test.
+            .env(
+                "RUST_LOG",
+                std::env::var("HANDOFFD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -170,8 +178,7 @@ impl Daemon {
             let _ = c.kill(); // SIGKILL on Unix
             let _ = c.wait();
         }
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -259,7 +266,8 @@ impl Ws {
 
     /// The next frame of a type, skipping `skip_types`; fails on anything else.
     pub async fn expect(&mut self, ty: &str) -> Value {
-        self.expect_skipping(ty, &["typing", "status", "pong"]).await
+        self.expect_skipping(ty, &["typing", "status", "pong"])
+            .await
     }
 
     pub async fn expect_skipping(&mut self, ty: &str, skip: &[&str]) -> Value {
@@ -317,7 +325,8 @@ pub struct Visitor {
 impl Visitor {
     pub async fn new(d: &Daemon) -> Visitor {
         let mut ws = d.widget().await;
-        ws.send(json!({"type": "hello", "name": "Test Customer"})).await;
+        ws.send(json!({"type": "hello", "name": "Test Customer"}))
+            .await;
         let w = ws.expect("welcome").await;
         Visitor {
             ws,
@@ -335,11 +344,7 @@ impl Visitor {
             .send(json!({"type": "message", "text": text, "client_id": cid}))
             .await;
         loop {
-            let f = self
-                .ws
-                .next_within(FRAME_WAIT)
-                .await
-                .expect("ack expected");
+            let f = self.ws.next_within(FRAME_WAIT).await.expect("ack expected");
             match f["type"].as_str() {
                 Some("ack") => {
                     assert_eq!(f["client_id"], json!(cid));
