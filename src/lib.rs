@@ -119,6 +119,7 @@ impl Gateway {
         let state = web::Data::new(AppState {
             store: store.clone(),
             router: router_addr.clone(),
+            directory: directory.clone(),
             api_keys: config.api.keys.clone(),
             teams: teams.clone(),
             default_capacity: config.agents.default_capacity,

@@ -764,3 +764,21 @@ impl Handler<super::DeliveryFailed> for ConversationActor {
         AtomicResponse::new(self.commit(p).map(|_, _, _| ()).boxed_local())
     }
 }
+
+impl Handler<super::QueuePosition> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: super::QueuePosition, _ctx: &mut Self::Context) {
+        if !matches!(self.record.owner, Owner::Queued { .. }) {
+            return;
+        }
+        self.svc.outbox.do_send(Ephemeral(Outbound {
+            delivery_id: Uuid::now_v7().to_string(),
+            channel: self.record.channel,
+            conversation_key: self.record.key.clone(),
+            payload: OutboundPayload::Status(ConversationStatus::Queued {
+                position: Some(msg.position),
+            }),
+        }));
+    }
+}

@@ -294,3 +294,17 @@ impl Handler<HistoryRequest> for Directory {
         self.history(&msg)
     }
 }
+
+/// How many conversation actors are alive, for health checks and tests of idle stopping.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct LiveCount;
+
+impl Handler<LiveCount> for Directory {
+    type Result = usize;
+
+    fn handle(&mut self, _msg: LiveCount, _ctx: &mut Self::Context) -> usize {
+        self.live.retain(|_, addr| addr.connected());
+        self.live.len()
+    }
+}

@@ -23,7 +23,7 @@ use crate::store::{Store, StoreError};
 use handoffd_channels::{Inbound, InboundAck, InboundError};
 
 pub use actor::ConversationActor;
-pub use directory::{Directory, Lookup, SetServices};
+pub use directory::{Directory, LiveCount, Lookup, SetServices};
 
 /// What every conversation actor needs, shared.
 pub struct Services {
@@ -193,4 +193,11 @@ pub struct DeliveryFailed {
     /// The message that was not delivered, when it was a message.
     pub seq: Option<u64>,
     pub reason: String,
+}
+
+/// The router tells a queued conversation its place, for the customer.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct QueuePosition {
+    pub position: usize,
 }

@@ -13,6 +13,7 @@ use handoffd_channels::widget::{self, WidgetChannel};
 use serde_json::json;
 
 use crate::agents::session::{self, AgentEndpoint};
+use crate::conversation::{Directory, LiveCount};
 use crate::router::{GetStats, Router};
 use crate::store::Store;
 use error::ApiError;
@@ -21,6 +22,7 @@ use error::ApiError;
 pub struct AppState {
     pub store: Store,
     pub router: Addr<Router>,
+    pub directory: Addr<Directory>,
     pub api_keys: Vec<String>,
     pub teams: Arc<HashSet<String>>,
     pub default_capacity: u32,
@@ -86,7 +88,18 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             "the router is not running",
         )
     })?;
-    Ok(HttpResponse::Ok().json(json!({"status": "ready", "router": stats})))
+    let live = state.directory.send(LiveCount).await.map_err(|_| {
+        ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the conversation directory is not running",
+        )
+    })?;
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "ready",
+        "router": stats,
+        "conversations_live": live,
+    })))
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -15,7 +15,9 @@ use handoffd_channels::now_ms;
 use crate::agents::AgentRegistry;
 use crate::agents::protocol::{AgentInfo, Presence, ServerFrame};
 use crate::config::Config;
-use crate::conversation::{AssignAgent, ConversationError, Directory, Requeue, send_to};
+use crate::conversation::{
+    AssignAgent, ConversationError, Directory, QueuePosition, Requeue, send_to,
+};
 use crate::handoff::HandoffPackage;
 use crate::model::{AgentRecord, Assignment, QueueEntry};
 use crate::store::Store;
@@ -77,6 +79,8 @@ pub struct Router {
     /// (conversation, agent) -> when declined (or let time out), and whether it was an
     /// explicit decline (strict) or a timeout (skipped only while someone else can take it).
     declined: HashMap<(String, String), (Instant, bool)>,
+    /// The position each queued customer was last told.
+    told_position: HashMap<String, usize>,
     next_offer_id: u64,
 }
 
@@ -98,6 +102,7 @@ impl Router {
             offers: HashMap::new(),
             accepting: HashSet::new(),
             declined: HashMap::new(),
+            told_position: HashMap::new(),
             next_offer_id: 1,
         }
     }
@@ -172,15 +177,15 @@ impl Router {
     /// Whether `agent` may be offered `entry`. On the second pass an agent who only let an
     /// earlier offer time out is eligible again; one who declined is not, until the cooldown.
     fn eligible(&self, agent: &AgentState, entry: &QueueEntry, second_pass: bool) -> bool {
-        if agent.presence != Presence::Online
+        // A transfer to a named agent goes to that agent whatever their teams.
+        let addressed = match &entry.only_agent {
+            Some(only) => *only == agent.record.id,
+            None => agent.record.teams.contains(&entry.team),
+        };
+        if !addressed
+            || agent.presence != Presence::Online
             || self.registry.session_count(&agent.record.id) == 0
-            || !agent.record.teams.contains(&entry.team)
             || agent.load() >= agent.record.capacity as usize
-        {
-            return false;
-        }
-        if let Some(only) = &entry.only_agent
-            && *only != agent.record.id
         {
             return false;
         }
@@ -223,6 +228,31 @@ impl Router {
                 continue;
             };
             self.offer(entry, agent_id, ctx);
+        }
+        self.tell_positions();
+    }
+
+    /// Tells queued customers their place when it changed. Only the first places are
+    /// announced: past them a number means little and costs a message per move.
+    fn tell_positions(&mut self) {
+        const ANNOUNCED: usize = 50;
+        let mut per_team: HashMap<&str, usize> = HashMap::new();
+        let mut changed = Vec::new();
+        for e in self.queue.values() {
+            let p = per_team.entry(e.team.as_str()).or_insert(0);
+            *p += 1;
+            if *p <= ANNOUNCED && self.told_position.get(&e.conversation_id) != Some(p) {
+                changed.push((e.conversation_id.clone(), *p));
+            }
+        }
+        self.told_position
+            .retain(|id, _| self.queued.contains_key(id));
+        for (id, position) in changed {
+            self.told_position.insert(id.clone(), position);
+            let directory = self.directory.clone();
+            actix::spawn(async move {
+                let _ = send_to(&directory, &id, QueuePosition { position }).await;
+            });
         }
     }
 

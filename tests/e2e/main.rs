@@ -5,6 +5,7 @@ mod bad_input;
 mod burst;
 mod cli;
 mod handoff;
+mod lifecycle;
 mod restart;
 mod resume;
 mod support;

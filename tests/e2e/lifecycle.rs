@@ -1,0 +1,259 @@
+//! The rest of a conversation's life: idle actors revived, agents who vanish, transfers,
+//! typing, presence, queue positions, cold handoff.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+async fn readyz(d: &Daemon) -> Value {
+    let (status, body) = d.api_get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn escalate(d: &Daemon, agent: &mut Ws) -> (Visitor, String) {
+    let mut v = Visitor::new(d).await;
+    let (cid, _) = v.say("I would like to talk to a human").await;
+    let offer = agent.expect("offer").await;
+    assert_eq!(offer["conversation_id"], json!(cid));
+    agent
+        .send(json!({"type": "accept", "conversation_id": cid}))
+        .await;
+    agent.expect_skipping("assigned", &["ack"]).await;
+    (v, cid)
+}
+
+#[tokio::test]
+async fn idle_conversations_stop_and_come_back_from_the_journal() {
+    let o = Options {
+        conversation_idle_secs: 1,
+        ..Options::default()
+    };
+    let (dir, _) = Daemon::prepare(&o, &[]);
+    let d = Daemon::start(dir);
+    let mut v = Visitor::new(&d).await;
+    let (cid, s1) = v.say("when are you open?").await;
+    v.message_from("bot").await;
+    assert_eq!(readyz(&d).await["conversations_live"], 1);
+
+    // Bounded wait for the actor to retire.
+    let mut stopped = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if readyz(&d).await["conversations_live"] == 0 {
+            stopped = true;
+            break;
+        }
+    }
+    assert!(stopped, "the idle conversation actor did not stop");
+
+    // The next message revives it with its history: same conversation, next seq, and the
+    // bot still sees the earlier turns.
+    let (cid2, s2) = v.say("how do I reset my password").await;
+    assert_eq!(cid2, cid);
+    assert_eq!(s2, s1 + 2, "seq continues after the bot's answer");
+    v.message_from("bot").await;
+    let c = d.conversation(&cid).await;
+    let last = c["transcript"]
+        .as_array()
+        .and_then(|t| t.last().cloned())
+        .unwrap_or_default();
+    assert_eq!(last["bot"]["transcript_len"], 3, "{last}");
+}
+
+#[tokio::test]
+async fn an_agent_who_disconnects_loses_their_conversations_to_the_queue_in_place() {
+    let o = Options {
+        requeue_after_disconnect_secs: 1,
+        ..Options::default()
+    };
+    let (dir, tokens) = Daemon::prepare(&o, &[("alice", "support", 1), ("bob", "support", 1)]);
+    let d = Daemon::start(dir);
+    let (mut alice, _) = d.agent(&tokens[0]).await;
+    let (mut v, cid) = escalate(&d, &mut alice).await;
+    let enqueued_at = d.conversation(&cid).await["handoff_package"]["escalated_at_ms"].clone();
+    v.ws.drain(Duration::from_millis(300)).await; // the statuses of the first handoff
+
+    // A quick reconnect (a page reload) keeps the conversation.
+    alice.close().await;
+    let (alice, welcome) = d.agent(&tokens[0]).await;
+    assert_eq!(welcome["conversations"], json!([cid]));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        d.conversation(&cid).await["conversation"]["owner"]["agent_id"],
+        "alice"
+    );
+
+    // Gone for good: back to the queue with its original enqueue time, offered to bob.
+    alice.close().await;
+    let (mut bob, _) = d.agent(&tokens[1]).await;
+    let offer = bob.expect("offer").await;
+    assert_eq!(offer["conversation_id"], json!(cid));
+    let (_, q) = d.api_get("/api/v1/queue").await;
+    assert_eq!(q["queue"][0]["conversation_id"], json!(cid));
+    assert_eq!(q["queue"][0]["enqueued_at_ms"], enqueued_at);
+    let status = v.ws.expect_skipping("status", &["message", "typing"]).await;
+    assert_eq!(status["state"], "queued");
+    let c = d.conversation(&cid).await;
+    assert!(
+        c["transcript"]
+            .as_array()
+            .expect("transcript")
+            .iter()
+            .any(|m| m["role"] == "note"
+                && m["text"].as_str().unwrap_or("").contains("disconnected"))
+    );
+}
+
+#[tokio::test]
+async fn transfers_to_a_team_and_to_an_agent() {
+    let (dir, tokens) = Daemon::prepare(
+        &Options::default(),
+        &[
+            ("alice", "support", 2),
+            ("bob", "billing", 2),
+            ("carol", "support", 2),
+        ],
+    );
+    let d = Daemon::start(dir);
+    let (mut alice, _) = d.agent(&tokens[0]).await;
+    let (mut bob, _) = d.agent(&tokens[1]).await;
+    let (v, cid) = escalate(&d, &mut alice).await;
+
+    // To the billing team, with a note for whoever takes it.
+    alice
+        .send(json!({"type": "transfer", "conversation_id": cid, "to_team": "billing", "note": "invoice question"}))
+        .await;
+    let ack = alice.expect_skipping("ack", &["message", "released"]).await;
+    assert_eq!(ack["request"], "transfer");
+    let offer = bob.expect("offer").await;
+    assert_eq!(offer["conversation_id"], json!(cid));
+    assert_eq!(offer["package"]["team"], "billing");
+    assert!(
+        offer["package"]["transcript"]
+            .as_array()
+            .expect("transcript")
+            .iter()
+            .any(|m| m["role"] == "note"
+                && m["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("invoice question"))
+    );
+    bob.send(json!({"type": "accept", "conversation_id": cid}))
+        .await;
+    bob.expect_skipping("assigned", &["ack"]).await;
+
+    // To a named agent: only carol is offered it, even though alice is free.
+    let (mut carol, _) = d.agent(&tokens[2]).await;
+    bob.send(json!({"type": "transfer", "conversation_id": cid, "to_agent": "carol"}))
+        .await;
+    bob.expect_skipping("ack", &["message", "released"]).await;
+    let offer = carol.expect("offer").await;
+    assert_eq!(offer["conversation_id"], json!(cid));
+    let to_alice = alice.drain(Duration::from_millis(500)).await;
+    assert!(
+        to_alice.iter().all(|f| f["type"] != "offer"),
+        "{to_alice:?}"
+    );
+    // bob no longer owns it.
+    bob.send(json!({"type": "reply", "conversation_id": cid, "text": "still me?"}))
+        .await;
+    assert_eq!(
+        bob.expect_skipping("error", &["message", "released"]).await["code"],
+        "not_owner"
+    );
+    drop(v);
+}
+
+#[tokio::test]
+async fn typing_goes_both_ways_and_presence_controls_offers() {
+    let (dir, tokens) = Daemon::prepare(&Options::default(), &[("alice", "support", 2)]);
+    let d = Daemon::start(dir);
+    let (mut alice, _) = d.agent(&tokens[0]).await;
+    let (mut v, cid) = escalate(&d, &mut alice).await;
+
+    v.ws.send(json!({"type": "typing", "active": true})).await;
+    let t = alice.expect_skipping("typing", &["message"]).await;
+    assert_eq!(t["conversation_id"], json!(cid));
+    assert_eq!(t["active"], true);
+    alice
+        .send(json!({"type": "typing", "conversation_id": cid, "active": true}))
+        .await;
+    let t = v.ws.expect_skipping("typing", &["message", "status"]).await;
+    assert_eq!(t["active"], true);
+
+    // Away: no new offers until back online.
+    alice
+        .send(json!({"type": "presence", "status": "away"}))
+        .await;
+    alice.expect_skipping("ack", &["message", "typing"]).await;
+    let mut w = Visitor::new(&d).await;
+    let (cid2, _) = w.say("agent please").await;
+    let quiet = alice.drain(Duration::from_millis(600)).await;
+    assert!(quiet.iter().all(|f| f["type"] != "offer"), "{quiet:?}");
+    alice
+        .send(json!({"type": "presence", "status": "online"}))
+        .await;
+    let offer = alice
+        .expect_skipping("offer", &["ack", "message", "typing"])
+        .await;
+    assert_eq!(offer["conversation_id"], json!(cid2));
+}
+
+#[tokio::test]
+async fn queued_customers_are_told_their_position() {
+    let (dir, _) = Daemon::prepare(&Options::default(), &[]);
+    let d = Daemon::start(dir);
+    let mut first = Visitor::new(&d).await;
+    first.say("speak to a person please").await;
+    let s = first.ws.expect_skipping("status", &["message"]).await;
+    assert_eq!(s["state"], "queued");
+    // The first status may come before the position is known; wait for the number.
+    let mut s = s;
+    while s["position"].is_null() {
+        s = first.ws.expect_skipping("status", &["message"]).await;
+    }
+    assert_eq!(s["position"], 1);
+    let mut second = Visitor::new(&d).await;
+    second.say("I need a human").await;
+    let mut s = second.ws.expect_skipping("status", &["message"]).await;
+    while s["position"].is_null() {
+        s = second.ws.expect_skipping("status", &["message"]).await;
+    }
+    assert_eq!(s["position"], 2);
+}
+
+#[tokio::test]
+async fn cold_handoff_moves_silently() {
+    let o = Options {
+        extra: String::new(),
+        ..Options::default()
+    };
+    let (dir, tokens) = Daemon::prepare(&o, &[("alice", "support", 1)]);
+    // Switch the generated config to cold mode.
+    let path = dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(&path, text.replace("mode = \"warm\"", "mode = \"cold\"")).expect("write");
+    let d = Daemon::start(dir);
+    let (mut alice, _) = d.agent(&tokens[0]).await;
+    let mut v = Visitor::new(&d).await;
+    let (cid, _) = v.say("real person please").await;
+    alice.expect("offer").await;
+    let frames = v.ws.drain(Duration::from_millis(400)).await;
+    assert!(
+        frames.iter().all(|f| f["type"] != "message"),
+        "cold handoff told the customer: {frames:?}"
+    );
+    let c = d.conversation(&cid).await;
+    assert_eq!(c["conversation"]["owner"]["state"], "queued");
+    assert!(
+        c["transcript"]
+            .as_array()
+            .expect("t")
+            .iter()
+            .all(|m| m["role"] != "system")
+    );
+}
