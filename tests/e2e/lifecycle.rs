@@ -257,3 +257,31 @@ async fn cold_handoff_moves_silently() {
             .all(|m| m["role"] != "system")
     );
 }
+
+#[tokio::test]
+async fn an_agent_may_have_several_sessions_and_each_sees_everything() {
+    let (dir, tokens) = Daemon::prepare(&Options::default(), &[("alice", "support", 1)]);
+    let d = Daemon::start(dir);
+    let (mut desk, _) = d.agent(&tokens[0]).await;
+    let (mut phone, _) = d.agent(&tokens[0]).await;
+    let mut v = Visitor::new(&d).await;
+    let (cid, _) = v.say("human please").await;
+    assert_eq!(desk.expect("offer").await["conversation_id"], json!(cid));
+    assert_eq!(phone.expect("offer").await["conversation_id"], json!(cid));
+    desk.send(json!({"type": "accept", "conversation_id": cid}))
+        .await;
+    desk.expect_skipping("assigned", &["ack"]).await;
+    phone.expect_skipping("assigned", &["ack"]).await;
+    desk.send(json!({"type": "reply", "conversation_id": cid, "text": "from the desk"}))
+        .await;
+    let echo = phone.expect("message").await;
+    assert_eq!(echo["message"]["text"], "from the desk");
+    assert_eq!(echo["message"]["role"], "agent");
+    // Capacity is per agent, not per session: a second customer waits.
+    let mut w = Visitor::new(&d).await;
+    w.say("a person please").await;
+    for s in [&mut desk, &mut phone] {
+        let frames = s.drain(Duration::from_millis(500)).await;
+        assert!(frames.iter().all(|f| f["type"] != "offer"), "{frames:?}");
+    }
+}
