@@ -219,8 +219,8 @@ mod tests {
     #[test]
     fn brief_samples() {
         assert_eq!(
-            extract("how can I cancel purchase 113542617735902?"),
-            vec![e("order_number", "113542617735902")]
+            extract("please stop the shipment of purchase 204518873360147, I changed my mind"),
+            vec![e("order_number", "204518873360147")]
         );
         assert_eq!(
             extract("email me at jo.doe@example.com"),
@@ -245,10 +245,10 @@ mod tests {
         assert_eq!(of_kind("it's #A-12345", "order_number"), vec!["A-12345"]);
         assert_eq!(
             of_kind(
-                "can you help me canceling purchase 00004587345?",
+                "could you stop purchase 00007712094 for me?",
                 "order_number"
             ),
-            vec!["00004587345"]
+            vec!["00007712094"]
         );
         assert_eq!(of_kind("order no. 98765", "order_number"), vec!["98765"]);
         assert_eq!(
@@ -280,16 +280,16 @@ mod tests {
             vec!["370795561790"]
         );
         assert_eq!(
-            of_kind("cancel oredr 113542617735902", "order_number"),
-            vec!["113542617735902"]
+            of_kind("cancel oredr 204518873360147", "order_number"),
+            vec!["204518873360147"]
         );
         assert_eq!(
             of_kind("item of purchaes 370795561790", "order_number"),
             vec!["370795561790"]
         );
         assert_eq!(
-            of_kind("ETA of theorder 113542617735902", "order_number"),
-            vec!["113542617735902"]
+            of_kind("ETA of theorder 204518873360147", "order_number"),
+            vec!["204518873360147"]
         );
         assert!(of_kind("the border 12345 crossing", "order_number").is_empty());
     }
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn a_long_order_number_is_not_also_a_phone() {
-        let found = extract("how can I cancel purchase 113542617735902?");
+        let found = extract("please stop the shipment of purchase 204518873360147, I changed my mind");
         assert!(found.iter().all(|x| x.kind != "phone"));
     }
 
