@@ -2,7 +2,6 @@
 //! trigger that fired. Customer-side triggers are checked before the bot is asked (a
 //! customer asking for a person should not get a bot answer first); bot-side triggers after.
 
-#[path = "/tmp/stub_explicit.rs"]
 pub mod explicit;
 
 use regex::{Regex, RegexBuilder};
