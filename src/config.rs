@@ -646,7 +646,7 @@ impl Config {
             if !valid_name(&t.name) {
                 bad(
                     format!("router.teams[{i}].name"),
-                    "a team name is 1 to 64 letters, digits, `-` or `_`".into(),
+                    "a team name is 1 to 64 letters, digits, `.`, `-` or `_`".into(),
                 );
             }
             if !teams.insert(t.name.as_str()) {

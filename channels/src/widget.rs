@@ -389,12 +389,18 @@ impl WidgetSession {
         ctx.wait(history.into_actor(self).map(move |res, act, ctx| {
             let history = match res {
                 Ok(Ok(h)) => h,
-                Ok(Err(e)) => {
-                    act.send_error(ctx, "unavailable", &e.to_string());
-                    return;
-                }
-                Err(_) => {
-                    act.send_error(ctx, "unavailable", "the daemon is shutting down");
+                failed => {
+                    // Not greeted after all: the client may say hello again.
+                    act.visitor = None;
+                    act.channel.hub.do_send(Unregister {
+                        key: visitor_id.clone(),
+                        session_id: act.id,
+                    });
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "the daemon is shutting down".to_string(),
+                    };
+                    act.send_error(ctx, "unavailable", &why);
                     return;
                 }
             };
@@ -442,11 +448,7 @@ impl WidgetSession {
         if let Some(c) = &client_id
             && (c.is_empty() || c.len() > 128)
         {
-            self.send_error(
-                ctx,
-                "bad_client_id",
-                "client_id must be 1 to 128 characters",
-            );
+            self.send_error(ctx, "bad_client_id", "client_id must be 1 to 128 bytes");
             return;
         }
         // The client's id makes a resent message (after a dropped connection) a duplicate

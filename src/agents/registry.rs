@@ -52,6 +52,24 @@ impl AgentRegistry {
         self.inner.read().get(agent_id).map_or(0, Vec::len)
     }
 
+    /// Sends a frame to one session of the agent; false when it is not connected.
+    pub fn push_to_session(&self, agent_id: &str, session_id: u64, frame: &ServerFrame) -> bool {
+        let Ok(text) = serde_json::to_string(frame) else {
+            return false;
+        };
+        let map = self.inner.read();
+        match map
+            .get(agent_id)
+            .and_then(|l| l.iter().find(|(id, _)| *id == session_id))
+        {
+            Some((_, r)) => {
+                r.do_send(AgentPush(text.into()));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Sends a frame to every session of the agent; false when none is connected.
     pub fn push(&self, agent_id: &str, frame: &ServerFrame) -> bool {
         let Ok(text) = serde_json::to_string(frame) else {

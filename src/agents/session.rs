@@ -185,7 +185,10 @@ impl AgentSession {
             name,
             teams,
         });
-        let fut = self.endpoint.router.send(AgentConnected { agent_id: id });
+        let fut = self.endpoint.router.send(AgentConnected {
+            agent_id: id,
+            session_id: self.id,
+        });
         ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
             Ok(Ok((agent, presence, conversations))) => act.send(
                 ctx,
@@ -287,8 +290,13 @@ impl AgentSession {
                 }));
             }
             ClientFrame::Decline {
-                conversation_id, ..
+                conversation_id,
+                reason,
             } => {
+                if let Some(r) = &reason {
+                    let r: String = r.chars().take(200).collect();
+                    tracing::info!(agent = %agent_id, conversation = %conversation_id, reason = %r, "offer declined");
+                }
                 let fut = self.endpoint.router.send(Decline {
                     agent_id,
                     conversation_id: conversation_id.clone(),
@@ -323,7 +331,7 @@ impl AgentSession {
                         ctx,
                         ServerFrame::error(
                             "invalid_request",
-                            "client_id must be 1 to 128 characters",
+                            "client_id must be 1 to 128 bytes",
                             Some(kind),
                         ),
                     );
@@ -436,6 +444,19 @@ impl AgentSession {
                         return;
                     }
                 };
+                if let Some(n) = &note
+                    && n.chars().count() > MAX_TEXT_CHARS
+                {
+                    self.send(
+                        ctx,
+                        ServerFrame::error(
+                            "invalid_request",
+                            "the note is longer than 16000 characters",
+                            Some(kind),
+                        ),
+                    );
+                    return;
+                }
                 let action = AgentAction::Transfer { to, note };
                 self.conversation_request(
                     ctx,

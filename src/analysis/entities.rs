@@ -304,7 +304,8 @@ mod tests {
 
     #[test]
     fn a_long_order_number_is_not_also_a_phone() {
-        let found = extract("please stop the shipment of purchase 204518873360147, I changed my mind");
+        let found =
+            extract("please stop the shipment of purchase 204518873360147, I changed my mind");
         assert!(found.iter().all(|x| x.kind != "phone"));
     }
 

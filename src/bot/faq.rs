@@ -787,7 +787,10 @@ handoff = true
         // four as alternatives); every other utterance is a query that should find its intent.
         let mut by_intent: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for row in crate::analysis::dataset::bitext_rows() {
-            by_intent.entry(row.intent).or_default().push(row.instruction);
+            by_intent
+                .entry(row.intent)
+                .or_default()
+                .push(row.instruction);
         }
         let groups: Vec<&Vec<String>> = by_intent.values().filter(|v| v.len() > 5).collect();
         let entries: Vec<FaqEntry> = groups

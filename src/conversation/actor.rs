@@ -469,7 +469,6 @@ impl ConversationActor {
             team: a.team.clone(),
             since_ms: a.assigned_at_ms,
         };
-        self.record.last_agent = Some(a.agent_id.clone());
         let mut p = Pending::default();
         p.ops.push(Op::DeleteQueueEntry(self.record.id.clone()));
         p.ops.push(Op::PutAssignment(Box::new(a.clone())));
@@ -507,7 +506,11 @@ impl ConversationActor {
         let now = now_ms();
         // Back to its original place: same enqueue time and ticket.
         let entry = match assignment {
-            Some(a) => a.queued,
+            // A transfer to a named agent does not bind the re-queued conversation to them.
+            Some(a) => QueueEntry {
+                only_agent: None,
+                ..a.queued
+            },
             None => QueueEntry {
                 conversation_id: self.record.id.clone(),
                 team: self.record.owner.team().unwrap_or_default().to_string(),
@@ -576,6 +579,8 @@ impl ConversationActor {
                 self.journal(&mut p, m);
                 self.record.owner = Owner::Bot;
                 self.record.bot_resuming = true;
+                // Remembered for returning customers (sticky routing).
+                self.record.last_agent = Some(req.agent_id.clone());
                 p.ops.push(Op::DeleteAssignment(self.record.id.clone()));
                 if self.svc.settings.mode == HandoffMode::Warm {
                     let text = self.svc.settings.handback_message.clone();
@@ -657,8 +662,19 @@ impl Actor for ConversationActor {
             std::time::Duration::from_millis(100),
             std::time::Duration::from_secs(30),
         );
+        // A customer message journaled (and acknowledged) whose bot turn was cut short by a
+        // crash or shutdown still gets its answer.
+        if self.record.owner == Owner::Bot
+            && let Some(last) = self.transcript.last()
+            && last.role == Role::Customer
+            && last.bot.is_none()
+        {
+            ctx.notify(ResumeBotTurn { seq: last.seq });
+        }
         ctx.run_interval(every, move |act, ctx| {
-            if act.last_active.elapsed() < idle {
+            // A queued conversation stays awake: it gets queue positions and is offered soon.
+            if act.last_active.elapsed() < idle || matches!(act.record.owner, Owner::Queued { .. })
+            {
                 return;
             }
             // Ask the directory to forget us first, so nothing new is routed here; messages
@@ -666,6 +682,8 @@ impl Actor for ConversationActor {
             // the conversation from the store.
             let retire = act.svc.directory.send(super::directory::Retire {
                 conversation_id: act.record.id.clone(),
+                channel: act.record.channel,
+                key: act.record.key.clone(),
                 addr: ctx.address(),
             });
             ctx.wait(retire.into_actor(act).map(|res, act, ctx| {
@@ -780,5 +798,30 @@ impl Handler<super::QueuePosition> for ConversationActor {
                 position: Some(msg.position),
             }),
         }));
+    }
+}
+
+/// Re-runs the bot's turn for a customer message the bot never answered.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ResumeBotTurn {
+    seq: u64,
+}
+
+impl Handler<ResumeBotTurn> for ConversationActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, msg: ResumeBotTurn, _ctx: &mut Self::Context) -> Self::Result {
+        // Only if nothing happened since: the message is still the last one, still unanswered.
+        let still_pending = self.record.owner == Owner::Bot
+            && self
+                .transcript
+                .last()
+                .is_some_and(|m| m.seq == msg.seq && m.role == Role::Customer && m.bot.is_none());
+        if !still_pending {
+            return AtomicResponse::new(fut::ready(()).boxed_local());
+        }
+        tracing::info!(conversation = %self.id(), seq = msg.seq, "answering a customer message left unanswered");
+        AtomicResponse::new(self.bot_step(msg.seq))
     }
 }

@@ -16,7 +16,9 @@ use handoffd_channels::{
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{ConversationActor, ConversationError, CustomerMessage, Services, TypingSignal};
+use super::{
+    ConversationActor, ConversationError, CustomerMessage, QueuePosition, Services, TypingSignal,
+};
 use crate::model::{ConversationRecord, Owner};
 use crate::store::Store;
 
@@ -207,6 +209,8 @@ impl Handler<Lookup> for Directory {
 #[rtype(result = "bool")]
 pub struct Retire {
     pub conversation_id: String,
+    pub channel: ChannelKind,
+    pub key: String,
     pub addr: Addr<ConversationActor>,
 }
 
@@ -217,6 +221,8 @@ impl Handler<Retire> for Directory {
         match self.live.get(&msg.conversation_id) {
             Some(addr) if *addr == msg.addr => {
                 self.live.remove(&msg.conversation_id);
+                // Forget its key too: a dormant conversation costs no memory here.
+                self.keys.remove(&(msg.channel, msg.key));
                 true
             }
             // Already replaced: the old actor may stop too.
@@ -306,5 +312,28 @@ impl Handler<LiveCount> for Directory {
     fn handle(&mut self, _msg: LiveCount, _ctx: &mut Self::Context) -> usize {
         self.live.retain(|_, addr| addr.connected());
         self.live.len()
+    }
+}
+
+/// The router tells a queued conversation its place; forwarded in order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TellPosition {
+    pub conversation_id: String,
+    pub position: usize,
+}
+
+impl Handler<TellPosition> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, msg: TellPosition, _ctx: &mut Self::Context) {
+        match self.get(&msg.conversation_id) {
+            Ok(addr) => addr.do_send(QueuePosition {
+                position: msg.position,
+            }),
+            Err(e) => {
+                tracing::debug!(conversation = %msg.conversation_id, error = %e, "no position update")
+            }
+        }
     }
 }

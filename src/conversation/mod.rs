@@ -23,7 +23,7 @@ use crate::store::{Store, StoreError};
 use handoffd_channels::{Inbound, InboundAck, InboundError};
 
 pub use actor::ConversationActor;
-pub use directory::{Directory, LiveCount, Lookup, SetServices};
+pub use directory::{Directory, LiveCount, Lookup, SetServices, TellPosition};
 
 /// What every conversation actor needs, shared.
 pub struct Services {

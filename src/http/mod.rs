@@ -95,10 +95,12 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             "the conversation directory is not running",
         )
     })?;
+    let outbox_pending = state.store.outbox().map(|o| o.len()).unwrap_or(0);
     Ok(HttpResponse::Ok().json(json!({
         "status": "ready",
         "router": stats,
         "conversations_live": live,
+        "outbox_pending": outbox_pending,
     })))
 }
 

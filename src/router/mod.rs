@@ -16,7 +16,7 @@ use crate::agents::AgentRegistry;
 use crate::agents::protocol::{AgentInfo, Presence, ServerFrame};
 use crate::config::Config;
 use crate::conversation::{
-    AssignAgent, ConversationError, Directory, QueuePosition, Requeue, send_to,
+    AssignAgent, ConversationError, Directory, Requeue, TellPosition, send_to,
 };
 use crate::handoff::HandoffPackage;
 use crate::model::{AgentRecord, Assignment, QueueEntry};
@@ -249,9 +249,10 @@ impl Router {
             .retain(|id, _| self.queued.contains_key(id));
         for (id, position) in changed {
             self.told_position.insert(id.clone(), position);
-            let directory = self.directory.clone();
-            actix::spawn(async move {
-                let _ = send_to(&directory, &id, QueuePosition { position }).await;
+            // Through the directory's mailbox, so updates arrive in the order they were made.
+            self.directory.do_send(TellPosition {
+                conversation_id: id,
+                position,
             });
         }
     }
@@ -290,6 +291,7 @@ impl Router {
                 id,
                 agent_id,
                 timer,
+                deadline: Instant::now() + self.settings.offer_timeout,
             },
         );
     }
@@ -422,6 +424,7 @@ impl Handler<Enqueue> for Router {
 #[rtype(result = "Result<(AgentInfo, Presence, Vec<String>), RouterError>")]
 pub struct AgentConnected {
     pub agent_id: String,
+    pub session_id: u64,
 }
 
 impl Handler<AgentConnected> for Router {
@@ -448,15 +451,20 @@ impl Handler<AgentConnected> for Router {
         let mut held: Vec<String> = a.assigned.iter().cloned().collect();
         held.sort();
         let presence = a.presence;
-        // Offers already made to this agent reach the new session too.
+        // Offers already made to this agent reach the new session too, with the time left.
         let pending: Vec<String> = a.offered.iter().cloned().collect();
         for cid in pending {
-            if let Some(p) = self.package(&cid) {
-                self.registry.push(
+            let left = self
+                .offers
+                .get(&cid)
+                .map(|o| o.deadline.saturating_duration_since(Instant::now()));
+            if let (Some(left), Some(p)) = (left, self.package(&cid)) {
+                self.registry.push_to_session(
                     &msg.agent_id,
+                    msg.session_id,
                     &ServerFrame::Offer {
                         conversation_id: cid,
-                        expires_in_ms: self.settings.offer_timeout.as_millis() as u64,
+                        expires_in_ms: left.as_millis() as u64,
                         package: Box::new(p),
                     },
                 );

@@ -51,4 +51,5 @@ pub struct Offer {
     pub id: u64,
     pub agent_id: String,
     pub timer: SpawnHandle,
+    pub deadline: Instant,
 }

@@ -116,7 +116,8 @@ impl Store {
         self.writer.commit(ops).await
     }
 
-    /// Blocking variant for the CLI and for startup.
+    /// Blocking variant for the CLI (outside any async runtime: inside one it would stall
+    /// the runtime's thread, and tokio refuses that).
     pub fn commit_blocking(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         self.writer.commit_blocking(ops)
     }

@@ -109,8 +109,12 @@ async fn an_agent_who_disconnects_loses_their_conversations_to_the_queue_in_plac
 
 #[tokio::test]
 async fn transfers_to_a_team_and_to_an_agent() {
+    let o = Options {
+        requeue_after_disconnect_secs: 1,
+        ..Options::default()
+    };
     let (dir, tokens) = Daemon::prepare(
-        &Options::default(),
+        &o,
         &[
             ("alice", "support", 2),
             ("bob", "billing", 2),
@@ -165,6 +169,17 @@ async fn transfers_to_a_team_and_to_an_agent() {
         bob.expect_skipping("error", &["message", "released"]).await["code"],
         "not_owner"
     );
+    // carol takes it, then vanishes: it goes back to its team's queue, no longer bound to
+    // carol, and bob (billing) is offered it.
+    carol
+        .send(json!({"type": "accept", "conversation_id": cid}))
+        .await;
+    carol.expect_skipping("assigned", &["ack"]).await;
+    carol.close().await;
+    let offer = bob
+        .expect_skipping("offer", &["message", "released", "typing"])
+        .await;
+    assert_eq!(offer["conversation_id"], json!(cid));
     drop(v);
 }
 
@@ -284,4 +299,93 @@ async fn an_agent_may_have_several_sessions_and_each_sees_everything() {
         let frames = s.drain(Duration::from_millis(500)).await;
         assert!(frames.iter().all(|f| f["type"] != "offer"), "{frames:?}");
     }
+}
+
+#[tokio::test]
+async fn an_agent_reply_resent_with_the_same_client_id_is_stored_once() {
+    let (dir, tokens) = Daemon::prepare(&Options::default(), &[("alice", "support", 1)]);
+    let d = Daemon::start(dir);
+    let (mut alice, _) = d.agent(&tokens[0]).await;
+    let (mut v, cid) = escalate(&d, &mut alice).await;
+    let reply =
+        json!({"type": "reply", "conversation_id": cid, "text": "only once", "client_id": "same"});
+    alice.send(reply.clone()).await;
+    let first = alice.expect_skipping("ack", &["message"]).await;
+    alice.send(reply).await;
+    let second = alice.expect_skipping("ack", &["message"]).await;
+    assert_eq!(first["seq"], second["seq"]);
+    let c = d.conversation(&cid).await;
+    let n = c["transcript"]
+        .as_array()
+        .expect("transcript")
+        .iter()
+        .filter(|m| m["text"] == "only once")
+        .count();
+    assert_eq!(n, 1);
+    let seen: Vec<Value> =
+        v.ws.drain(Duration::from_millis(400))
+            .await
+            .into_iter()
+            .filter(|f| f["text"] == "only once")
+            .collect();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+}
+
+#[tokio::test]
+async fn deliveries_pending_at_a_crash_are_delivered_after_restart() {
+    use handoffd::model::{ConversationRecord, OutboxEntry};
+    use handoffd::store::{Op, Store};
+    use handoffd_channels::{ChannelKind, Contact, OutboundPayload, VisibleMessage};
+
+    let (dir, _) = Daemon::prepare(&Options::default(), &[]);
+    // What a crash between journaling and delivering leaves behind: an outbox entry.
+    {
+        let store = Store::open(&dir.path().join("data/handoffd.redb")).expect("store");
+        let record = ConversationRecord::new(
+            "c-pending".into(),
+            ChannelKind::Widget,
+            "visitor1".into(),
+            Contact {
+                channel_user_id: "visitor1".into(),
+                ..Default::default()
+            },
+            1,
+        );
+        let entry = OutboxEntry {
+            delivery_id: "c-pending:1".into(),
+            conversation_id: "c-pending".into(),
+            channel: ChannelKind::Widget,
+            conversation_key: "visitor1".into(),
+            payload: OutboundPayload::Message(VisibleMessage {
+                seq: 1,
+                role: "bot".into(),
+                author_name: None,
+                text: "pending".into(),
+                sent_at_ms: 1,
+                client_id: None,
+            }),
+            attempts: 0,
+            created_at_ms: 1,
+        };
+        store
+            .commit(vec![
+                Op::PutConversation(Box::new(record)),
+                Op::PutOutbox(Box::new(entry)),
+            ])
+            .await
+            .expect("commit");
+    }
+    let d = Daemon::start(dir);
+    let mut delivered = false;
+    for _ in 0..50 {
+        if readyz(&d).await["outbox_pending"] == 0 {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        delivered,
+        "the pending delivery was not taken up after the restart"
+    );
 }
