@@ -4,9 +4,10 @@
 //! under a burst. On start it rebuilds its state from the store: queue order with original
 //! enqueue times, and every assignment.
 
+pub mod core;
 mod state;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -21,8 +22,8 @@ use crate::conversation::{
 use crate::handoff::HandoffPackage;
 use crate::model::{AgentRecord, Assignment, QueueEntry};
 use crate::store::Store;
+use core::{NewOffer, Refusal, RouterCore};
 pub use state::QueueKey;
-use state::{AgentState, Offer, queue_key};
 
 /// Timing settings of the router.
 #[derive(Debug, Clone)]
@@ -63,25 +64,18 @@ impl RouterError {
     }
 }
 
-/// The router actor.
+/// The router actor: the I/O around `RouterCore`'s decisions (offers to agents, assignments
+/// to conversations, timers, restore from the store).
 pub struct Router {
     store: Store,
     directory: Addr<Directory>,
     registry: AgentRegistry,
     settings: RouterSettings,
-    /// Every waiting conversation, highest priority first, then oldest first.
-    queue: BTreeMap<QueueKey, QueueEntry>,
-    queued: HashMap<String, QueueKey>,
-    agents: HashMap<String, AgentState>,
-    offers: HashMap<String, Offer>,
-    /// Conversations whose accept is being confirmed by the conversation actor.
-    accepting: HashSet<String>,
-    /// (conversation, agent) -> when declined (or let time out), and whether it was an
-    /// explicit decline (strict) or a timeout (skipped only while someone else can take it).
-    declined: HashMap<(String, String), (Instant, bool)>,
+    core: RouterCore,
+    /// The timer of each open offer, by offer id.
+    timers: HashMap<u64, SpawnHandle>,
     /// The position each queued customer was last told.
     told_position: HashMap<String, usize>,
-    next_offer_id: u64,
 }
 
 impl Router {
@@ -92,46 +86,38 @@ impl Router {
         settings: RouterSettings,
     ) -> Self {
         Router {
+            core: RouterCore::new(settings.offer_timeout, settings.decline_cooldown),
             store,
             directory,
             registry,
             settings,
-            queue: BTreeMap::new(),
-            queued: HashMap::new(),
-            agents: HashMap::new(),
-            offers: HashMap::new(),
-            accepting: HashSet::new(),
-            declined: HashMap::new(),
+            timers: HashMap::new(),
             told_position: HashMap::new(),
-            next_offer_id: 1,
         }
     }
 
     fn restore(&mut self, ctx: &mut Context<Self>) -> Result<(), crate::store::StoreError> {
         for a in self.store.agents()? {
-            self.agents.insert(a.id.clone(), AgentState::new(a));
+            self.core.upsert_agent(a);
         }
         for e in self.store.queue_entries()? {
-            self.insert_queue(e);
+            self.core.enqueue(e);
         }
         for a in self.store.assignments()? {
-            match self.agents.get_mut(&a.agent_id) {
-                Some(s) => {
-                    s.assigned.insert(a.conversation_id.clone());
-                }
-                None => tracing::warn!(agent = %a.agent_id, "assignment to an unknown agent"),
+            if !self.core.restore_assignment(&a) {
+                tracing::warn!(agent = %a.agent_id, "assignment to an unknown agent");
             }
         }
         tracing::info!(
-            queued = self.queue.len(),
-            agents = self.agents.len(),
+            queued = self.core.queue_len(),
+            agents = self.core.agents().count(),
             "router restored"
         );
         // Nobody is connected yet: agents who hold conversations get the usual grace period
         // to come back before their conversations return to the queue.
         let ids: Vec<String> = self
-            .agents
-            .values()
+            .core
+            .agents()
             .filter(|a| !a.assigned.is_empty())
             .map(|a| a.record.id.clone())
             .collect();
@@ -141,32 +127,6 @@ impl Router {
         Ok(())
     }
 
-    fn insert_queue(&mut self, e: QueueEntry) {
-        if let Some(old) = self.queued.remove(&e.conversation_id) {
-            self.queue.remove(&old);
-        }
-        let key = queue_key(&e);
-        self.queued.insert(e.conversation_id.clone(), key);
-        self.queue.insert(key, e);
-    }
-
-    fn remove_queue(&mut self, conversation_id: &str) -> Option<QueueEntry> {
-        let key = self.queued.remove(conversation_id)?;
-        self.queue.remove(&key)
-    }
-
-    /// The position (1-based) of a conversation among those waiting for its team.
-    pub fn position(&self, conversation_id: &str) -> Option<usize> {
-        let key = self.queued.get(conversation_id)?;
-        let team = &self.queue.get(key)?.team;
-        Some(
-            self.queue
-                .range(..=*key)
-                .filter(|(_, e)| &e.team == team)
-                .count(),
-        )
-    }
-
     fn package(&self, conversation_id: &str) -> Option<HandoffPackage> {
         let record = self.store.conversation(conversation_id).ok()??;
         let messages = self.store.messages_after(conversation_id, 0).ok()?;
@@ -174,98 +134,31 @@ impl Router {
         Some(HandoffPackage::assemble(&record, &escalation, &messages))
     }
 
-    /// Whether `agent` may be offered `entry`. On the second pass an agent who only let an
-    /// earlier offer time out is eligible again; one who declined is not, until the cooldown.
-    fn eligible(&self, agent: &AgentState, entry: &QueueEntry, second_pass: bool) -> bool {
-        // A transfer to a named agent goes to that agent whatever their teams.
-        let addressed = match &entry.only_agent {
-            Some(only) => *only == agent.record.id,
-            None => agent.record.teams.contains(&entry.team),
-        };
-        if !addressed
-            || agent.presence != Presence::Online
-            || self.registry.session_count(&agent.record.id) == 0
-            || agent.load() >= agent.record.capacity as usize
-        {
-            return false;
-        }
-        match self
-            .declined
-            .get(&(entry.conversation_id.clone(), agent.record.id.clone()))
-        {
-            Some((at, strict)) if at.elapsed() < self.settings.decline_cooldown => {
-                !*strict && second_pass
-            }
-            _ => true,
-        }
+    fn sync_sessions(&mut self, agent_id: &str) {
+        let n = self.registry.session_count(agent_id);
+        self.core.set_sessions(agent_id, n);
     }
 
-    /// Offers waiting conversations, in queue order, to agents who can take them: the
-    /// eligible agent with the fewest conversations, ties to the one idle longest.
+    /// Makes the offers the core decides on, then tells customers their places.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        self.declined
-            .retain(|_, (at, _)| at.elapsed() < self.settings.decline_cooldown);
-        let waiting: Vec<QueueEntry> = self
-            .queue
-            .values()
-            .filter(|e| {
-                !self.offers.contains_key(&e.conversation_id)
-                    && !self.accepting.contains(&e.conversation_id)
-            })
-            .cloned()
-            .collect();
-        for entry in waiting {
-            let pick = |second_pass: bool| {
-                self.agents
-                    .values()
-                    .filter(|a| self.eligible(a, &entry, second_pass))
-                    .min_by_key(|a| (a.load(), a.last_assigned))
-                    .map(|a| a.record.id.clone())
-            };
-            // First skip agents who let this offer time out; fall back to them if nobody
-            // else can take it.
-            let Some(agent_id) = pick(false).or_else(|| pick(true)) else {
-                continue;
-            };
-            self.offer(entry, agent_id, ctx);
+        for offer in self.core.dispatch(Instant::now()) {
+            self.deliver_offer(offer, ctx);
         }
         self.tell_positions();
     }
 
-    /// Tells queued customers their place when it changed. Only the first places are
-    /// announced: past them a number means little and costs a message per move.
-    fn tell_positions(&mut self) {
-        const ANNOUNCED: usize = 50;
-        let mut per_team: HashMap<&str, usize> = HashMap::new();
-        let mut changed = Vec::new();
-        for e in self.queue.values() {
-            let p = per_team.entry(e.team.as_str()).or_insert(0);
-            *p += 1;
-            if *p <= ANNOUNCED && self.told_position.get(&e.conversation_id) != Some(p) {
-                changed.push((e.conversation_id.clone(), *p));
-            }
-        }
-        self.told_position
-            .retain(|id, _| self.queued.contains_key(id));
-        for (id, position) in changed {
-            self.told_position.insert(id.clone(), position);
-            // Through the directory's mailbox, so updates arrive in the order they were made.
-            self.directory.do_send(TellPosition {
-                conversation_id: id,
-                position,
-            });
-        }
-    }
-
-    fn offer(&mut self, entry: QueueEntry, agent_id: String, ctx: &mut Context<Self>) {
-        let Some(package) = self.package(&entry.conversation_id) else {
-            tracing::warn!(conversation = %entry.conversation_id, "queued conversation has no package; dropping it from the queue");
-            self.remove_queue(&entry.conversation_id);
+    fn deliver_offer(&mut self, offer: NewOffer, ctx: &mut Context<Self>) {
+        let NewOffer {
+            offer_id,
+            conversation_id,
+            agent_id,
+        } = offer;
+        let Some(package) = self.package(&conversation_id) else {
+            tracing::warn!(conversation = %conversation_id, "queued conversation has no package; dropping it from the queue");
+            self.core.withdraw(&conversation_id);
+            self.core.remove_queued(&conversation_id);
             return;
         };
-        let id = self.next_offer_id;
-        self.next_offer_id += 1;
-        let conversation_id = entry.conversation_id.clone();
         let delivered = self.registry.push(
             &agent_id,
             &ServerFrame::Offer {
@@ -275,51 +168,35 @@ impl Router {
             },
         );
         if !delivered {
+            // The agent's last session went away meanwhile; its disconnect will re-dispatch.
+            self.core.withdraw(&conversation_id);
             return;
         }
         let cid = conversation_id.clone();
         let timer = ctx.run_later(self.settings.offer_timeout, move |act, ctx| {
-            act.offer_expired(&cid, id, ctx)
+            act.timers.remove(&offer_id);
+            if let Some(agent) = act.core.expire(&cid, offer_id, Instant::now()) {
+                act.registry.push(
+                    &agent,
+                    &ServerFrame::OfferWithdrawn {
+                        conversation_id: cid.clone(),
+                        reason: "timeout".into(),
+                    },
+                );
+                act.dispatch(ctx);
+            }
         });
-        if let Some(a) = self.agents.get_mut(&agent_id) {
-            a.offered.insert(conversation_id.clone());
-        }
+        self.timers.insert(offer_id, timer);
         tracing::debug!(conversation = %conversation_id, agent = %agent_id, "offered");
-        self.offers.insert(
-            conversation_id,
-            Offer {
-                id,
-                agent_id,
-                timer,
-                deadline: Instant::now() + self.settings.offer_timeout,
-            },
-        );
-    }
-
-    fn offer_expired(&mut self, conversation_id: &str, offer_id: u64, ctx: &mut Context<Self>) {
-        let Some(offer) = self.offers.get(conversation_id) else {
-            return;
-        };
-        if offer.id != offer_id {
-            return;
-        }
-        let agent_id = offer.agent_id.clone();
-        self.withdraw(conversation_id, "timeout", ctx);
-        self.declined.insert(
-            (conversation_id.to_string(), agent_id),
-            (Instant::now(), false),
-        );
-        self.dispatch(ctx);
     }
 
     /// Takes an open offer back and tells the agent.
     fn withdraw(&mut self, conversation_id: &str, reason: &str, ctx: &mut Context<Self>) {
-        let Some(offer) = self.offers.remove(conversation_id) else {
+        let Some(offer) = self.core.withdraw(conversation_id) else {
             return;
         };
-        ctx.cancel_future(offer.timer);
-        if let Some(a) = self.agents.get_mut(&offer.agent_id) {
-            a.offered.remove(conversation_id);
+        if let Some(t) = self.timers.remove(&offer.id) {
+            ctx.cancel_future(t);
         }
         self.registry.push(
             &offer.agent_id,
@@ -330,12 +207,36 @@ impl Router {
         );
     }
 
+    /// Tells queued customers their place when it changed. Only the first places are
+    /// announced: past them a number means little and costs a message per move.
+    fn tell_positions(&mut self) {
+        const ANNOUNCED: usize = 50;
+        let positions = self.core.positions();
+        let mut changed = Vec::new();
+        for (id, p) in &positions {
+            if *p <= ANNOUNCED && self.told_position.get(id) != Some(p) {
+                changed.push((id.clone(), *p));
+            }
+        }
+        let waiting: std::collections::HashSet<&String> =
+            positions.iter().map(|(id, _)| id).collect();
+        self.told_position.retain(|id, _| waiting.contains(id));
+        for (id, position) in changed {
+            self.told_position.insert(id.clone(), position);
+            // Through the directory's mailbox, so updates arrive in the order they were made.
+            self.directory.do_send(TellPosition {
+                conversation_id: id,
+                position,
+            });
+        }
+    }
+
     fn schedule_requeue_check(&mut self, agent_id: &str, ctx: &mut Context<Self>) {
-        let Some(a) = self.agents.get_mut(agent_id) else {
+        let Some(a) = self.core.agent(agent_id) else {
             return;
         };
-        a.disconnect_generation += 1;
-        let generation = a.disconnect_generation;
+        let generation = a.disconnect_generation + 1;
+        self.core.bump_generation(agent_id);
         let agent_id = agent_id.to_string();
         ctx.run_later(self.settings.requeue_after_disconnect, move |act, ctx| {
             act.requeue_if_still_gone(&agent_id, generation, ctx)
@@ -346,7 +247,7 @@ impl Router {
         if self.registry.session_count(agent_id) > 0 {
             return;
         }
-        let Some(a) = self.agents.get(agent_id) else {
+        let Some(a) = self.core.agent(agent_id) else {
             return;
         };
         if a.disconnect_generation != generation {
@@ -372,10 +273,10 @@ impl Router {
                 match res {
                     Ok(Ok(entry)) => {
                         tracing::info!(conversation = %conversation_id, "re-queued after agent disconnect");
-                        act.release_from_all(&conversation_id);
-                        act.insert_queue(entry);
+                        act.core.release_from_all(&conversation_id);
+                        act.core.enqueue(entry);
                     }
-                    Ok(Err(ConversationError::NotOwner)) => act.release_from_all(&conversation_id),
+                    Ok(Err(ConversationError::NotOwner)) => act.core.release_from_all(&conversation_id),
                     Ok(Err(e)) | Err(e) => {
                         tracing::warn!(conversation = %conversation_id, error = %e, "re-queue failed")
                     }
@@ -383,12 +284,6 @@ impl Router {
                 act.dispatch(ctx);
             })
             .spawn(ctx);
-        }
-    }
-
-    fn release_from_all(&mut self, conversation_id: &str) {
-        for a in self.agents.values_mut() {
-            a.assigned.remove(conversation_id);
         }
     }
 }
@@ -414,7 +309,7 @@ impl Handler<Enqueue> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Self::Context) {
-        self.insert_queue(msg.0);
+        self.core.enqueue(msg.0);
         self.dispatch(ctx);
     }
 }
@@ -431,17 +326,18 @@ impl Handler<AgentConnected> for Router {
     type Result = Result<(AgentInfo, Presence, Vec<String>), RouterError>;
 
     fn handle(&mut self, msg: AgentConnected, ctx: &mut Self::Context) -> Self::Result {
-        if !self.agents.contains_key(&msg.agent_id) {
+        if self.core.agent(&msg.agent_id).is_none() {
             // Added while we run (CLI before start, or REST): read it from the store.
             if let Ok(Some(rec)) = self.store.agent(&msg.agent_id) {
-                self.agents.insert(rec.id.clone(), AgentState::new(rec));
+                self.core.upsert_agent(rec);
             }
         }
+        self.core.bump_generation(&msg.agent_id);
+        self.sync_sessions(&msg.agent_id);
         let a = self
-            .agents
-            .get_mut(&msg.agent_id)
+            .core
+            .agent(&msg.agent_id)
             .ok_or(RouterError::UnknownAgent)?;
-        a.disconnect_generation += 1;
         let info = AgentInfo {
             id: a.record.id.clone(),
             name: a.record.display_name.clone(),
@@ -455,8 +351,8 @@ impl Handler<AgentConnected> for Router {
         let pending: Vec<String> = a.offered.iter().cloned().collect();
         for cid in pending {
             let left = self
-                .offers
-                .get(&cid)
+                .core
+                .offer_of(&cid)
                 .map(|o| o.deadline.saturating_duration_since(Instant::now()));
             if let (Some(left), Some(p)) = (left, self.package(&cid)) {
                 self.registry.push_to_session(
@@ -470,7 +366,7 @@ impl Handler<AgentConnected> for Router {
                 );
             }
         }
-        ctx.notify(Dispatch);
+        self.dispatch(ctx);
         Ok((info, presence, held))
     }
 }
@@ -486,12 +382,13 @@ impl Handler<AgentDisconnected> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: AgentDisconnected, ctx: &mut Self::Context) {
+        self.sync_sessions(&msg.agent_id);
         if self.registry.session_count(&msg.agent_id) > 0 {
             return;
         }
         let offered: Vec<String> = self
-            .agents
-            .get(&msg.agent_id)
+            .core
+            .agent(&msg.agent_id)
             .map(|a| a.offered.iter().cloned().collect())
             .unwrap_or_default();
         for cid in offered {
@@ -514,12 +411,15 @@ impl Handler<SetPresence> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: SetPresence, ctx: &mut Self::Context) {
-        let Some(a) = self.agents.get_mut(&msg.agent_id) else {
+        if !self.core.set_presence(&msg.agent_id, msg.presence) {
             return;
-        };
-        a.presence = msg.presence;
+        }
         if msg.presence == Presence::Away {
-            let offered: Vec<String> = a.offered.iter().cloned().collect();
+            let offered: Vec<String> = self
+                .core
+                .agent(&msg.agent_id)
+                .map(|a| a.offered.iter().cloned().collect())
+                .unwrap_or_default();
             for cid in offered {
                 self.withdraw(&cid, "the agent is away", ctx);
             }
@@ -528,7 +428,7 @@ impl Handler<SetPresence> for Router {
     }
 }
 
-/// An agent accepts an offer; answered with the package once the conversation is theirs.
+/// An agent accepts an offer; answered once the conversation is theirs.
 #[derive(Message)]
 #[rtype(result = "Result<(), RouterError>")]
 pub struct Accept {
@@ -541,30 +441,21 @@ impl Handler<Accept> for Router {
 
     fn handle(&mut self, msg: Accept, ctx: &mut Self::Context) -> Self::Result {
         let cid = msg.conversation_id.clone();
-        match self.offers.get(&cid) {
-            Some(o) if o.agent_id == msg.agent_id => {}
-            _ => return Box::pin(fut::ready(Err(RouterError::NoOffer(cid)))),
-        }
-        if let Some(o) = self.offers.remove(&cid) {
-            ctx.cancel_future(o.timer);
-        }
-        let Some(entry) = self
-            .queued
-            .get(&cid)
-            .and_then(|k| self.queue.get(k))
-            .cloned()
-        else {
-            return Box::pin(fut::ready(Err(RouterError::NoOffer(cid))));
+        let (entry, offer) = match self.core.begin_accept(&msg.agent_id, &cid, Instant::now()) {
+            Ok(r) => r,
+            Err(Refusal::NoOffer) => return Box::pin(fut::ready(Err(RouterError::NoOffer(cid)))),
+            Err(Refusal::UnknownAgent) => {
+                return Box::pin(fut::ready(Err(RouterError::UnknownAgent)));
+            }
         };
-        let Some(agent) = self.agents.get_mut(&msg.agent_id) else {
-            return Box::pin(fut::ready(Err(RouterError::UnknownAgent)));
-        };
-        agent.offered.remove(&cid);
-        // Reserve the slot before the conversation confirms, so no other offer can take it.
-        agent.assigned.insert(cid.clone());
-        agent.last_assigned = Instant::now();
-        let agent_name = agent.record.display_name.clone();
-        self.accepting.insert(cid.clone());
+        if let Some(t) = self.timers.remove(&offer.id) {
+            ctx.cancel_future(t);
+        }
+        let agent_name = self
+            .core
+            .agent(&msg.agent_id)
+            .map(|a| a.record.display_name.clone())
+            .unwrap_or_else(|| msg.agent_id.clone());
         let assignment = Assignment {
             conversation_id: cid.clone(),
             agent_id: msg.agent_id.clone(),
@@ -589,14 +480,10 @@ impl Handler<Accept> for Router {
             .into_actor(self)
             .map(move |res, act, ctx| {
                 let cid = msg.conversation_id;
-                act.accepting.remove(&cid);
-                let res = match res {
-                    Ok(r) => r,
-                    Err(e) => Err(e),
-                };
+                let res = res.and_then(|r| r);
                 let out = match res {
                     Ok(()) => {
-                        act.remove_queue(&cid);
+                        act.core.finish_accept(&agent_id, &cid, true, false);
                         if let Some(p) = act.package(&cid) {
                             act.registry.push(
                                 &agent_id,
@@ -610,15 +497,11 @@ impl Handler<Accept> for Router {
                         Ok(())
                     }
                     Err(e) => {
-                        if let Some(a) = act.agents.get_mut(&agent_id) {
-                            a.assigned.remove(&cid);
-                        }
-                        if matches!(
+                        let gone = matches!(
                             e,
                             ConversationError::NotQueued | ConversationError::NotFound(_)
-                        ) {
-                            act.remove_queue(&cid);
-                        }
+                        );
+                        act.core.finish_accept(&agent_id, &cid, false, gone);
                         Err(RouterError::Conversation(e))
                     }
                 };
@@ -641,13 +524,20 @@ impl Handler<Decline> for Router {
     type Result = Result<(), RouterError>;
 
     fn handle(&mut self, msg: Decline, ctx: &mut Self::Context) -> Self::Result {
-        match self.offers.get(&msg.conversation_id) {
-            Some(o) if o.agent_id == msg.agent_id => {}
-            _ => return Err(RouterError::NoOffer(msg.conversation_id)),
+        let offer = self
+            .core
+            .decline(&msg.agent_id, &msg.conversation_id, Instant::now())
+            .map_err(|_| RouterError::NoOffer(msg.conversation_id.clone()))?;
+        if let Some(t) = self.timers.remove(&offer.id) {
+            ctx.cancel_future(t);
         }
-        self.withdraw(&msg.conversation_id, "declined", ctx);
-        self.declined
-            .insert((msg.conversation_id, msg.agent_id), (Instant::now(), true));
+        self.registry.push(
+            &msg.agent_id,
+            &ServerFrame::OfferWithdrawn {
+                conversation_id: msg.conversation_id,
+                reason: "declined".into(),
+            },
+        );
         self.dispatch(ctx);
         Ok(())
     }
@@ -665,9 +555,7 @@ impl Handler<Released> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: Released, ctx: &mut Self::Context) {
-        if let Some(a) = self.agents.get_mut(&msg.agent_id) {
-            a.assigned.remove(&msg.conversation_id);
-        }
+        self.core.release(&msg.agent_id, &msg.conversation_id);
         self.registry.push(
             &msg.agent_id,
             &ServerFrame::Released {
@@ -688,26 +576,7 @@ impl Handler<AgentAdded> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: AgentAdded, _ctx: &mut Self::Context) {
-        let rec = msg.0;
-        match self.agents.get_mut(&rec.id) {
-            Some(a) => a.record = rec,
-            None => {
-                self.agents.insert(rec.id.clone(), AgentState::new(rec));
-            }
-        }
-    }
-}
-
-/// Runs a dispatch round.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Dispatch;
-
-impl Handler<Dispatch> for Router {
-    type Result = ();
-
-    fn handle(&mut self, _msg: Dispatch, ctx: &mut Self::Context) {
-        self.dispatch(ctx);
+        self.core.upsert_agent(msg.0);
     }
 }
 
@@ -730,14 +599,10 @@ impl Handler<GetStats> for Router {
 
     fn handle(&mut self, _msg: GetStats, _ctx: &mut Self::Context) -> Self::Result {
         MessageResult(RouterStats {
-            queued: self.queue.len(),
-            offers: self.offers.len(),
-            agents_online: self
-                .agents
-                .keys()
-                .filter(|id| self.registry.session_count(id) > 0)
-                .count(),
-            assigned: self.agents.values().map(|a| a.assigned.len()).sum(),
+            queued: self.core.queue_len(),
+            offers: self.core.offers_len(),
+            agents_online: self.core.agents().filter(|a| a.sessions > 0).count(),
+            assigned: self.core.agents().map(|a| a.assigned.len()).sum(),
         })
     }
 }
@@ -764,24 +629,20 @@ impl Handler<GetQueue> for Router {
     type Result = MessageResult<GetQueue>;
 
     fn handle(&mut self, _msg: GetQueue, _ctx: &mut Self::Context) -> Self::Result {
-        let mut per_team: HashMap<&str, usize> = HashMap::new();
+        let positions: HashMap<String, usize> = self.core.positions().into_iter().collect();
         MessageResult(
-            self.queue
-                .values()
-                .map(|e| {
-                    let p = per_team.entry(e.team.as_str()).or_insert(0);
-                    *p += 1;
-                    QueuedView {
-                        conversation_id: e.conversation_id.clone(),
-                        team: e.team.clone(),
-                        priority: e.priority,
-                        enqueued_at_ms: e.enqueued_at_ms,
-                        position: *p,
-                        offered_to: self
-                            .offers
-                            .get(&e.conversation_id)
-                            .map(|o| o.agent_id.clone()),
-                    }
+            self.core
+                .queue()
+                .map(|e| QueuedView {
+                    conversation_id: e.conversation_id.clone(),
+                    team: e.team.clone(),
+                    priority: e.priority,
+                    enqueued_at_ms: e.enqueued_at_ms,
+                    position: positions.get(&e.conversation_id).copied().unwrap_or(0),
+                    offered_to: self
+                        .core
+                        .offer_of(&e.conversation_id)
+                        .map(|o| o.agent_id.clone()),
                 })
                 .collect(),
         )

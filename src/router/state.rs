@@ -4,8 +4,6 @@ use std::cmp::Reverse;
 use std::collections::HashSet;
 use std::time::Instant;
 
-use actix::SpawnHandle;
-
 use crate::agents::protocol::Presence;
 use crate::model::{AgentRecord, QueueEntry};
 
@@ -22,6 +20,8 @@ pub struct AgentState {
     pub presence: Presence,
     pub assigned: HashSet<String>,
     pub offered: HashSet<String>,
+    /// Open websocket sessions; no offers without one.
+    pub sessions: usize,
     /// When the agent last got a conversation: ties go to the one idle longest.
     pub last_assigned: Instant,
     /// Bumped on every connect and disconnect so a stale re-queue timer does nothing.
@@ -35,6 +35,7 @@ impl AgentState {
             presence: Presence::Online,
             assigned: HashSet::new(),
             offered: HashSet::new(),
+            sessions: 0,
             last_assigned: Instant::now(),
             disconnect_generation: 0,
         }
@@ -44,12 +45,4 @@ impl AgentState {
     pub fn load(&self) -> usize {
         self.assigned.len() + self.offered.len()
     }
-}
-
-/// An open offer.
-pub struct Offer {
-    pub id: u64,
-    pub agent_id: String,
-    pub timer: SpawnHandle,
-    pub deadline: Instant,
 }

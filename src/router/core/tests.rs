@@ -1,0 +1,347 @@
+//! Property tests: random sequences of everything that can happen to the router, with the
+//! invariants checked after every step.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::model::{AgentRecord, QueueEntry};
+
+const TEAMS: [&str; 2] = ["support", "billing"];
+
+fn agent(id: &str, teams: &[&str], capacity: u32) -> AgentRecord {
+    AgentRecord {
+        id: id.into(),
+        display_name: id.into(),
+        teams: teams.iter().map(|t| t.to_string()).collect(),
+        capacity,
+        token_hash: String::new(),
+        created_at_ms: 0,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Escalate { team: usize, priority: u8 },
+    Connect(usize),
+    Disconnect(usize),
+    Away(usize, bool),
+    Accept { pick: usize, confirmed: bool },
+    Decline(usize),
+    Expire(usize),
+    Close(usize),
+    Requeue(usize),
+    Wait(u64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..2usize, 0..4u8).prop_map(|(team, priority)| Step::Escalate { team, priority }),
+        2 => (0..4usize).prop_map(Step::Connect),
+        1 => (0..4usize).prop_map(Step::Disconnect),
+        1 => (0..4usize, any::<bool>()).prop_map(|(a, away)| Step::Away(a, away)),
+        4 => (0..8usize, prop::bool::weighted(0.9))
+            .prop_map(|(pick, confirmed)| Step::Accept { pick, confirmed }),
+        1 => (0..8usize).prop_map(Step::Decline),
+        1 => (0..8usize).prop_map(Step::Expire),
+        3 => (0..8usize).prop_map(Step::Close),
+        1 => (0..4usize).prop_map(Step::Requeue),
+        1 => (1..400u64).prop_map(Step::Wait),
+    ]
+}
+
+/// What the test knows besides the core: the original queue entry of each held
+/// conversation, the explicit declines, the offers each dispatch made.
+struct World {
+    core: RouterCore,
+    now: Instant,
+    ticket: u64,
+    ids: Vec<String>,
+    held: Vec<(String, String, QueueEntry)>,
+    closed: HashSet<String>,
+    declined: HashSet<(String, String)>,
+}
+
+impl World {
+    fn new() -> World {
+        let mut core = RouterCore::new(Duration::from_secs(30), Duration::from_secs(300));
+        core.upsert_agent(agent("a0", &["support"], 1));
+        core.upsert_agent(agent("a1", &["support", "billing"], 2));
+        core.upsert_agent(agent("a2", &["billing"], 3));
+        core.upsert_agent(agent("a3", &["support"], 1));
+        World {
+            core,
+            now: Instant::now(),
+            ticket: 0,
+            ids: ["a0", "a1", "a2", "a3"].map(String::from).to_vec(),
+            held: Vec::new(),
+            closed: HashSet::new(),
+            declined: HashSet::new(),
+        }
+    }
+
+    fn open_offers(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .core
+            .queue()
+            .filter_map(|e| {
+                self.core
+                    .offer_of(&e.conversation_id)
+                    .map(|o| (e.conversation_id.clone(), o.agent_id.clone()))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn apply(&mut self, s: &Step) {
+        match s {
+            Step::Escalate { team, priority } => {
+                self.ticket += 1;
+                self.core.enqueue(QueueEntry {
+                    conversation_id: format!("c{}", self.ticket),
+                    team: TEAMS[*team].into(),
+                    priority: *priority,
+                    enqueued_at_ms: self.ticket,
+                    ticket: self.ticket,
+                    only_agent: None,
+                });
+            }
+            Step::Connect(a) => {
+                let id = &self.ids[*a];
+                let n = self.core.agent(id).map_or(0, |s| s.sessions);
+                self.core.set_sessions(id, n + 1);
+            }
+            Step::Disconnect(a) => {
+                let id = self.ids[*a].clone();
+                self.core.set_sessions(&id, 0);
+                let offered: Vec<String> = self
+                    .core
+                    .agent(&id)
+                    .map(|s| s.offered.iter().cloned().collect())
+                    .unwrap_or_default();
+                for c in offered {
+                    self.core.withdraw(&c);
+                }
+            }
+            Step::Away(a, away) => {
+                let id = self.ids[*a].clone();
+                let p = if *away {
+                    Presence::Away
+                } else {
+                    Presence::Online
+                };
+                self.core.set_presence(&id, p);
+                if *away {
+                    let offered: Vec<String> = self
+                        .core
+                        .agent(&id)
+                        .map(|s| s.offered.iter().cloned().collect())
+                        .unwrap_or_default();
+                    for c in offered {
+                        self.core.withdraw(&c);
+                    }
+                }
+            }
+            Step::Accept { pick, confirmed } => {
+                let offers = self.open_offers();
+                if offers.is_empty() {
+                    return;
+                }
+                let (c, a) = offers[pick % offers.len()].clone();
+                // Someone else cannot take it.
+                let other = self
+                    .ids
+                    .iter()
+                    .find(|id| **id != a)
+                    .cloned()
+                    .unwrap_or_default();
+                assert_eq!(
+                    self.core.begin_accept(&other, &c, self.now).err(),
+                    Some(Refusal::NoOffer)
+                );
+                let (entry, _) = self
+                    .core
+                    .begin_accept(&a, &c, self.now)
+                    .expect("open offer");
+                self.core.check_invariants().expect("while accepting");
+                self.core.finish_accept(&a, &c, *confirmed, false);
+                if *confirmed {
+                    self.held.push((c, a, entry));
+                }
+            }
+            Step::Decline(pick) => {
+                let offers = self.open_offers();
+                if offers.is_empty() {
+                    return;
+                }
+                let (c, a) = offers[pick % offers.len()].clone();
+                self.core.decline(&a, &c, self.now).expect("open offer");
+                self.declined.insert((c, a));
+            }
+            Step::Expire(pick) => {
+                let offers = self.open_offers();
+                if offers.is_empty() {
+                    return;
+                }
+                let (c, _) = offers[pick % offers.len()].clone();
+                let id = self.core.offer_of(&c).map(|o| o.id).unwrap_or(0);
+                assert!(self.core.expire(&c, id, self.now).is_some());
+                assert!(self.core.expire(&c, id, self.now).is_none(), "expires once");
+            }
+            Step::Close(pick) => {
+                if self.held.is_empty() {
+                    return;
+                }
+                let (c, a, _) = self.held.remove(pick % self.held.len());
+                self.core.release(&a, &c);
+                self.closed.insert(c);
+            }
+            Step::Requeue(a) => {
+                let id = self.ids[*a].clone();
+                let mine: Vec<usize> = (0..self.held.len())
+                    .filter(|i| self.held[*i].1 == id)
+                    .collect();
+                for i in mine.into_iter().rev() {
+                    let (c, _, entry) = self.held.remove(i);
+                    self.core.release_from_all(&c);
+                    self.core.enqueue(entry);
+                }
+            }
+            Step::Wait(secs) => self.now += Duration::from_secs(*secs),
+        }
+    }
+
+    /// After a dispatch nobody who could take a waiting conversation is left idle.
+    fn check_liveness(&self) -> Result<(), String> {
+        for e in self.core.queue() {
+            if self.core.offer_of(&e.conversation_id).is_some() {
+                continue;
+            }
+            for a in self.core.agents() {
+                let free = a.sessions > 0
+                    && a.presence == Presence::Online
+                    && a.load() < a.record.capacity as usize
+                    && a.record.teams.contains(&e.team);
+                if free
+                    && !self
+                        .declined
+                        .contains(&(e.conversation_id.clone(), a.record.id.clone()))
+                {
+                    return Err(format!(
+                        "{} waits while {} is free",
+                        e.conversation_id, a.record.id
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn invariants_hold_for_any_sequence(steps in prop::collection::vec(step(), 1..120)) {
+        let mut w = World::new();
+        for s in &steps {
+            w.apply(s);
+            w.core.check_invariants().map_err(|e| TestCaseError::fail(format!("after {s:?}: {e}")))?;
+            let made = w.core.dispatch(w.now);
+            w.core.check_invariants().map_err(|e| TestCaseError::fail(format!("dispatch after {s:?}: {e}")))?;
+            w.check_liveness().map_err(|e| TestCaseError::fail(format!("after {s:?}: {e}")))?;
+            // One dispatch offers in queue order: priority first, then age.
+            let keys: Vec<(std::cmp::Reverse<u8>, u64)> = made
+                .iter()
+                .filter_map(|o| w.core.queued_entry(&o.conversation_id))
+                .map(|e| (std::cmp::Reverse(e.priority), e.ticket))
+                .collect();
+            prop_assert!(keys.windows(2).all(|k| k[0] < k[1]), "offers out of order: {keys:?}");
+            // Nothing is lost or doubled: every conversation is exactly one of waiting, held
+            // (by exactly the agent the core says), or closed.
+            let held: HashSet<&String> = w.held.iter().map(|(c, _, _)| c).collect();
+            for t in 1..=w.ticket {
+                let c = format!("c{t}");
+                let states = [
+                    w.core.queued_entry(&c).is_some(),
+                    held.contains(&c),
+                    w.closed.contains(&c),
+                ];
+                prop_assert_eq!(states.iter().filter(|s| **s).count(), 1, "{} is {:?}", c, states);
+            }
+            for (c, a, _) in &w.held {
+                prop_assert!(w.core.agent(a).is_some_and(|s| s.assigned.contains(c)));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_burst_of_a_thousand_escalations_against_fifty_agents_respects_capacity() {
+    let mut core = RouterCore::new(Duration::from_secs(30), Duration::from_secs(300));
+    for i in 0..50 {
+        core.upsert_agent(agent(&format!("agent{i}"), &["support"], 1 + (i % 3)));
+        core.set_sessions(&format!("agent{i}"), 1);
+    }
+    let now = Instant::now();
+    for t in 0..1000u64 {
+        core.enqueue(QueueEntry {
+            conversation_id: format!("c{t}"),
+            team: "support".into(),
+            priority: (t % 4) as u8,
+            enqueued_at_ms: t,
+            ticket: t,
+            only_agent: None,
+        });
+    }
+    let capacity: usize = core.agents().map(|a| a.record.capacity as usize).sum();
+    let made = core.dispatch(now);
+    assert_eq!(made.len(), capacity, "every free slot gets an offer");
+    core.check_invariants().expect("invariants");
+    // The offers went to the most urgent conversations first.
+    let offered: HashSet<String> = made.iter().map(|o| o.conversation_id.clone()).collect();
+    let most_urgent: HashSet<String> = core
+        .queue()
+        .take(capacity)
+        .map(|e| e.conversation_id.clone())
+        .collect();
+    assert_eq!(offered, most_urgent);
+    // Accept them all; a second dispatch offers nothing more.
+    for o in &made {
+        core.begin_accept(&o.agent_id, &o.conversation_id, now)
+            .expect("accept");
+        core.finish_accept(&o.agent_id, &o.conversation_id, true, false);
+    }
+    assert!(core.dispatch(now).is_empty());
+    assert_eq!(core.queue_len(), 1000 - capacity);
+    core.check_invariants().expect("invariants");
+}
+
+#[test]
+fn a_declined_conversation_waits_for_someone_else_and_a_timed_out_one_does_not() {
+    let mut core = RouterCore::new(Duration::from_secs(30), Duration::from_secs(300));
+    core.upsert_agent(agent("solo", &["support"], 1));
+    core.set_sessions("solo", 1);
+    let now = Instant::now();
+    core.enqueue(QueueEntry {
+        conversation_id: "c1".into(),
+        team: "support".into(),
+        priority: 1,
+        enqueued_at_ms: 1,
+        ticket: 1,
+        only_agent: None,
+    });
+    let o = core.dispatch(now).pop().expect("offer");
+    assert!(core.expire("c1", o.offer_id, now).is_some());
+    // Only agent around: a timeout does not stop it from being offered again.
+    assert_eq!(core.dispatch(now).len(), 1);
+    core.decline("solo", "c1", now).expect("decline");
+    assert!(
+        core.dispatch(now).is_empty(),
+        "a decline holds for the cooldown"
+    );
+    assert_eq!(core.dispatch(now + Duration::from_secs(301)).len(), 1);
+}
