@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use crate::escalation::config::{
+    BotFailureConfig, BotHandoffConfig, EscalationConfig, ExplicitRequestConfig, HandoffMode,
+    KeywordRule, LongConversationConfig, LowConfidenceConfig, NegativeSentimentConfig,
+    RepetitionConfig, SensitiveIntentConfig,
+};
+
 /// The whole configuration of a daemon.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +29,8 @@ pub struct Config {
     pub conversations: ConversationsConfig,
     #[serde(default)]
     pub bot: BotConfig,
+    #[serde(default)]
+    pub analysis: AnalysisConfig,
     #[serde(default)]
     pub escalation: EscalationConfig,
     #[serde(default)]
@@ -176,6 +184,9 @@ pub struct BotConfig {
     pub confidence_threshold: f64,
     #[serde(default = "default_fallback")]
     pub fallback_reply: String,
+    /// Said when the bot fails or times out and no escalation follows.
+    #[serde(default = "default_failure_reply")]
+    pub failure_reply: String,
     /// Said when the customer first writes.
     #[serde(default)]
     pub greeting: Option<String>,
@@ -201,6 +212,11 @@ fn default_fallback() -> String {
         .into()
 }
 
+fn default_failure_reply() -> String {
+    "Sorry, something went wrong on my side. Please try again in a moment, or ask for a person."
+        .into()
+}
+
 impl Default for BotConfig {
     fn default() -> Self {
         Self {
@@ -208,6 +224,7 @@ impl Default for BotConfig {
             timeout_ms: default_bot_timeout(),
             confidence_threshold: default_threshold(),
             fallback_reply: default_fallback(),
+            failure_reply: default_failure_reply(),
             greeting: None,
             faq: Vec::new(),
             faq_file: None,
@@ -232,148 +249,170 @@ pub struct FaqEntry {
     pub handoff: bool,
 }
 
-/// Warm: the customer is told a person is coming. Cold: the conversation moves silently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HandoffMode {
-    Warm,
-    Cold,
-}
-
+/// `[analysis]`: the languages to expect, and the business's own intents and entities.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EscalationConfig {
-    #[serde(default = "default_mode")]
-    pub mode: HandoffMode,
-    /// What the customer is told on a warm handoff.
-    #[serde(default = "default_warm_message")]
-    pub warm_message: String,
-    /// Told when an agent joins; `{agent}` is replaced by the agent's name.
-    #[serde(default = "default_agent_joined")]
-    pub agent_joined_message: String,
-    /// Told when the agent closes and the bot is back.
-    #[serde(default = "default_handback_message")]
-    pub handback_message: String,
-    /// Team that gets escalations no rule sends elsewhere.
-    #[serde(default = "default_team")]
-    pub default_team: String,
+pub struct AnalysisConfig {
+    /// ISO 639-1 codes among en, es, fr, de, pt, it. Detection only chooses among these.
+    #[serde(default = "default_languages")]
+    pub languages: Vec<String>,
+    /// The built-in intents (refund, account_change, complaint, cancel_order).
+    #[serde(default = "default_on")]
+    pub builtin_intents: bool,
     #[serde(default)]
-    pub explicit_request: ExplicitRequestConfig,
+    pub intents: Vec<IntentConfig>,
     #[serde(default)]
-    pub low_confidence: LowConfidenceConfig,
-    #[serde(default = "default_true")]
-    pub bot_handoff_request: bool,
-    #[serde(default)]
-    pub keyword_rules: Vec<KeywordRule>,
+    pub entities: Vec<EntityPatternConfig>,
 }
 
-fn default_mode() -> HandoffMode {
-    HandoffMode::Warm
+fn default_languages() -> Vec<String> {
+    ["en", "es", "fr", "de", "pt", "it"]
+        .map(String::from)
+        .to_vec()
 }
-fn default_warm_message() -> String {
-    "I'm connecting you with a person now. They'll see everything we talked about, so you won't have to repeat yourself.".into()
-}
-fn default_agent_joined() -> String {
-    "{agent} joined the conversation.".into()
-}
-fn default_handback_message() -> String {
-    "The conversation with our team has ended. I'm here if you need anything else.".into()
-}
-fn default_team() -> String {
-    "support".into()
-}
-fn default_true() -> bool {
+fn default_on() -> bool {
     true
 }
 
-impl Default for EscalationConfig {
+impl Default for AnalysisConfig {
     fn default() -> Self {
         Self {
-            mode: default_mode(),
-            warm_message: default_warm_message(),
-            agent_joined_message: default_agent_joined(),
-            handback_message: default_handback_message(),
-            default_team: default_team(),
-            explicit_request: ExplicitRequestConfig::default(),
-            low_confidence: LowConfidenceConfig::default(),
-            bot_handoff_request: true,
-            keyword_rules: Vec::new(),
+            languages: default_languages(),
+            builtin_intents: true,
+            intents: Vec::new(),
+            entities: Vec::new(),
         }
     }
 }
 
+/// A named intent recognised by phrases (typo-tolerant) or regular expressions.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExplicitRequestConfig {
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// More phrases that ask for a person, on top of the built-in ones.
-    #[serde(default)]
-    pub extra_phrases: Vec<String>,
-    #[serde(default = "default_priority")]
-    pub priority: u8,
-}
-
-fn default_priority() -> u8 {
-    2
-}
-
-impl Default for ExplicitRequestConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            extra_phrases: Vec::new(),
-            priority: default_priority(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LowConfidenceConfig {
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// A bot reply below this confidence counts as a low-confidence reply.
-    #[serde(default = "default_threshold")]
-    pub threshold: f64,
-    /// Escalate when `count` of the last `window` bot replies were low.
-    #[serde(default = "default_low_count")]
-    pub count: usize,
-    #[serde(default = "default_low_window")]
-    pub window: usize,
-}
-
-fn default_low_count() -> usize {
-    2
-}
-fn default_low_window() -> usize {
-    3
-}
-
-impl Default for LowConfidenceConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            threshold: default_threshold(),
-            count: default_low_count(),
-            window: default_low_window(),
-        }
-    }
-}
-
-/// A rule that escalates when a customer message matches one of its patterns.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeywordRule {
-    /// Stable name, reported as the evidence of the `keyword_rule` trigger.
+pub struct IntentConfig {
     pub name: String,
-    /// Case-insensitive regular expressions.
-    pub patterns: Vec<String>,
-    #[serde(default = "default_priority")]
-    pub priority: u8,
-    /// Team to route to; the default team when absent.
     #[serde(default)]
-    pub team: Option<String>,
+    pub phrases: Vec<String>,
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    /// Sensitive intents can fire the `sensitive_intent` trigger when the customer asks us
+    /// to act.
+    #[serde(default)]
+    pub sensitive: bool,
+}
+
+/// A business's own entity: a name and a regular expression (group 1, if any, is the value).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityPatternConfig {
+    pub name: String,
+    pub pattern: String,
+}
+
+impl AnalysisConfig {
+    /// The analyzer's settings; the explicit-request phrases come from `[escalation]`.
+    pub fn settings(
+        &self,
+        explicit_phrases: &[String],
+    ) -> Result<crate::analysis::AnalyzerSettings, String> {
+        let mut languages = Vec::new();
+        for l in &self.languages {
+            languages.push(
+                l.parse::<crate::analysis::language::Language>()
+                    .map_err(|_| {
+                        format!("unknown language `{l}`; known: en, es, fr, de, pt, it")
+                    })?,
+            );
+        }
+        Ok(crate::analysis::AnalyzerSettings {
+            languages,
+            entity_patterns: self
+                .entities
+                .iter()
+                .map(|e| (e.name.clone(), e.pattern.clone()))
+                .collect(),
+            intents: self
+                .intents
+                .iter()
+                .map(|i| crate::analysis::intents::IntentRule {
+                    name: i.name.clone(),
+                    phrases: i.phrases.clone(),
+                    patterns: i.patterns.clone(),
+                    sensitive: i.sensitive,
+                })
+                .collect(),
+            builtin_intents: self.builtin_intents,
+            explicit_phrases: explicit_phrases.to_vec(),
+        })
+    }
+
+    fn validate(&self, explicit_phrases: &[String]) -> Vec<ConfigProblem> {
+        let mut out = Vec::new();
+        let mut bad = |key: String, message: String| {
+            out.push(ConfigProblem {
+                key: format!("analysis.{key}"),
+                line: None,
+                message,
+            })
+        };
+        for (i, l) in self.languages.iter().enumerate() {
+            if l.parse::<crate::analysis::language::Language>().is_err() {
+                bad(
+                    format!("languages[{i}]"),
+                    format!("unknown language `{l}`; known: en, es, fr, de, pt, it"),
+                );
+            }
+        }
+        if self.languages.is_empty() {
+            bad("languages".into(), "at least one language is needed".into());
+        }
+        for (i, e) in self.entities.iter().enumerate() {
+            if !valid_name(&e.name) {
+                bad(
+                    format!("entities[{i}].name"),
+                    "a name is 1 to 64 letters, digits, `.`, `-` or `_`".into(),
+                );
+            }
+            if let Err(err) = regex::Regex::new(&e.pattern) {
+                bad(
+                    format!("entities[{i}].pattern"),
+                    format!("not a valid regular expression: {err}"),
+                );
+            }
+        }
+        for (i, it) in self.intents.iter().enumerate() {
+            if !valid_name(&it.name) {
+                bad(
+                    format!("intents[{i}].name"),
+                    "a name is 1 to 64 letters, digits, `.`, `-` or `_`".into(),
+                );
+            }
+            if it.phrases.is_empty() && it.patterns.is_empty() {
+                bad(
+                    format!("intents[{i}].phrases"),
+                    "an intent needs phrases or patterns".into(),
+                );
+            }
+            for (j, p) in it.patterns.iter().enumerate() {
+                if let Err(err) = regex::RegexBuilder::new(p).case_insensitive(true).build() {
+                    bad(
+                        format!("intents[{i}].patterns[{j}]"),
+                        format!("not a valid regular expression: {err}"),
+                    );
+                }
+            }
+        }
+        if out.is_empty()
+            && let Ok(settings) = self.settings(explicit_phrases)
+            && let Err(e) = crate::analysis::Analyzer::new(&settings)
+        {
+            out.push(ConfigProblem {
+                key: "analysis".into(),
+                line: None,
+                message: e.to_string(),
+            });
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -405,7 +444,7 @@ fn default_decline_cooldown() -> u64 {
 }
 fn default_teams() -> Vec<TeamConfig> {
     vec![TeamConfig {
-        name: default_team(),
+        name: crate::escalation::config::default_team(),
     }]
 }
 
@@ -508,8 +547,12 @@ impl Config {
             Ok(c) => c,
             Err(e) => {
                 let line = e.span().map(|s| line_of_offset(&expanded, s.start));
+                let key = match (key_from_toml_error(&e), line) {
+                    (k, Some(l)) if k == "(document)" => key_at_line(&expanded, l - 1),
+                    (k, _) => k,
+                };
                 problems.push(ConfigProblem {
-                    key: key_from_toml_error(&e),
+                    key,
                     line,
                     message: e.message().trim().to_string(),
                 });
@@ -625,22 +668,6 @@ impl Config {
         {
             bad("bot.faq_file".into(), e.to_string());
         }
-        let lc = &self.escalation.low_confidence;
-        if !(0.0..=1.0).contains(&lc.threshold) {
-            bad(
-                "escalation.low_confidence.threshold".into(),
-                "must be between 0 and 1".into(),
-            );
-        }
-        if lc.window == 0 || lc.count == 0 || lc.count > lc.window {
-            bad(
-                "escalation.low_confidence.count".into(),
-                format!(
-                    "count ({}) must be between 1 and window ({})",
-                    lc.count, lc.window
-                ),
-            );
-        }
         let mut teams = HashSet::new();
         for (i, t) in self.router.teams.iter().enumerate() {
             if !valid_name(&t.name) {
@@ -659,61 +686,14 @@ impl Config {
         if self.router.teams.is_empty() {
             bad("router.teams".into(), "at least one team is needed".into());
         }
-        if !teams.contains(self.escalation.default_team.as_str()) {
-            bad(
-                "escalation.default_team".into(),
-                format!(
-                    "team `{}` is not defined in [[router.teams]]",
-                    self.escalation.default_team
-                ),
-            );
-        }
         if self.router.offer_timeout_secs == 0 {
             bad("router.offer_timeout_secs".into(), "must be above 0".into());
         }
-        let mut rule_names = HashSet::new();
-        for (i, r) in self.escalation.keyword_rules.iter().enumerate() {
-            if !rule_names.insert(r.name.as_str()) {
-                bad(
-                    format!("escalation.keyword_rules[{i}].name"),
-                    format!("rule `{}` is defined twice", r.name),
-                );
-            }
-            if r.patterns.is_empty() {
-                bad(
-                    format!("escalation.keyword_rules[{i}].patterns"),
-                    "a rule needs at least one pattern".into(),
-                );
-            }
-            for (j, p) in r.patterns.iter().enumerate() {
-                if let Err(e) = regex::RegexBuilder::new(p).case_insensitive(true).build() {
-                    bad(
-                        format!("escalation.keyword_rules[{i}].patterns[{j}]"),
-                        format!("not a valid regular expression: {e}"),
-                    );
-                }
-            }
-            if let Some(team) = &r.team
-                && !teams.contains(team.as_str())
-            {
-                bad(
-                    format!("escalation.keyword_rules[{i}].team"),
-                    format!("team `{team}` is not defined in [[router.teams]]"),
-                );
-            }
-            if r.priority > 3 {
-                bad(
-                    format!("escalation.keyword_rules[{i}].priority"),
-                    "priority is 0 (low) to 3 (urgent)".into(),
-                );
-            }
-        }
-        if self.escalation.explicit_request.priority > 3 {
-            bad(
-                "escalation.explicit_request.priority".into(),
-                "priority is 0 (low) to 3 (urgent)".into(),
-            );
-        }
+        out.extend(self.escalation.validate(&teams));
+        out.extend(
+            self.analysis
+                .validate(&self.escalation.explicit_request.extra_phrases),
+        );
         out
     }
 

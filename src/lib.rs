@@ -44,11 +44,22 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error("bot: {0}")]
     Bot(#[from] bot::faq::FaqFileError),
+    #[error("analysis: {0}")]
+    Analysis(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
         source: std::io::Error,
     },
+}
+
+/// The analyzer the config describes.
+pub fn analyzer_from(config: &Config) -> Result<analysis::Analyzer, StartError> {
+    let settings = config
+        .analysis
+        .settings(&config.escalation.explicit_request.extra_phrases)
+        .map_err(StartError::Analysis)?;
+    analysis::Analyzer::new(&settings).map_err(|e| StartError::Analysis(e.to_string()))
 }
 
 /// A running daemon.
@@ -99,6 +110,7 @@ impl Gateway {
         let svc = Arc::new(Services {
             store: store.clone(),
             bot: bot::from_config(&config.bot)?,
+            analyzer: analyzer_from(&config)?,
             policy: Policy::new(&config.escalation),
             router: router_addr.clone(),
             outbox,

@@ -39,6 +39,23 @@ enum Command {
     },
     /// Print a JSON Schema (`handoff-package`).
     Schema { name: String },
+    /// Replay recorded conversations (JSON Lines) through the analysis and the escalation
+    /// policy, and report when and why each would have escalated.
+    Eval {
+        /// JSON Lines file, one conversation per line (`-` for stdin).
+        file: PathBuf,
+        /// Print one JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Analyse lines of text from stdin: one JSON object per line on stdout.
+    Analyze,
+    /// Export stored conversations as JSON Lines in the format `eval` reads.
+    Export {
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -76,6 +93,9 @@ fn main() -> ExitCode {
         Command::CheckConfig => return check_config(&cli.config),
         Command::Agent { command } => agent(&cli.config, command),
         Command::Schema { name } => schema(&name),
+        Command::Eval { file, json } => return eval(&cli.config, &file, json),
+        Command::Analyze => analyze(&cli.config),
+        Command::Export { out } => export(&cli.config, out.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -185,4 +205,97 @@ fn schema(name: &str) -> anyhow::Result<()> {
         }
         other => anyhow::bail!("unknown schema `{other}`; known: handoff-package"),
     }
+}
+
+/// Exit codes of `eval`: 0 all lines replayed, 2 some lines could not be read (reported on
+/// stderr, the rest replayed), 1 nothing could be done.
+fn eval(path: &std::path::Path, file: &std::path::Path, json: bool) -> ExitCode {
+    let run = || -> anyhow::Result<bool> {
+        let config = load(path)?;
+        let analyzer = handoffd::analyzer_from(&config)?;
+        let policy = handoffd::escalation::Policy::new(&config.escalation);
+        let input = if file == std::path::Path::new("-") {
+            std::io::read_to_string(std::io::stdin())?
+        } else {
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?
+        };
+        let (outcomes, errors) = handoffd::escalation::eval::run(&input, &analyzer, &policy);
+        for e in &errors {
+            eprintln!("{}:{}: {}", file.display(), e.line, e.message);
+        }
+        let summary = handoffd::escalation::eval::summarize(&outcomes, errors.len());
+        let mut stdout = std::io::stdout().lock();
+        if json {
+            let doc = serde_json::json!({
+                "conversations": outcomes,
+                "errors": errors,
+                "summary": summary,
+            });
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&doc)?)?;
+        } else {
+            write!(
+                stdout,
+                "{}",
+                handoffd::escalation::eval::table(&outcomes, &errors, &summary)
+            )?;
+        }
+        Ok(errors.is_empty())
+    };
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn analyze(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let config = load(path)?;
+    let analyzer = handoffd::analyzer_from(&config)?;
+    let stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    for (n, line) in stdin.split(b'\n').enumerate() {
+        let line = line?;
+        let Ok(text) = std::str::from_utf8(&line) else {
+            eprintln!("line {}: not valid UTF-8; skipped", n + 1);
+            continue;
+        };
+        let text = text.trim_end_matches('\r');
+        let a = analyzer.analyze(text);
+        let v = serde_json::json!({
+            "text": text,
+            "sentiment": a.sentiment,
+            "language": a.language,
+            "entities": a.entities,
+            "intents": a.intents,
+            "explicit_request": a.explicit_request.is_some(),
+        });
+        writeln!(stdout, "{v}")?;
+    }
+    Ok(())
+}
+
+fn export(path: &std::path::Path, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let store = Store::open(&config.journal_path())
+        .context("cannot open the journal (stop the daemon to export)")?;
+    let mut sink: Box<dyn Write> = match out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let all = store.conversations(&Default::default())?;
+    for c in &all {
+        let messages = store.messages_after(&c.id, 0)?;
+        let line = handoffd::escalation::eval::export_conversation(c, &messages);
+        writeln!(sink, "{}", serde_json::to_string(&line)?)?;
+    }
+    sink.flush()?;
+    eprintln!("{} conversations exported", all.len());
+    Ok(())
 }

@@ -88,6 +88,9 @@ pub struct BotTurnMeta {
     /// True on the bot's first turn after an agent closed the conversation.
     #[serde(default)]
     pub resumed_after_handoff: bool,
+    /// Why the bot gave no answer (error or timeout), when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// One message of a conversation, as journaled.
@@ -109,6 +112,12 @@ pub struct MessageRecord {
     pub attachments: Vec<Attachment>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sentiment: Option<f32>,
+    /// Detected language (ISO 639-1) of a customer message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Intents the rules found in a customer message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intents: Vec<String>,
     /// Which handoff (1, 2...) this message belongs to when written while an agent owned the
     /// conversation; `None` for the bot's stretches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,6 +164,9 @@ pub struct ConversationRecord {
     /// The bot's next turn is its first after a human stretch.
     #[serde(default)]
     pub bot_resuming: bool,
+    /// The language the customer writes in, as last detected (ISO 639-1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// An entity found in the conversation and where.
@@ -262,6 +274,7 @@ impl ConversationRecord {
             escalation: None,
             last_agent: None,
             bot_resuming: false,
+            language: None,
         }
     }
 }

@@ -97,6 +97,8 @@ mod tests {
             platform_message_id: None,
             attachments: vec![],
             sentiment: None,
+            language: None,
+            intents: vec![],
             handoff: None,
             bot: None,
         }

@@ -136,7 +136,7 @@ impl FaqIndex {
     }
 
     fn add_document(&mut self, entry: usize, text: &str) {
-        let words = analyze(text);
+        let words = content_terms(text);
         if words.is_empty() {
             return;
         }
@@ -273,7 +273,7 @@ impl FaqIndex {
         // Distinct stems, keeping the longest surface form seen for the typo length rule.
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut order: Vec<String> = Vec::new();
-        for (stem, surface_len) in analyze(query) {
+        for (stem, surface_len) in content_terms(query) {
             match seen.get_mut(&stem) {
                 Some(len) => *len = (*len).max(surface_len),
                 None => {
@@ -363,8 +363,9 @@ fn spelling_variants(stem: &str) -> Vec<String> {
     }
 }
 
-/// Splits text into `(stem, surface length)` pairs with stopwords removed.
-fn analyze(text: &str) -> Vec<(String, usize)> {
+/// Splits text into `(stem, surface length)` pairs with stopwords removed. Also used by the
+/// repetition check, so both read text the same way.
+pub(crate) fn content_terms(text: &str) -> Vec<(String, usize)> {
     text::tokens(text)
         .into_iter()
         .filter(|word| !STOPWORDS.contains(&word.as_str()))

@@ -22,11 +22,11 @@ use super::{
     TypingSignal,
 };
 use crate::agents::protocol::{ServerFrame, TransferTarget};
-use crate::analysis::{entities, sentiment, summary};
+use crate::analysis::{MessageAnalysis, summary};
 use crate::bot::{BotError, BotReply, BotTurn};
 use crate::config::HandoffMode;
 use crate::delivery::{Deliver, Ephemeral};
-use crate::escalation::Decision;
+use crate::escalation::{Decision, Tracker};
 use crate::handoff::{Escalation, TranscriptEntry};
 use crate::model::{
     BotTurnMeta, ConversationRecord, KnownEntity, MessageRecord, OutboxEntry, Owner, QueueEntry,
@@ -42,6 +42,8 @@ pub struct ConversationActor {
     /// Platform message id -> seq, so a message delivered twice is stored once.
     seen: HashMap<String, u64>,
     svc: Arc<Services>,
+    /// What the escalation policy remembers between messages.
+    tracker: Tracker,
     last_active: Instant,
 }
 
@@ -66,6 +68,7 @@ impl ConversationActor {
             .filter_map(|m| m.platform_message_id.clone().map(|p| (p, m.seq)))
             .collect();
         ConversationActor {
+            tracker: Tracker::rebuild(&transcript),
             record,
             transcript,
             seen,
@@ -151,6 +154,8 @@ impl ConversationActor {
             platform_message_id: None,
             attachments: Vec::new(),
             sentiment: None,
+            language: None,
+            intents: Vec::new(),
             handoff: None,
             bot: None,
         }
@@ -215,13 +220,6 @@ impl ConversationActor {
             .collect()
     }
 
-    fn confidence_history(&self) -> Vec<f64> {
-        self.transcript
-            .iter()
-            .filter_map(|m| m.bot.as_ref().and_then(|b| b.confidence))
-            .collect()
-    }
-
     fn on_customer_message(&mut self, msg: CustomerMessage) -> LocalBoxActorFuture<Self, ()> {
         let CustomerMessage { inbound, ack } = msg;
         if let Some(seq) = self.seen.get(&inbound.platform_message_id) {
@@ -239,16 +237,25 @@ impl ConversationActor {
         if inbound.contact.language.is_some() {
             self.record.contact.language = inbound.contact.language.clone();
         }
-        let score = sentiment::score(&inbound.text);
+        let analysis = self.svc.analyzer.analyze(&inbound.text);
+        let score = analysis.sentiment;
         self.record.sentiment.update(score);
         let mut p = Pending::default();
         let mut m = Self::message(Role::Customer, inbound.text.clone());
         m.platform_message_id = Some(inbound.platform_message_id.clone());
         m.attachments = inbound.attachments.clone();
         m.sentiment = Some(score);
+        m.language = analysis.language.map(|l| l.as_str().to_string());
+        m.intents = analysis.intents.iter().map(|i| i.name.clone()).collect();
         m.at_ms = now_ms();
         let seq = self.journal(&mut p, m);
-        for found in entities::extract(&inbound.text) {
+        if let Some(lang) = analysis.language {
+            self.record.language = Some(lang.as_str().to_string());
+        }
+        if !matches!(self.record.owner, Owner::Agent { .. }) {
+            self.tracker.observe_customer(seq, &inbound.text);
+        }
+        for found in analysis.entities.iter().cloned() {
             if !self
                 .record
                 .entities
@@ -277,7 +284,7 @@ impl ConversationActor {
                     }
                 }
                 match act.record.owner {
-                    Owner::Bot => act.bot_step(seq),
+                    Owner::Bot => act.bot_step(seq, &analysis),
                     // The agent saw it live (after_commit); while queued the bot stays silent.
                     Owner::Queued { .. } | Owner::Agent { .. } => fut::ready(()).boxed_local(),
                 }
@@ -286,13 +293,19 @@ impl ConversationActor {
     }
 
     /// The bot owns the conversation: check the customer-side triggers, else ask the bot.
-    fn bot_step(&mut self, seq: u64) -> LocalBoxActorFuture<Self, ()> {
+    fn bot_step(&mut self, seq: u64, analysis: &MessageAnalysis) -> LocalBoxActorFuture<Self, ()> {
         let text = self
             .transcript
             .last()
             .map(|m| m.text.clone())
             .unwrap_or_default();
-        if let Some(decision) = self.svc.policy.on_customer_message(seq, &text) {
+        if let Some(decision) = self.svc.policy.on_customer_message(
+            seq,
+            &text,
+            analysis,
+            &self.record.sentiment,
+            &self.tracker,
+        ) {
             return self
                 .escalate(decision, None)
                 .map(|_, _, _| ())
@@ -317,6 +330,7 @@ impl ConversationActor {
             transcript_len: turn.transcript.len(),
             agent_messages_seen,
             resumed_after_handoff: turn.resumed_after_handoff,
+            failure: None,
         };
         let bot = self.svc.bot.clone();
         let timeout = self.svc.settings.bot_timeout;
@@ -342,26 +356,28 @@ impl ConversationActor {
         if self.record.owner != Owner::Bot {
             return fut::ready(()).boxed_local();
         }
-        let reply = match res {
-            Ok(r) => r,
+        let (reply, failure) = match res {
+            Ok(r) => (r, None),
             Err(e) => {
                 tracing::warn!(conversation = %self.id(), error = %e, "bot gave no answer");
-                // A failed turn counts as a reply with no confidence at all.
-                BotReply {
-                    messages: Vec::new(),
-                    confidence: Some(0.0),
-                    intent: None,
-                    handoff: None,
-                }
+                (BotReply::default(), Some(e.to_string()))
             }
         };
         meta.confidence = reply.confidence;
         meta.intent = reply.intent.clone();
-        let mut confidences = self.confidence_history();
-        if let Some(c) = reply.confidence {
-            confidences.push(c);
-        }
-        let decision = self.svc.policy.on_bot_reply(seq, &reply, &confidences);
+        meta.failure = failure.clone();
+        let decision = match &failure {
+            None => {
+                self.tracker.observe_bot(&reply.messages, reply.confidence);
+                self.svc.policy.on_bot_reply(seq, &reply, &self.tracker)
+            }
+            Some(error) => {
+                self.tracker.observe_bot_failure();
+                self.svc
+                    .policy
+                    .on_bot_failure(seq, error, &self.tracker, now_ms())
+            }
+        };
         self.record.bot_resuming = false;
         let mut p = Pending::default();
         let bot_name = self.svc.bot.name().to_string();
@@ -379,6 +395,11 @@ impl ConversationActor {
                 self.journal(&mut p, m);
                 journaled = true;
             }
+        }
+        if failure.is_some() && decision.is_none() {
+            // The customer is not left without an answer.
+            let text = self.svc.settings.bot_failure_reply.clone();
+            self.journal(&mut p, Self::message(Role::System, text));
         }
         if !journaled {
             // Keep the bot's turn on record (confidence history) even when nothing is sent:
@@ -411,7 +432,13 @@ impl ConversationActor {
             .transcript
             .iter()
             .rev()
-            .find_map(|m| m.bot.as_ref().and_then(|b| b.intent.clone()));
+            .find_map(|m| m.bot.as_ref().and_then(|b| b.intent.clone()))
+            .or_else(|| {
+                self.transcript
+                    .iter()
+                    .rev()
+                    .find_map(|m| m.intents.first().cloned())
+            });
         let summary = summary::summarize(
             &self.transcript,
             &self.record.entities,
@@ -424,7 +451,7 @@ impl ConversationActor {
             team: decision.team.clone(),
             escalated_at_ms: now,
             intent,
-            confidence_history: self.confidence_history(),
+            confidence_history: self.tracker.confidence_history().to_vec(),
             summary,
         });
         self.record.owner = Owner::Queued {
@@ -581,6 +608,7 @@ impl ConversationActor {
                 self.record.bot_resuming = true;
                 // Remembered for returning customers (sticky routing).
                 self.record.last_agent = Some(req.agent_id.clone());
+                self.tracker.handback(now_ms());
                 p.ops.push(Op::DeleteAssignment(self.record.id.clone()));
                 if self.svc.settings.mode == HandoffMode::Warm {
                     let text = self.svc.settings.handback_message.clone();
@@ -822,6 +850,12 @@ impl Handler<ResumeBotTurn> for ConversationActor {
             return AtomicResponse::new(fut::ready(()).boxed_local());
         }
         tracing::info!(conversation = %self.id(), seq = msg.seq, "answering a customer message left unanswered");
-        AtomicResponse::new(self.bot_step(msg.seq))
+        let text = self
+            .transcript
+            .last()
+            .map(|m| m.text.clone())
+            .unwrap_or_default();
+        let analysis = self.svc.analyzer.analyze(&text);
+        AtomicResponse::new(self.bot_step(msg.seq, &analysis))
     }
 }

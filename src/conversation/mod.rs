@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::agents::AgentRegistry;
 use crate::agents::protocol::TransferTarget;
+use crate::analysis::Analyzer;
 use crate::bot::Bot;
 use crate::config::{Config, HandoffMode};
 use crate::delivery::Outbox;
@@ -29,6 +30,7 @@ pub use directory::{Directory, LiveCount, Lookup, SetServices, TellPosition};
 pub struct Services {
     pub store: Store,
     pub bot: Arc<dyn Bot>,
+    pub analyzer: Analyzer,
     pub policy: Policy,
     pub router: Addr<Router>,
     pub outbox: Addr<Outbox>,
@@ -46,6 +48,8 @@ pub struct ConversationSettings {
     pub warm_message: String,
     pub agent_joined_message: String,
     pub handback_message: String,
+    /// Said when the bot fails and no escalation follows.
+    pub bot_failure_reply: String,
 }
 
 impl ConversationSettings {
@@ -57,6 +61,7 @@ impl ConversationSettings {
             warm_message: c.escalation.warm_message.clone(),
             agent_joined_message: c.escalation.agent_joined_message.clone(),
             handback_message: c.escalation.handback_message.clone(),
+            bot_failure_reply: c.bot.failure_reply.clone(),
         }
     }
 }

@@ -26,7 +26,7 @@ use std::sync::LazyLock;
 use crate::analysis::text;
 
 /// The detector's verdict: which words made the request and how sure it is.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ExplicitMatch {
     /// The words that formed the request, normalised ("talk to a human"), or the configured
     /// phrase that matched; shown to agents and in logs to explain the handoff.

@@ -1,15 +1,37 @@
 //! The escalation policy: signals in, a decision out, with the reason and evidence of every
-//! trigger that fired. Customer-side triggers are checked before the bot is asked (a
-//! customer asking for a person should not get a bot answer first); bot-side triggers after.
+//! trigger that fired. Customer-side triggers are checked before the bot is asked (a customer
+//! asking for a person should not get a bot answer first); bot-side triggers after the bot
+//! answered and before its answer is sent; `bot_failure` when the bot gave no answer.
+//!
+//! Trigger ids are stable: they appear in logs, the handoff package and `handoffd eval`.
 
+pub mod config;
+pub mod eval;
 pub mod explicit;
+pub mod tracker;
 
 use regex::{Regex, RegexBuilder};
 
+use crate::analysis::MessageAnalysis;
+use crate::analysis::repetition::find_repeat;
+use crate::analysis::sentiment::SentimentState;
 use crate::bot::BotReply;
-use crate::config::EscalationConfig;
 use crate::handoff::TriggerHit;
-use explicit::ExplicitRequestDetector;
+pub use config::EscalationConfig;
+pub use tracker::Tracker;
+
+/// Every trigger id, in the order they are checked.
+pub const TRIGGERS: [&str; 9] = [
+    "explicit_request",
+    "keyword_rule",
+    "sensitive_intent",
+    "negative_sentiment",
+    "repetition",
+    "long_conversation",
+    "bot_handoff",
+    "low_confidence",
+    "bot_failure",
+];
 
 /// Where and how urgently an escalation goes.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,10 +48,39 @@ struct CompiledRule {
     team: Option<String>,
 }
 
+/// Collects the hits of one evaluation; the decision takes the highest priority, and the
+/// team of the most urgent hit that names one.
+#[derive(Default)]
+struct Hits {
+    hits: Vec<TriggerHit>,
+    priority: u8,
+    team: Option<(u8, String)>,
+}
+
+impl Hits {
+    fn add(&mut self, hit: TriggerHit, priority: u8, team: Option<&String>) {
+        self.priority = self.priority.max(priority);
+        if let Some(t) = team
+            && self.team.as_ref().is_none_or(|(p, _)| priority > *p)
+        {
+            self.team = Some((priority, t.clone()));
+        }
+        self.hits.push(hit);
+    }
+}
+
+fn hit(trigger: &str, evidence: String, seq: u64, score: Option<f64>) -> TriggerHit {
+    TriggerHit {
+        trigger: trigger.into(),
+        evidence,
+        message_seq: seq,
+        score,
+    }
+}
+
 /// The configured triggers, compiled once.
 pub struct Policy {
     cfg: EscalationConfig,
-    explicit: ExplicitRequestDetector,
     rules: Vec<CompiledRule>,
 }
 
@@ -60,180 +111,289 @@ impl Policy {
             })
             .collect();
         Policy {
-            explicit: ExplicitRequestDetector::new(&cfg.explicit_request.extra_phrases),
             cfg: cfg.clone(),
             rules,
         }
     }
 
-    /// Triggers that fire on the customer's message alone.
-    pub fn on_customer_message(&self, seq: u64, text: &str) -> Option<Decision> {
-        let mut hits = Vec::new();
-        let mut priority = 0u8;
-        let mut team = None;
-        if self.cfg.explicit_request.enabled
-            && let Some(m) = self.explicit.detect(text)
+    /// The config the policy was built from.
+    pub fn config(&self) -> &EscalationConfig {
+        &self.cfg
+    }
+
+    /// Triggers that fire on the customer's message. `tracker` has already seen it; `mood`
+    /// includes its sentiment.
+    pub fn on_customer_message(
+        &self,
+        seq: u64,
+        text: &str,
+        analysis: &MessageAnalysis,
+        mood: &SentimentState,
+        tracker: &Tracker,
+    ) -> Option<Decision> {
+        let mut h = Hits::default();
+        let c = &self.cfg;
+        if c.explicit_request.enabled
+            && let Some(m) = &analysis.explicit_request
         {
-            hits.push(TriggerHit {
-                trigger: "explicit_request".into(),
-                evidence: format!("asked for a person: \"{}\"", m.phrase),
-                message_seq: seq,
-                score: Some(f64::from(m.score)),
-            });
-            priority = priority.max(self.cfg.explicit_request.priority);
+            h.add(
+                hit(
+                    "explicit_request",
+                    format!("asked for a person: \"{}\"", m.phrase),
+                    seq,
+                    Some(f64::from(m.score)),
+                ),
+                c.explicit_request.priority,
+                None,
+            );
         }
         for rule in &self.rules {
             if let Some(found) = rule.patterns.iter().find_map(|p| p.find(text)) {
-                hits.push(TriggerHit {
-                    trigger: "keyword_rule".into(),
-                    evidence: format!("rule `{}` matched \"{}\"", rule.name, found.as_str()),
-                    message_seq: seq,
-                    score: None,
-                });
-                if rule.priority >= priority {
-                    priority = rule.priority;
-                    team = rule.team.clone().or(team);
+                h.add(
+                    hit(
+                        "keyword_rule",
+                        format!("rule `{}` matched \"{}\"", rule.name, found.as_str()),
+                        seq,
+                        None,
+                    ),
+                    rule.priority,
+                    rule.team.as_ref(),
+                );
+            }
+        }
+        let si = &c.sensitive_intent;
+        if si.enabled
+            && let Some(i) = analysis
+                .intents
+                .iter()
+                .find(|i| i.sensitive && i.act && si.intents.contains(&i.name))
+        {
+            h.add(
+                hit(
+                    "sensitive_intent",
+                    format!("asks us to act on `{}`: {}", i.name, i.evidence),
+                    seq,
+                    None,
+                ),
+                si.priority,
+                si.team.as_ref(),
+            );
+        }
+        let ns = &c.negative_sentiment;
+        if ns.enabled {
+            let s = analysis.sentiment;
+            if s <= ns.threshold {
+                h.add(
+                    hit(
+                        "negative_sentiment",
+                        format!("message sentiment {s:.2} at or below {:.2}", ns.threshold),
+                        seq,
+                        Some(f64::from(s)),
+                    ),
+                    ns.priority,
+                    None,
+                );
+            } else if mood.samples >= 2 && mood.trend <= -ns.steep_drop && s <= ns.drop_floor {
+                h.add(
+                    hit(
+                        "negative_sentiment",
+                        format!(
+                            "sentiment falling fast: trend {:.2}, now {s:.2}",
+                            mood.trend
+                        ),
+                        seq,
+                        Some(f64::from(s)),
+                    ),
+                    ns.priority,
+                    None,
+                );
+            }
+        }
+        let rp = &c.repetition;
+        if rp.enabled {
+            let recent: Vec<&(u64, String)> = tracker.customer_messages().collect();
+            let window = &recent[recent.len().saturating_sub(rp.window)..];
+            if let Some(((_, current), earlier)) = window.split_last() {
+                let same: Vec<(u64, f32)> = earlier
+                    .iter()
+                    .filter_map(|(s, t)| {
+                        find_repeat(current, &[t.as_str()])
+                            .filter(|r| r.similarity >= rp.similarity)
+                            .map(|r| (*s, r.similarity))
+                    })
+                    .collect();
+                if same.len() + 1 >= rp.count {
+                    let best = same.iter().map(|(_, s)| *s).fold(0.0f32, f32::max);
+                    h.add(
+                        hit(
+                            "repetition",
+                            format!(
+                                "asked the same {} times (messages {}, and this one)",
+                                same.len() + 1,
+                                same.iter()
+                                    .map(|(s, _)| s.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                            seq,
+                            Some(f64::from(best)),
+                        ),
+                        rp.priority,
+                        None,
+                    );
                 }
             }
         }
-        self.decide(hits, priority, team)
+        let lc = &c.long_conversation;
+        if lc.enabled && tracker.customer_turns() >= lc.max_customer_turns {
+            h.add(
+                hit(
+                    "long_conversation",
+                    format!(
+                        "{} customer messages without resolution (limit {})",
+                        tracker.customer_turns(),
+                        lc.max_customer_turns
+                    ),
+                    seq,
+                    None,
+                ),
+                lc.priority,
+                None,
+            );
+        }
+        self.decide(h)
     }
 
-    /// Triggers that fire on the bot's reply. `confidences` are the bot's confidences so far,
-    /// this reply's last.
-    pub fn on_bot_reply(
-        &self,
-        seq: u64,
-        reply: &BotReply,
-        confidences: &[f64],
-    ) -> Option<Decision> {
-        let mut hits = Vec::new();
-        let mut priority = 0u8;
-        let mut team = None;
-        if self.cfg.bot_handoff_request
-            && let Some(h) = &reply.handoff
+    /// Triggers that fire on the bot's reply; `tracker` has already seen it.
+    pub fn on_bot_reply(&self, seq: u64, reply: &BotReply, tracker: &Tracker) -> Option<Decision> {
+        let mut h = Hits::default();
+        let c = &self.cfg;
+        if c.bot_handoff.enabled
+            && let Some(req) = &reply.handoff
         {
-            hits.push(TriggerHit {
-                trigger: "bot_handoff".into(),
-                evidence: format!("the bot asked for a handoff: {}", h.reason),
-                message_seq: seq,
-                score: None,
-            });
-            priority = h.priority.unwrap_or(1).min(3);
-            team = h.team.clone();
+            h.add(
+                hit(
+                    "bot_handoff",
+                    format!("the bot asked for a handoff: {}", req.reason),
+                    seq,
+                    None,
+                ),
+                req.priority.unwrap_or(c.bot_handoff.priority).min(3),
+                req.team.as_ref(),
+            );
         }
-        let lc = &self.cfg.low_confidence;
-        if lc.enabled && !confidences.is_empty() {
+        let lc = &c.low_confidence;
+        let confidences = tracker.stretch_confidences();
+        if lc.enabled && reply.confidence.is_some() && !confidences.is_empty() {
             let window = &confidences[confidences.len().saturating_sub(lc.window)..];
             let low = window.iter().filter(|c| **c < lc.threshold).count();
             let last_low = confidences.last().is_some_and(|c| *c < lc.threshold);
             // Fire on a low reply only: a good answer after two bad ones is a recovery.
             if last_low && low >= lc.count {
-                hits.push(TriggerHit {
-                    trigger: "low_confidence".into(),
-                    evidence: format!(
-                        "{low} of the last {} bot replies below {:.2}: {}",
-                        window.len(),
-                        lc.threshold,
-                        window
-                            .iter()
-                            .map(|c| format!("{c:.2}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                h.add(
+                    hit(
+                        "low_confidence",
+                        format!(
+                            "{low} of the last {} bot replies below {:.2}: {}",
+                            window.len(),
+                            lc.threshold,
+                            window
+                                .iter()
+                                .map(|c| format!("{c:.2}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        seq,
+                        confidences.last().copied(),
                     ),
-                    message_seq: seq,
-                    score: confidences.last().copied(),
-                });
-                priority = priority.max(1);
+                    lc.priority,
+                    None,
+                );
             }
         }
-        self.decide(hits, priority, team)
+        let rp = &c.repetition;
+        if rp.enabled && rp.bot_repeats >= 2 {
+            let answers: Vec<String> = tracker
+                .bot_answers()
+                .rev()
+                .take(rp.bot_repeats)
+                .map(|a| normalize_answer(a))
+                .collect();
+            if answers.len() == rp.bot_repeats && answers.windows(2).all(|w| w[0] == w[1]) {
+                h.add(
+                    hit(
+                        "repetition",
+                        format!(
+                            "the bot gave the same answer {} times in a row",
+                            rp.bot_repeats
+                        ),
+                        seq,
+                        None,
+                    ),
+                    rp.priority,
+                    None,
+                );
+            }
+        }
+        self.decide(h)
     }
 
-    fn decide(
+    /// The bot gave no answer. `now_ms` is compared with the last handback for the loop guard.
+    pub fn on_bot_failure(
         &self,
-        hits: Vec<TriggerHit>,
-        priority: u8,
-        team: Option<String>,
+        seq: u64,
+        error: &str,
+        tracker: &Tracker,
+        now_ms: u64,
     ) -> Option<Decision> {
-        if hits.is_empty() {
+        let bf = &self.cfg.bot_failure;
+        if !bf.enabled || tracker.consecutive_failures() < bf.count {
+            return None;
+        }
+        if let Some(at) = tracker.last_handback_ms()
+            && now_ms.saturating_sub(at) < bf.cooldown_secs.saturating_mul(1000)
+        {
+            tracing::warn!("bot failing right after a handback; not escalating again (loop guard)");
+            return None;
+        }
+        let mut h = Hits::default();
+        h.add(
+            hit(
+                "bot_failure",
+                format!(
+                    "{} bot turn(s) failed in a row: {error}",
+                    tracker.consecutive_failures()
+                ),
+                seq,
+                None,
+            ),
+            bf.priority,
+            None,
+        );
+        self.decide(h)
+    }
+
+    fn decide(&self, h: Hits) -> Option<Decision> {
+        if h.hits.is_empty() {
             return None;
         }
         Some(Decision {
-            triggers: hits,
-            priority,
-            team: team.unwrap_or_else(|| self.cfg.default_team.clone()),
+            triggers: h.hits,
+            priority: h.priority,
+            team: h
+                .team
+                .map(|(_, t)| t)
+                .unwrap_or_else(|| self.cfg.default_team.clone()),
         })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bot::HandoffRequest;
-    use crate::config::KeywordRule;
-
-    fn policy() -> Policy {
-        let mut cfg = EscalationConfig::default();
-        cfg.keyword_rules.push(KeywordRule {
-            name: "legal".into(),
-            patterns: vec![r"\blawyer\b".into(), r"\bsue\b".into()],
-            priority: 3,
-            team: Some("legal".into()),
-        });
-        Policy::new(&cfg)
-    }
-
-    #[test]
-    fn explicit_request_fires_with_evidence() {
-        let d = policy()
-            .on_customer_message(4, "can I talk to a human please")
-            .expect("fires");
-        assert_eq!(d.triggers[0].trigger, "explicit_request");
-        assert_eq!(d.triggers[0].message_seq, 4);
-        assert_eq!(d.team, "support");
-    }
-
-    #[test]
-    fn keyword_rule_sets_team_and_priority() {
-        let d = policy()
-            .on_customer_message(2, "I will call my LAWYER about this")
-            .expect("fires");
-        assert_eq!(d.triggers[0].trigger, "keyword_rule");
-        assert!(d.triggers[0].evidence.contains("legal"));
-        assert_eq!(d.priority, 3);
-        assert_eq!(d.team, "legal");
-        assert!(
-            policy()
-                .on_customer_message(2, "what are your hours")
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn low_confidence_needs_count_of_window_and_a_low_last_reply() {
-        let p = policy();
-        let r = BotReply::default();
-        assert!(p.on_bot_reply(1, &r, &[0.1]).is_none());
-        let d = p.on_bot_reply(3, &r, &[0.9, 0.1, 0.2]).expect("fires");
-        assert_eq!(d.triggers[0].trigger, "low_confidence");
-        assert!(p.on_bot_reply(3, &r, &[0.1, 0.2, 0.9]).is_none());
-        assert!(p.on_bot_reply(5, &r, &[0.1, 0.9, 0.9, 0.9, 0.2]).is_none());
-    }
-
-    #[test]
-    fn bot_handoff_request_fires() {
-        let r = BotReply {
-            handoff: Some(HandoffRequest {
-                reason: "refund over limit".into(),
-                team: Some("billing".into()),
-                priority: Some(2),
-            }),
-            ..Default::default()
-        };
-        let d = policy().on_bot_reply(7, &r, &[0.9]).expect("fires");
-        assert_eq!(d.triggers[0].trigger, "bot_handoff");
-        assert_eq!(d.team, "billing");
-        assert_eq!(d.priority, 2);
-    }
+fn normalize_answer(a: &str) -> String {
+    a.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
+
+#[cfg(test)]
+mod tests;

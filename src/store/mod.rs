@@ -283,6 +283,7 @@ mod tests {
             escalation: None,
             last_agent: None,
             bot_resuming: false,
+            language: None,
         }
     }
 
@@ -297,6 +298,8 @@ mod tests {
             platform_message_id: Some(format!("p{seq}")),
             attachments: vec![],
             sentiment: None,
+            language: None,
+            intents: vec![],
             handoff: None,
             bot: None,
         }

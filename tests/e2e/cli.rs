@@ -188,3 +188,121 @@ fn the_systemd_unit_verifies() {
         assert!(unit.contains(hardening), "{hardening} missing");
     }
 }
+
+#[test]
+fn eval_replays_recorded_conversations_and_scores_the_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = crate::support::write_config(dir.path(), &Default::default());
+    let set = repo("tests/data/conversations.jsonl");
+    let out = handoffd()
+        .arg("--config")
+        .arg(&config)
+        .arg("eval")
+        .arg(&set)
+        .arg("--json")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let convs = doc["conversations"].as_array().expect("conversations");
+    assert_eq!(convs.len(), 16);
+    let by_id = |id: &str| {
+        convs
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(by_id("ask-human")["at"], 2);
+    assert_eq!(by_id("ask-human")["triggers"][0], "explicit_request");
+    assert_eq!(by_id("legal")["triggers"][0], "keyword_rule");
+    assert_eq!(by_id("bot-asks")["triggers"][0], "bot_handoff");
+    assert_eq!(by_id("hours-thanks")["escalated"], false);
+    assert_eq!(by_id("not-a-person")["escalated"], false);
+    assert!(by_id("bot-unsure")["reasons"][0]["evidence"].is_string());
+    let s = &doc["summary"];
+    assert_eq!(s["labelled"], 15);
+    assert!(
+        s["overall"]["precision"].as_f64().unwrap_or(0.0) >= 0.9,
+        "{s}"
+    );
+    assert!(s["overall"]["recall"].as_f64().unwrap_or(0.0) >= 0.9, "{s}");
+    assert!(s["per_trigger"]["explicit_request"]["true_positives"].as_u64() >= Some(2));
+
+    // The table form, and a malformed line: named on stderr, the rest still replayed.
+    let bad = dir.path().join("bad.jsonl");
+    let good_line = std::fs::read_to_string(&set)
+        .expect("set")
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    std::fs::write(
+        &bad,
+        format!("{good_line}\n{{\"id\": \"broken\", \"messages\": [\n{good_line}\n"),
+    )
+    .expect("write");
+    let out = handoffd()
+        .arg("--config")
+        .arg(&config)
+        .arg("eval")
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(":2:"), "{stderr}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("hours-thanks"), "{table}");
+    assert!(table.contains("2 conversations"), "{table}");
+}
+
+#[test]
+fn analyze_prints_one_json_object_per_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = crate::support::write_config(dir.path(), &Default::default());
+    let mut child = handoffd()
+        .arg("--config")
+        .arg(&config)
+        .arg("analyze")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"I want to speak to an agent, order 55512345\nmerci beaucoup, c'est parfait\n\xff\xfe broken\nwhat is your refund policy?\n")
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "the invalid line is skipped, the rest analysed"
+    );
+    assert_eq!(lines[0]["explicit_request"], true);
+    assert_eq!(lines[0]["language"], "en");
+    assert!(
+        lines[0]["entities"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    );
+    assert_eq!(lines[1]["language"], "fr");
+    assert!(lines[1]["sentiment"].as_f64().unwrap_or(0.0) > 0.0);
+    assert_eq!(lines[2]["explicit_request"], false);
+    assert_eq!(lines[2]["intents"][0]["name"], "refund");
+    assert_eq!(lines[2]["intents"][0]["act"], false);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 3"));
+}

@@ -9,3 +9,4 @@ mod lifecycle;
 mod restart;
 mod resume;
 mod support;
+mod triggers;
