@@ -200,6 +200,10 @@ pub struct QueueEntry {
     /// Set by a transfer to a named agent: only that agent is offered the conversation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only_agent: Option<String>,
+    /// The agent who helped this customer last: offered first when available (sticky
+    /// routing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_agent: Option<String>,
 }
 
 /// Which agent holds a conversation. Written only on the router's decision.

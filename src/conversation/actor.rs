@@ -465,6 +465,8 @@ impl ConversationActor {
             enqueued_at_ms: now,
             ticket: next_ticket(),
             only_agent: None,
+            // A returning customer goes first to the agent who helped them last.
+            preferred_agent: self.record.last_agent.clone(),
         };
         p.ops.push(Op::PutQueueEntry(entry.clone()));
         if self.svc.settings.mode == HandoffMode::Warm {
@@ -545,6 +547,7 @@ impl ConversationActor {
                 enqueued_at_ms: now,
                 ticket: next_ticket(),
                 only_agent: None,
+                preferred_agent: None,
             },
         };
         self.record.owner = Owner::Queued {
@@ -651,6 +654,7 @@ impl ConversationActor {
                     enqueued_at_ms: now,
                     ticket: next_ticket(),
                     only_agent,
+                    preferred_agent: None,
                 };
                 if let Some(e) = self.record.escalation.as_mut() {
                     e.team = to_team.clone();

@@ -215,6 +215,14 @@ impl RouterCore {
             {
                 break;
             }
+            // Sticky routing: a returning customer goes to the agent who helped them last,
+            // when that agent can take them now.
+            let sticky = entry
+                .preferred_agent
+                .as_ref()
+                .and_then(|id| self.agents.get(id))
+                .filter(|a| self.eligible(a, &entry, false, now))
+                .map(|a| a.record.id.clone());
             let pick = |second_pass: bool| {
                 self.agents
                     .values()
@@ -230,7 +238,7 @@ impl RouterCore {
             };
             // First skip agents who let this offer time out; fall back to them if nobody
             // else can take it.
-            let Some(agent_id) = pick(false).or_else(|| pick(true)) else {
+            let Some(agent_id) = sticky.or_else(|| pick(false)).or_else(|| pick(true)) else {
                 continue;
             };
             let id = self.next_offer_id;

@@ -107,6 +107,7 @@ impl World {
                     enqueued_at_ms: self.ticket,
                     ticket: self.ticket,
                     only_agent: None,
+                    preferred_agent: None,
                 });
             }
             Step::Connect(a) => {
@@ -295,6 +296,7 @@ fn a_burst_of_a_thousand_escalations_against_fifty_agents_respects_capacity() {
             enqueued_at_ms: t,
             ticket: t,
             only_agent: None,
+            preferred_agent: None,
         });
     }
     let capacity: usize = core.agents().map(|a| a.record.capacity as usize).sum();
@@ -333,6 +335,7 @@ fn a_declined_conversation_waits_for_someone_else_and_a_timed_out_one_does_not()
         enqueued_at_ms: 1,
         ticket: 1,
         only_agent: None,
+        preferred_agent: None,
     });
     let o = core.dispatch(now).pop().expect("offer");
     assert!(core.expire("c1", o.offer_id, now).is_some());
@@ -344,4 +347,40 @@ fn a_declined_conversation_waits_for_someone_else_and_a_timed_out_one_does_not()
         "a decline holds for the cooldown"
     );
     assert_eq!(core.dispatch(now + Duration::from_secs(301)).len(), 1);
+}
+
+#[test]
+fn a_returning_customer_goes_first_to_the_agent_who_helped_last() {
+    let mut core = RouterCore::new(Duration::from_secs(30), Duration::from_secs(300));
+    core.upsert_agent(agent("busy", &["support"], 3));
+    core.upsert_agent(agent("idle", &["support"], 3));
+    core.set_sessions("busy", 1);
+    core.set_sessions("idle", 1);
+    let now = Instant::now();
+    let entry = |id: &str, ticket: u64, preferred: Option<&str>| QueueEntry {
+        conversation_id: id.into(),
+        team: "support".into(),
+        priority: 1,
+        enqueued_at_ms: ticket,
+        ticket,
+        only_agent: None,
+        preferred_agent: preferred.map(String::from),
+    };
+    // Whoever takes the first conversation then holds one more than the other agent, so
+    // balancing alone would send the next one to the other.
+    core.enqueue(entry("first", 1, None));
+    let o = core.dispatch(now).pop().expect("offer");
+    core.begin_accept(&o.agent_id, "first", now)
+        .expect("accept");
+    core.finish_accept(&o.agent_id, "first", true, false);
+    let holder = o.agent_id.clone();
+    let other = if holder == "busy" { "idle" } else { "busy" };
+    core.enqueue(entry("returning", 2, Some(&holder)));
+    let o = core.dispatch(now).pop().expect("offer");
+    assert_eq!(o.agent_id, holder, "sticky beats balancing");
+    // When the preferred agent cannot take it, the usual choice applies.
+    core.withdraw("returning");
+    core.set_sessions(&holder, 0);
+    let o = core.dispatch(now).pop().expect("offer");
+    assert_eq!(o.agent_id, other);
 }
