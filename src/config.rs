@@ -431,6 +431,40 @@ pub struct RouterConfig {
     /// Teams conversations can be routed to.
     #[serde(default = "default_teams")]
     pub teams: Vec<TeamConfig>,
+    /// Routing rules, tried in order; the first that matches applies.
+    #[serde(default)]
+    pub rules: Vec<RoutingRule>,
+}
+
+/// Sends escalations with some property to a team, requiring skills, raising priority.
+/// Every condition given must hold; a rule with none matches everything.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingRule {
+    /// An intent found in the conversation (the bot's or the rules').
+    #[serde(default)]
+    pub intent: Option<String>,
+    /// A trigger that fired.
+    #[serde(default)]
+    pub trigger: Option<String>,
+    /// The customer's language (ISO 639-1).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// The channel (widget, telegram...).
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// An entity kind known in the conversation (order_number, email...).
+    #[serde(default)]
+    pub entity: Option<String>,
+    /// Team to send it to. A team named by the trigger itself (a keyword rule's) wins.
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Skills the agent must have.
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// Raise the priority to at least this.
+    #[serde(default)]
+    pub min_priority: Option<u8>,
 }
 
 fn default_offer_timeout() -> u64 {
@@ -455,6 +489,7 @@ impl Default for RouterConfig {
             requeue_after_disconnect_secs: default_requeue(),
             decline_cooldown_secs: default_decline_cooldown(),
             teams: default_teams(),
+            rules: Vec::new(),
         }
     }
 }
@@ -688,6 +723,33 @@ impl Config {
         }
         if self.router.offer_timeout_secs == 0 {
             bad("router.offer_timeout_secs".into(), "must be above 0".into());
+        }
+        for (i, r) in self.router.rules.iter().enumerate() {
+            if let Some(t) = &r.team
+                && !teams.contains(t.as_str())
+            {
+                out.push(ConfigProblem {
+                    key: format!("router.rules[{i}].team"),
+                    line: None,
+                    message: format!("team `{t}` is not defined in [[router.teams]]"),
+                });
+            }
+            if r.min_priority.is_some_and(|p| p > 3) {
+                out.push(ConfigProblem {
+                    key: format!("router.rules[{i}].min_priority"),
+                    line: None,
+                    message: "priority is 0 (low) to 3 (urgent)".into(),
+                });
+            }
+            if let Some(c) = &r.channel
+                && handoffd_channels::ChannelKind::parse(c).is_none()
+            {
+                out.push(ConfigProblem {
+                    key: format!("router.rules[{i}].channel"),
+                    line: None,
+                    message: format!("unknown channel `{c}`"),
+                });
+            }
         }
         out.extend(self.escalation.validate(&teams));
         out.extend(

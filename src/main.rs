@@ -73,6 +73,12 @@ enum AgentCommand {
         /// The name customers see (default: the id).
         #[arg(long)]
         name: Option<String>,
+        /// A skill routing rules may require; repeat for several.
+        #[arg(long = "skill")]
+        skills: Vec<String>,
+        /// A language the agent writes (ISO 639-1); repeat for several. None: any.
+        #[arg(long = "language")]
+        languages: Vec<String>,
     },
     /// List agent accounts.
     List,
@@ -161,10 +167,12 @@ fn agent(path: &std::path::Path, command: AgentCommand) -> anyhow::Result<()> {
             teams,
             capacity,
             name,
+            skills,
+            languages,
         } => {
             let known: HashSet<String> =
                 config.router.teams.iter().map(|t| t.name.clone()).collect();
-            let (record, token) = new_agent_record(
+            let (mut record, token) = new_agent_record(
                 &id,
                 name.as_deref(),
                 &teams,
@@ -172,6 +180,8 @@ fn agent(path: &std::path::Path, command: AgentCommand) -> anyhow::Result<()> {
                 &known,
             )
             .map_err(anyhow::Error::msg)?;
+            record.skills = skills;
+            record.languages = languages.iter().map(|l| l.to_lowercase()).collect();
             if store.agent(&id)?.is_some() {
                 anyhow::bail!("agent `{id}` exists already");
             }

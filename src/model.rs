@@ -204,6 +204,12 @@ pub struct QueueEntry {
     /// routing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_agent: Option<String>,
+    /// Skills an agent must have to be offered it (from the routing rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skills: Vec<String>,
+    /// The customer's language: agents who speak it are offered first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// Which agent holds a conversation. Written only on the router's decision.
@@ -226,6 +232,13 @@ pub struct AgentRecord {
     pub capacity: u32,
     pub token_hash: String,
     pub created_at_ms: u64,
+    /// What the agent can handle; routing rules may require skills.
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// Languages the agent writes (ISO 639-1); empty means any. Customers are offered
+    /// first to agents who speak their language.
+    #[serde(default)]
+    pub languages: Vec<String>,
 }
 
 /// Something to deliver to a channel, kept until the channel reports a final outcome.

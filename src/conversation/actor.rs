@@ -427,6 +427,12 @@ impl ConversationActor {
     ) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
         let mut p = pending.unwrap_or_default();
         let now = now_ms();
+        let route = self.route(&decision);
+        let decision = Decision {
+            team: route.team.clone(),
+            priority: route.priority,
+            ..decision
+        };
         self.record.handoffs += 1;
         let intent = self
             .transcript
@@ -467,6 +473,8 @@ impl ConversationActor {
             only_agent: None,
             // A returning customer goes first to the agent who helped them last.
             preferred_agent: self.record.last_agent.clone(),
+            skills: route.skills,
+            language: self.record.language.clone(),
         };
         p.ops.push(Op::PutQueueEntry(entry.clone()));
         if self.svc.settings.mode == HandoffMode::Warm {
@@ -483,6 +491,50 @@ impl ConversationActor {
                 res
             })
             .boxed_local()
+    }
+
+    /// Applies the routing rules to the policy's decision.
+    fn route(&self, decision: &Decision) -> crate::router::rules::Route {
+        let mut intents: Vec<String> = self
+            .transcript
+            .iter()
+            .flat_map(|m| {
+                m.intents
+                    .iter()
+                    .cloned()
+                    .chain(m.bot.as_ref().and_then(|b| b.intent.clone()))
+            })
+            .collect();
+        intents.sort();
+        intents.dedup();
+        let triggers: Vec<String> = decision
+            .triggers
+            .iter()
+            .map(|t| t.trigger.clone())
+            .collect();
+        let entity_kinds: Vec<String> = self
+            .record
+            .entities
+            .iter()
+            .map(|e| e.kind.clone())
+            .collect();
+        let ctx = crate::router::rules::RouteContext {
+            intents: &intents,
+            triggers: &triggers,
+            language: self.record.language.as_deref(),
+            channel: self.record.channel.as_str(),
+            entity_kinds: &entity_kinds,
+        };
+        crate::router::rules::route(
+            &self.svc.settings.routing_rules,
+            &ctx,
+            crate::router::rules::Route {
+                team: decision.team.clone(),
+                skills: Vec::new(),
+                priority: decision.priority,
+            },
+            decision.team == self.svc.settings.default_team,
+        )
     }
 
     fn on_assign(
@@ -548,6 +600,8 @@ impl ConversationActor {
                 ticket: next_ticket(),
                 only_agent: None,
                 preferred_agent: None,
+                skills: Vec::new(),
+                language: self.record.language.clone(),
             },
         };
         self.record.owner = Owner::Queued {
@@ -655,6 +709,9 @@ impl ConversationActor {
                     ticket: next_ticket(),
                     only_agent,
                     preferred_agent: None,
+                    // A new team: its own agents' skills apply, not the old route's.
+                    skills: Vec::new(),
+                    language: self.record.language.clone(),
                 };
                 if let Some(e) = self.record.escalation.as_mut() {
                     e.team = to_team.clone();

@@ -50,6 +50,8 @@ pub struct ConversationSettings {
     pub handback_message: String,
     /// Said when the bot fails and no escalation follows.
     pub bot_failure_reply: String,
+    pub routing_rules: Vec<crate::config::RoutingRule>,
+    pub default_team: String,
 }
 
 impl ConversationSettings {
@@ -62,6 +64,8 @@ impl ConversationSettings {
             agent_joined_message: c.escalation.agent_joined_message.clone(),
             handback_message: c.escalation.handback_message.clone(),
             bot_failure_reply: c.bot.failure_reply.clone(),
+            routing_rules: c.router.rules.clone(),
+            default_team: c.escalation.default_team.clone(),
         }
     }
 }

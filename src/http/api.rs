@@ -151,6 +151,10 @@ pub struct NewAgent {
     teams: Vec<String>,
     #[serde(default)]
     capacity: Option<u32>,
+    #[serde(default)]
+    skills: Vec<String>,
+    #[serde(default)]
+    languages: Vec<String>,
 }
 
 pub async fn list_agents(
@@ -162,6 +166,7 @@ pub async fn list_agents(
     Ok(HttpResponse::Ok().json(json!({
         "agents": agents.iter().map(|a| json!({
             "id": a.id, "name": a.display_name, "teams": a.teams, "capacity": a.capacity,
+            "skills": a.skills, "languages": a.languages,
         })).collect::<Vec<_>>()
     })))
 }
@@ -173,7 +178,7 @@ pub async fn add_agent(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let body = body.into_inner();
-    let (record, token) = new_agent_record(
+    let (mut record, token) = new_agent_record(
         &body.id,
         body.name.as_deref(),
         &body.teams,
@@ -181,6 +186,8 @@ pub async fn add_agent(
         &state.teams,
     )
     .map_err(ApiError::bad_request)?;
+    record.skills = body.skills;
+    record.languages = body.languages.iter().map(|l| l.to_lowercase()).collect();
     if state.store.agent(&record.id)?.is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -229,6 +236,8 @@ pub fn new_agent_record(
         capacity,
         token_hash: hash_token(&token),
         created_at_ms: handoffd_channels::now_ms(),
+        skills: Vec::new(),
+        languages: Vec::new(),
     };
     Ok((record, token))
 }

@@ -169,7 +169,10 @@ impl RouterCore {
         // A transfer to a named agent goes to that agent whatever their teams.
         let addressed = match &entry.only_agent {
             Some(only) => *only == agent.record.id,
-            None => agent.record.teams.contains(&entry.team),
+            None => {
+                agent.record.teams.contains(&entry.team)
+                    && entry.skills.iter().all(|s| agent.record.skills.contains(s))
+            }
         };
         if !addressed
             || agent.presence != Presence::Online
@@ -227,8 +230,16 @@ impl RouterCore {
                 self.agents
                     .values()
                     .filter(|a| self.eligible(a, &entry, second_pass, now))
+                    // Agents who speak the customer's language first, then the least loaded,
+                    // then the one idle longest.
                     .min_by(|a, b| {
-                        (a.load(), a.last_assigned, &a.record.id).cmp(&(
+                        let miss = |x: &AgentState| {
+                            entry.language.as_ref().is_some_and(|l| {
+                                !x.record.languages.is_empty() && !x.record.languages.contains(l)
+                            })
+                        };
+                        (miss(a), a.load(), a.last_assigned, &a.record.id).cmp(&(
+                            miss(b),
                             b.load(),
                             b.last_assigned,
                             &b.record.id,

@@ -5,6 +5,7 @@
 //! enqueue times, and every assignment.
 
 pub mod core;
+pub mod rules;
 mod state;
 
 use std::collections::HashMap;

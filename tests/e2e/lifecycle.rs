@@ -389,3 +389,55 @@ async fn deliveries_pending_at_a_crash_are_delivered_after_restart() {
         "the pending delivery was not taken up after the restart"
     );
 }
+
+#[tokio::test]
+async fn routing_rules_send_an_escalation_to_a_team_and_require_skills() {
+    let o = Options {
+        extra: r#"
+[[router.rules]]
+intent = "refund"
+team = "billing"
+skills = ["refunds"]
+min_priority = 2
+"#
+        .into(),
+        ..Options::default()
+    };
+    let (dir, _) = Daemon::prepare(&o, &[]);
+    let d = Daemon::start(dir);
+    let http = reqwest::Client::new();
+    let mut tokens = Vec::new();
+    for (id, skills) in [("bob", vec!["refunds"]), ("carol", vec![])] {
+        let r = http
+            .post(d.url("/api/v1/agents"))
+            .bearer_auth(API_KEY)
+            .json(&json!({"id": id, "teams": ["billing"], "skills": skills, "languages": ["en"]}))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status().as_u16(), 201);
+        let body: Value = r.json().await.expect("JSON");
+        tokens.push(body["token"].as_str().expect("token").to_string());
+    }
+    let (mut carol, _) = d.agent(&tokens[1]).await;
+    let (mut bob, _) = d.agent(&tokens[0]).await;
+    let mut v = Visitor::new(&d).await;
+    let (cid, _) = v.say("the mixer is broken, I want my money back").await;
+    let offer = bob.expect("offer").await;
+    assert_eq!(offer["conversation_id"], json!(cid));
+    assert_eq!(offer["package"]["team"], "billing");
+    assert_eq!(offer["package"]["priority"], 2);
+    let to_carol = carol.drain(Duration::from_millis(500)).await;
+    assert!(
+        to_carol.iter().all(|f| f["type"] != "offer"),
+        "{to_carol:?}"
+    );
+    let (_, agents) = d.api_get("/api/v1/agents").await;
+    assert!(
+        agents["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .any(|a| a["id"] == "bob" && a["skills"] == json!(["refunds"]))
+    );
+}

@@ -19,6 +19,8 @@ fn agent(id: &str, teams: &[&str], capacity: u32) -> AgentRecord {
         capacity,
         token_hash: String::new(),
         created_at_ms: 0,
+        skills: Vec::new(),
+        languages: Vec::new(),
     }
 }
 
@@ -108,6 +110,8 @@ impl World {
                     ticket: self.ticket,
                     only_agent: None,
                     preferred_agent: None,
+                    skills: Vec::new(),
+                    language: None,
                 });
             }
             Step::Connect(a) => {
@@ -297,6 +301,8 @@ fn a_burst_of_a_thousand_escalations_against_fifty_agents_respects_capacity() {
             ticket: t,
             only_agent: None,
             preferred_agent: None,
+            skills: Vec::new(),
+            language: None,
         });
     }
     let capacity: usize = core.agents().map(|a| a.record.capacity as usize).sum();
@@ -336,6 +342,8 @@ fn a_declined_conversation_waits_for_someone_else_and_a_timed_out_one_does_not()
         ticket: 1,
         only_agent: None,
         preferred_agent: None,
+        skills: Vec::new(),
+        language: None,
     });
     let o = core.dispatch(now).pop().expect("offer");
     assert!(core.expire("c1", o.offer_id, now).is_some());
@@ -365,6 +373,8 @@ fn a_returning_customer_goes_first_to_the_agent_who_helped_last() {
         ticket,
         only_agent: None,
         preferred_agent: preferred.map(String::from),
+        skills: Vec::new(),
+        language: None,
     };
     // Whoever takes the first conversation then holds one more than the other agent, so
     // balancing alone would send the next one to the other.
@@ -383,4 +393,57 @@ fn a_returning_customer_goes_first_to_the_agent_who_helped_last() {
     core.set_sessions(&holder, 0);
     let o = core.dispatch(now).pop().expect("offer");
     assert_eq!(o.agent_id, other);
+}
+
+#[test]
+fn skills_are_required_and_the_customers_language_is_preferred() {
+    let mut core = RouterCore::new(Duration::from_secs(30), Duration::from_secs(300));
+    let mut spanish = agent("ana", &["support"], 2);
+    spanish.languages = vec!["es".into()];
+    let mut refunds = agent("rui", &["support"], 2);
+    refunds.skills = vec!["refunds".into()];
+    refunds.languages = vec!["pt".into()];
+    // rui is created first: with everything else equal he has been idle longest and would
+    // get the next conversation, were it not for the language.
+    core.upsert_agent(refunds);
+    std::thread::sleep(Duration::from_millis(2));
+    core.upsert_agent(spanish);
+    core.set_sessions("ana", 1);
+    core.set_sessions("rui", 1);
+    let now = Instant::now();
+    let entry = |id: &str, t: u64, skills: &[&str], language: Option<&str>| QueueEntry {
+        conversation_id: id.into(),
+        team: "support".into(),
+        priority: 1,
+        enqueued_at_ms: t,
+        ticket: t,
+        only_agent: None,
+        preferred_agent: None,
+        skills: skills.iter().map(|s| s.to_string()).collect(),
+        language: language.map(String::from),
+    };
+    core.enqueue(entry("plain", 1, &[], None));
+    assert_eq!(
+        core.dispatch(now).pop().expect("offer").agent_id,
+        "rui",
+        "idle longest"
+    );
+    core.withdraw("plain");
+    core.remove_queued("plain");
+    core.enqueue(entry("spanish", 2, &[], Some("es")));
+    let o = core.dispatch(now).pop().expect("offer");
+    assert_eq!(o.agent_id, "ana", "ana speaks Spanish");
+    core.enqueue(entry("needs-refunds", 3, &["refunds"], Some("es")));
+    let o = core.dispatch(now).pop().expect("offer");
+    assert_eq!(
+        o.agent_id, "rui",
+        "only rui has the skill, whatever the language"
+    );
+    // Nobody with the skill free: it waits rather than going to the wrong agent.
+    core.enqueue(entry("refunds-2", 4, &["refunds"], None));
+    core.enqueue(entry("refunds-3", 5, &["refunds"], None));
+    let made = core.dispatch(now);
+    assert!(made.iter().all(|o| o.agent_id == "rui"), "{made:?}");
+    assert!(made.len() <= 1);
+    core.check_invariants().expect("invariants");
 }
