@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod escalation;
 pub mod handoff;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod router;
 pub mod store;

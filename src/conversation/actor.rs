@@ -28,6 +28,7 @@ use crate::config::HandoffMode;
 use crate::delivery::{Deliver, Ephemeral};
 use crate::escalation::{Decision, Tracker};
 use crate::handoff::{Escalation, TranscriptEntry};
+use crate::metrics::METRICS;
 use crate::model::{
     BotTurnMeta, ConversationRecord, KnownEntity, MessageRecord, OutboxEntry, Owner, QueueEntry,
     Role, next_ticket,
@@ -187,6 +188,19 @@ impl ConversationActor {
     }
 
     fn after_commit(&mut self, p: Pending) {
+        // Counted here, once durable: customer messages in, deliveries out (every
+        // customer-visible message from the bot, an agent or handoffd has one).
+        let channel = self.record.channel.as_str();
+        for _ in p.for_agent.iter().filter(|m| m.role == Role::Customer) {
+            METRICS
+                .messages
+                .inc(&[("channel", channel), ("direction", "in")]);
+        }
+        for _ in &p.deliveries {
+            METRICS
+                .messages
+                .inc(&[("channel", channel), ("direction", "out")]);
+        }
         for entry in p.deliveries {
             self.svc.outbox.do_send(Deliver(entry));
         }
@@ -483,9 +497,17 @@ impl ConversationActor {
         }
         p.status = Some(ConversationStatus::Queued { position: None });
         tracing::info!(conversation = %self.id(), team = %decision.team, triggers = ?decision.triggers.iter().map(|t| &t.trigger).collect::<Vec<_>>(), "escalated");
+        let triggers: Vec<String> = decision
+            .triggers
+            .iter()
+            .map(|t| t.trigger.clone())
+            .collect();
         self.commit(p)
             .map(move |res, act, _ctx| {
                 if res.is_ok() {
+                    for t in &triggers {
+                        METRICS.handoffs.inc(&[("trigger", t)]);
+                    }
                     act.svc.router.do_send(Enqueue(entry));
                 }
                 res
@@ -567,7 +589,15 @@ impl ConversationActor {
         p.status = Some(ConversationStatus::Agent {
             agent_name: msg.agent_name,
         });
+        let waited = a.assigned_at_ms.saturating_sub(a.queued.enqueued_at_ms);
         self.commit(p)
+            .map(move |res, _, _| {
+                if res.is_ok() {
+                    METRICS.time_to_assignment.observe(waited as f64 / 1000.0);
+                }
+                res
+            })
+            .boxed_local()
     }
 
     fn on_requeue(
@@ -643,6 +673,15 @@ impl ConversationActor {
                     return fut::ready(Ok(Some(*seq))).boxed_local();
                 }
                 m.handoff = Some(handoff);
+                let first_reply = !self
+                    .transcript
+                    .iter()
+                    .any(|t| t.role == Role::Agent && t.handoff == Some(handoff));
+                if first_reply && let Owner::Agent { since_ms, .. } = &self.record.owner {
+                    METRICS
+                        .time_to_first_response
+                        .observe(now_ms().saturating_sub(*since_ms) as f64 / 1000.0);
+                }
                 let seq = self.journal(&mut p, m);
                 self.commit(p)
                     .map(move |r, _, _| r.map(|_| Some(seq)))

@@ -13,7 +13,7 @@ use crate::agents::auth::{constant_time_eq, hash_token, new_token};
 use crate::config::valid_name;
 use crate::handoff::{HandoffPackage, TranscriptEntry};
 use crate::model::{AgentRecord, ConversationRecord};
-use crate::router::{AgentAdded, GetQueue};
+use crate::router::{AgentAdded, GetAgentLoads, GetQueue, GetStats};
 use crate::store::{ConversationFilter, Op};
 
 fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
@@ -251,4 +251,48 @@ pub async fn queue(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         .await
         .map_err(|_| ApiError::internal("the router is not running"))?;
     Ok(HttpResponse::Ok().json(json!({ "queue": queue })))
+}
+
+/// `GET /metrics`: Prometheus text format. Needs the API key like the rest of the API
+/// (Prometheus sends it with `authorization: {credentials: ...}` or `bearer_token`).
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let unavailable = |_| ApiError::internal("the router is not running");
+    let queue = state.router.send(GetQueue).await.map_err(unavailable)?;
+    let stats = state.router.send(GetStats).await.map_err(unavailable)?;
+    let agents = state
+        .router
+        .send(GetAgentLoads)
+        .await
+        .map_err(unavailable)?;
+    let live = state
+        .directory
+        .send(crate::conversation::LiveCount)
+        .await
+        .map_err(|_| ApiError::internal("the directory is not running"))?;
+    let now = handoffd_channels::now_ms();
+    let mut per_team: std::collections::BTreeMap<String, (usize, f64)> =
+        state.teams.iter().map(|t| (t.clone(), (0, 0.0))).collect();
+    for q in &queue {
+        let e = per_team.entry(q.team.clone()).or_insert((0, 0.0));
+        e.0 += 1;
+        e.1 =
+            e.1.max(now.saturating_sub(q.enqueued_at_ms) as f64 / 1000.0);
+    }
+    let writes = state.store.write_stats();
+    let snapshot = crate::metrics::Snapshot {
+        queue: per_team.into_iter().map(|(t, (d, o))| (t, d, o)).collect(),
+        agents_online: stats.agents_online,
+        agents,
+        conversations_live: live,
+        journal_batches: writes.batches,
+        journal_requests: writes.requests,
+        outbox_pending: state.store.outbox().map(|o| o.len()).unwrap_or(0),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::render(&snapshot)))
 }

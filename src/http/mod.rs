@@ -55,6 +55,7 @@ pub fn configure(
         .app_data(web::PayloadConfig::default().limit(max_body))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(api::metrics))
         .route("/widget/ws", web::get().to(widget::ws_route))
         .route("/agent/ws", web::get().to(session::ws_route))
         .service(

@@ -649,3 +649,22 @@ impl Handler<GetQueue> for Router {
         )
     }
 }
+
+/// Asks the router for each agent's load: (agent id, conversations held, capacity).
+#[derive(Message)]
+#[rtype(result = "Vec<(String, usize, u32)>")]
+pub struct GetAgentLoads;
+
+impl Handler<GetAgentLoads> for Router {
+    type Result = MessageResult<GetAgentLoads>;
+
+    fn handle(&mut self, _msg: GetAgentLoads, _ctx: &mut Self::Context) -> Self::Result {
+        let mut loads: Vec<(String, usize, u32)> = self
+            .core
+            .agents()
+            .map(|a| (a.record.id.clone(), a.assigned.len(), a.record.capacity))
+            .collect();
+        loads.sort();
+        MessageResult(loads)
+    }
+}

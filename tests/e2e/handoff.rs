@@ -159,6 +159,65 @@ async fn faq_then_handoff_then_agent_then_handback_to_the_bot() {
 }
 
 #[tokio::test]
+async fn metrics_count_handoffs_messages_and_waits() {
+    let (dir, tokens) = Daemon::prepare(&Options::default(), &[("alice", "support", 2)]);
+    let d = Daemon::start(dir);
+    let (mut agent, _) = d.agent(&tokens[0]).await;
+    let mut v = Visitor::new(&d).await;
+    let (conv, _) = v.say("I want to talk to a human please").await;
+    agent.expect("offer").await;
+    agent
+        .send(json!({"type": "accept", "conversation_id": conv}))
+        .await;
+    agent.expect_skipping("assigned", &["ack"]).await;
+    agent
+        .send(json!({"type": "reply", "conversation_id": conv, "text": "hello"}))
+        .await;
+    agent.expect_skipping("ack", &["message"]).await;
+    let mut w = Visitor::new(&d).await;
+    w.say("my lawyer will call you").await;
+    w.message_from("system").await;
+
+    let http = reqwest::Client::new();
+    let unauthorised = http.get(d.url("/metrics")).send().await.expect("GET");
+    assert_eq!(unauthorised.status().as_u16(), 401);
+    let text = http
+        .get(d.url("/metrics"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    for line in [
+        "handoffd_handoffs_total{trigger=\"explicit_request\"} 1",
+        "handoffd_handoffs_total{trigger=\"keyword_rule\"} 1",
+        "handoffd_messages_total{channel=\"widget\",direction=\"in\"} 2",
+        "handoffd_time_to_assignment_seconds_count 1",
+        "handoffd_time_to_first_response_seconds_count 1",
+        "handoffd_queue_depth{team=\"support\"} 1",
+        "handoffd_agents_online 1",
+        "handoffd_agent_utilisation{agent=\"alice\"} 0.5",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
+    let out: u64 = text
+        .lines()
+        .find(|l| l.starts_with("handoffd_messages_total{channel=\"widget\",direction=\"out\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        out >= 4,
+        "warm notices, join notice and the agent's reply: {out}"
+    );
+}
+
+#[tokio::test]
 async fn keyword_rules_and_low_confidence_escalate_with_their_evidence() {
     let (dir, _) = Daemon::prepare(&Options::default(), &[]);
     let d = Daemon::start(dir);
