@@ -12,7 +12,7 @@ use crate::analysis::text;
 /// One detail found in a message.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FoundEntity {
-    /// `order_number`, `email`, `phone` or `amount`.
+    /// `order_number`, `email`, `phone`, `amount`, or the name of a configured pattern.
     pub kind: String,
     /// The text as the customer wrote it (an order number's leading zeros are kept).
     pub value: String,
@@ -91,22 +91,92 @@ fn compile(pattern: &str) -> Option<Regex> {
     Regex::new(pattern).ok()
 }
 
-/// Finds order numbers, emails, phone numbers and amounts in a customer's message, in the
-/// order they appear, each value once.
-pub fn extract(text: &str) -> Vec<FoundEntity> {
-    // (start, kind, value) so the result can be sorted by position.
-    let mut found: Vec<(usize, &'static str, String)> = Vec::new();
-    // Spans already claimed; a phone number must not re-read an order number or an amount.
-    let mut taken: Vec<Range<usize>> = Vec::new();
+/// Finds entities with the built-in patterns and the business's own, so one configured
+/// extractor serves the whole daemon.
+///
+/// Custom patterns come from config as (name, regex). When a pattern has a capture group, the
+/// first group is the value ("ref(?:erence)?\s*([A-Z]{2}\d{6})" yields "AB123456");
+/// otherwise the whole match is. Custom patterns are matched first and claim their text, so a
+/// business pattern for its account ids wins over the built-in order-number reading of the
+/// same characters. Patterns are case-sensitive unless they say `(?i)`.
+#[derive(Debug, Clone, Default)]
+pub struct EntityExtractor {
+    custom: Vec<(String, Regex)>,
+}
 
+impl EntityExtractor {
+    /// Compiles the custom patterns; the first invalid one is the error, so config validation
+    /// can name it.
+    pub fn new(custom: &[(String, String)]) -> Result<Self, regex::Error> {
+        let custom = custom
+            .iter()
+            .map(|(name, pattern)| Ok((name.trim().to_string(), Regex::new(pattern)?)))
+            .collect::<Result<Vec<_>, regex::Error>>()?;
+        Ok(EntityExtractor { custom })
+    }
+
+    /// The names of the custom patterns, in config order.
+    pub fn custom_kinds(&self) -> impl Iterator<Item = &str> {
+        self.custom.iter().map(|(name, _)| name.as_str())
+    }
+
+    /// Every entity in `text`, custom and built-in, in the order they appear, each value once.
+    pub fn extract(&self, text: &str) -> Vec<FoundEntity> {
+        let mut found: Vec<(usize, String, String)> = Vec::new();
+        let mut taken: Vec<Range<usize>> = Vec::new();
+        for (name, re) in &self.custom {
+            for caps in re.captures_iter(text) {
+                let Some(m) = caps.get(1).or_else(|| caps.get(0)) else {
+                    continue;
+                };
+                let value = m.as_str().trim();
+                if value.is_empty() || overlaps(&taken, &m.range()) {
+                    continue;
+                }
+                found.push((m.start(), name.clone(), value.to_string()));
+                taken.push(m.range());
+            }
+        }
+        built_in(text, &mut found, &mut taken);
+        found.sort_by_key(|(start, _, _)| *start);
+        let mut out: Vec<FoundEntity> = Vec::new();
+        for (_, kind, value) in found {
+            if !out.iter().any(|e| e.kind == kind && e.value == value) {
+                out.push(FoundEntity { kind, value });
+            }
+        }
+        out
+    }
+}
+
+/// Finds order numbers, emails, phone numbers and amounts in a customer's message, in the
+/// order they appear, each value once: the built-in patterns without any configured ones.
+pub fn extract(text: &str) -> Vec<FoundEntity> {
+    EntityExtractor::default().extract(text)
+}
+
+/// Adds the built-in kinds to `found`, skipping text already `taken`.
+fn built_in(text: &str, found: &mut Vec<(usize, String, String)>, taken: &mut Vec<Range<usize>>) {
+    // Every built-in kind but email needs a digit, and email an "@": most chat messages have
+    // neither, and the patterns are slow on text with accents (Unicode word boundaries).
+    let has_digit = text.bytes().any(|b| b.is_ascii_digit());
+    if !has_digit && !text.contains('@') {
+        return;
+    }
     for m in EMAIL_RE.iter().flat_map(|re| re.find_iter(text)) {
-        found.push((m.start(), "email", m.as_str().to_string()));
+        if overlaps(taken, &m.range()) {
+            continue;
+        }
+        found.push((m.start(), "email".into(), m.as_str().to_string()));
         taken.push(m.range());
     }
 
+    if !has_digit {
+        return;
+    }
     for caps in ORDER_RE.iter().flat_map(|re| re.captures_iter(text)) {
         let Some(id) = caps.name("id") else { continue };
-        if overlaps(&taken, &id.range()) || digit_count(id.as_str()) < MIN_ORDER_DIGITS {
+        if overlaps(taken, &id.range()) || digit_count(id.as_str()) < MIN_ORDER_DIGITS {
             continue;
         }
         let by_hash = caps.name("hash").is_some()
@@ -117,43 +187,31 @@ pub fn extract(text: &str) -> Vec<FoundEntity> {
             .name("kw")
             .is_some_and(|kw| is_order_keyword(kw.as_str()));
         if by_hash || by_keyword {
-            found.push((id.start(), "order_number", id.as_str().to_string()));
+            found.push((id.start(), "order_number".into(), id.as_str().to_string()));
             taken.push(id.range());
         }
     }
 
     for m in AMOUNT_RE.iter().flat_map(|re| re.find_iter(text)) {
-        if overlaps(&taken, &m.range()) {
+        if overlaps(taken, &m.range()) {
             continue;
         }
-        found.push((m.start(), "amount", m.as_str().trim().to_string()));
+        found.push((m.start(), "amount".into(), m.as_str().trim().to_string()));
         taken.push(m.range());
     }
 
     for m in PHONE_RE.iter().flat_map(|re| re.find_iter(text)) {
         let value = m.as_str().trim();
         let digits = digit_count(value);
-        if overlaps(&taken, &m.range())
+        if overlaps(taken, &m.range())
             || !(MIN_PHONE_DIGITS..=MAX_PHONE_DIGITS).contains(&digits)
             || DATE_RE.as_ref().is_some_and(|re| re.is_match(value))
         {
             continue;
         }
-        found.push((m.start(), "phone", value.to_string()));
+        found.push((m.start(), "phone".into(), value.to_string()));
         taken.push(m.range());
     }
-
-    found.sort_by_key(|(start, _, _)| *start);
-    let mut out: Vec<FoundEntity> = Vec::new();
-    for (_, kind, value) in found {
-        if !out.iter().any(|e| e.kind == kind && e.value == value) {
-            out.push(FoundEntity {
-                kind: kind.to_string(),
-                value,
-            });
-        }
-    }
-    out
 }
 
 fn digit_count(s: &str) -> usize {
@@ -179,7 +237,7 @@ fn is_order_keyword(word: &str) -> bool {
             || (kw.len() >= 5
                 && word.len() >= 4
                 && kw.as_bytes().first() == word.as_bytes().first()
-                && strsim::osa_distance(kw, &word) <= 1)
+                && text::within_one_edit(kw, &word))
             // A keyword glued to the word before it ("theorder", "cancelingpurchase"); a
             // short prefix is more likely a different word ("border").
             || (kw.len() >= 5
@@ -384,6 +442,80 @@ mod tests {
     fn nothing_in_plain_text() {
         assert!(extract("hello, I need help with my account").is_empty());
         assert!(extract("").is_empty());
+    }
+
+    fn custom() -> EntityExtractor {
+        EntityExtractor::new(&[
+            ("account_id".to_string(), r"\bACC-\d{6}\b".to_string()),
+            (
+                "ticket".to_string(),
+                r"(?i)\bticket\s*(?:no\.?\s*)?(T\d{5})\b".to_string(),
+            ),
+        ])
+        .expect("valid patterns")
+    }
+
+    #[test]
+    fn custom_patterns_add_kinds() {
+        let x = custom();
+        assert_eq!(
+            x.custom_kinds().collect::<Vec<_>>(),
+            ["account_id", "ticket"]
+        );
+        assert_eq!(
+            x.extract("my account ACC-204411 was charged $12.50, see Ticket no. T77120"),
+            vec![
+                e("account_id", "ACC-204411"),
+                e("amount", "$12.50"),
+                e("ticket", "T77120"),
+            ]
+        );
+        // The free function knows only the built-in kinds.
+        assert!(
+            extract("account ACC-204411")
+                .iter()
+                .all(|f| f.kind != "account_id")
+        );
+    }
+
+    #[test]
+    fn custom_patterns_win_over_built_ins() {
+        // Without the custom pattern, "#ACC-204411" reads as an order reference.
+        assert_eq!(
+            of_kind("it's #ACC-204411", "order_number"),
+            vec!["ACC-204411"]
+        );
+        let found = custom().extract("it's #ACC-204411");
+        assert_eq!(found, vec![e("account_id", "ACC-204411")]);
+    }
+
+    #[test]
+    fn custom_values_are_reported_once_and_never_empty() {
+        let x = EntityExtractor::new(&[
+            ("code".to_string(), r"\b[A-Z]{3}\d{3}\b".to_string()),
+            ("maybe".to_string(), r"x(\d*)".to_string()),
+        ])
+        .expect("valid");
+        let found = x.extract("codes ABC123 and ABC123 again");
+        assert_eq!(found, vec![e("code", "ABC123")]);
+        // An empty capture is no value.
+        assert!(x.extract("x marks").iter().all(|f| f.kind != "maybe"));
+        assert_eq!(of(&x, "x42", "maybe"), vec!["42"]);
+    }
+
+    fn of(x: &EntityExtractor, text: &str, kind: &str) -> Vec<String> {
+        x.extract(text)
+            .into_iter()
+            .filter(|f| f.kind == kind)
+            .map(|f| f.value)
+            .collect()
+    }
+
+    #[test]
+    fn invalid_custom_pattern_is_an_error() {
+        let err = EntityExtractor::new(&[("bad".to_string(), "(unclosed".to_string())]);
+        assert!(err.is_err());
+        assert!(EntityExtractor::new(&[]).is_ok());
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! ambiguous ("ok", "no", "taxi"); for those the detector answers `None` rather than guess,
 //! and callers fall back to the conversation's language or to language-agnostic analysis.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use crate::analysis::text;
 
@@ -180,6 +182,18 @@ const DOMAIN_WORDS: [(Language, &[&str]); 6] = [
     ]),
 ];
 
+/// Every voting word, with a bit per language ([`FUNCTION_WORDS`] order) it votes for.
+static VOTERS: LazyLock<HashMap<&'static str, u8>> = LazyLock::new(|| {
+    let mut voters: HashMap<&'static str, u8> = HashMap::new();
+    for (slot, ((_, function), (_, domain))) in FUNCTION_WORDS.iter().zip(&DOMAIN_WORDS).enumerate()
+    {
+        for word in function.iter().chain(domain.iter()) {
+            *voters.entry(word).or_default() |= 1 << slot;
+        }
+    }
+    voters
+});
+
 /// Fewest function words of the winning language for the vote to settle the language.
 const VOTE_MIN_HITS: usize = 2;
 /// How many times the runner-up's count the winner needs for the vote to settle it.
@@ -300,13 +314,11 @@ impl LanguageDetector {
     fn vote(&self, text: &str) -> Option<(Language, f64)> {
         let mut counts = [0usize; 6];
         for token in text::tokens(text) {
-            for (slot, ((language, function), (_, domain))) in
-                FUNCTION_WORDS.iter().zip(&DOMAIN_WORDS).enumerate()
-            {
-                let word = token.as_str();
-                if self.languages.contains(language)
-                    && (function.contains(&word) || domain.contains(&word))
-                {
+            let Some(&slots) = VOTERS.get(token.as_str()) else {
+                continue;
+            };
+            for (slot, (language, _)) in FUNCTION_WORDS.iter().enumerate() {
+                if slots & (1 << slot) != 0 && self.languages.contains(language) {
                     counts[slot] += 1;
                 }
             }

@@ -4,6 +4,9 @@
 //! apostrophes. Every matcher in the crate compares words after passing them through this
 //! module, so "Café", "cafe" and "CAFÉ" are the same word everywhere.
 
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
 /// Lower-cases `text`, folds common Latin accents to plain ASCII letters and unifies
 /// apostrophes, so that lexicons and phrase lists only need to list one spelling per word.
 ///
@@ -93,6 +96,112 @@ pub fn tokens(text: &str) -> Vec<String> {
     words
 }
 
+/// Endings stripped by [`stem`], longest first within each length so the longest match wins.
+/// English, Spanish, French, German, Portuguese and Italian endings in one list: one stemmer
+/// serves every language, so "cancel", "cancelled", "cancellation", "cancelar" and
+/// "cancellare" meet at "cancel".
+#[rustfmt::skip]
+const SUFFIXES: &[&str] = &[
+    "izations", "ization", "aciones", "amentos", "imentos", "iciones", "azioni", "azione",
+    "amento", "imento", "amenti", "ements", "ations", "itions", "acion", "icion", "ation",
+    "ition", "ement", "ments", "uciones", "ciones", "acoes", "ungen", "ating", "ation",
+    "ments", "aron", "ieron", "ment", "ings", "ness", "able", "ible", "edly", "ando", "endo",
+    "iendo", "ados", "adas", "idos", "idas", "acao", "coes", "cion", "ated", "iamo", "eront",
+    "erons", "aient", "ing", "ies", "ied", "ers", "ion", "ure", "ate", "ado", "ada", "ido",
+    "ida", "ung", "ern", "ten", "ato", "ata", "ati", "ito", "ita", "iti", "ite", "are",
+    "ere", "ire", "ano", "ono", "ees", "ent", "ons", "ait", "era", "erez", "erai", "cao",
+    "ed", "es", "er", "ly", "al", "ar", "ir", "an", "en", "as", "os", "am", "em", "ez",
+    "ee", "et", "ao", "s", "e", "a", "o", "i", "y",
+];
+
+/// [`SUFFIXES`] for lookup by the word's tail.
+static SUFFIX_SET: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| SUFFIXES.iter().copied().collect());
+/// Longest entry of [`SUFFIXES`].
+const MAX_SUFFIX_BYTES: usize = 8;
+
+/// Shortest stem [`stem`] leaves; shorter words are kept whole ("order" stays "order").
+const MIN_STEM_CHARS: usize = 4;
+
+/// A light stem of a normalised word (see [`tokens`]) so that inflected forms compare equal:
+/// "refunds"/"refunded" become "refund", "deletion"/"deleted" become "delet". It strips the
+/// longest ending that leaves at least four letters, then a doubled final consonant
+/// ("cancell" becomes "cancel"); twice after a plural, so "tickets" and "ticket" meet. Crude
+/// next to a per-language stemmer, but the same for all six languages and fast; matchers that
+/// need exact words still have them.
+pub fn stem(word: &str) -> String {
+    let mut out = word.to_string();
+    // A second round after a plural ending, so a plural meets its singular even when the
+    // singular has an ending of its own ("tickets", "ticket").
+    for _ in 0..2 {
+        let chars = out.chars().count();
+        // Suffixes are ASCII, so the longest one that fits is found by byte length.
+        let longest = chars.saturating_sub(MIN_STEM_CHARS).min(MAX_SUFFIX_BYTES);
+        let best = (1..=longest).rev().find_map(|len| {
+            let at = out.len().checked_sub(len)?;
+            let tail = out.get(at..)?;
+            SUFFIX_SET.contains(tail).then_some(len)
+        });
+        let Some(len) = best else { break };
+        let suffix_ends_in_s = out.ends_with('s');
+        out.truncate(out.len() - len);
+        if !suffix_ends_in_s {
+            break;
+        }
+    }
+    let bytes = out.as_bytes();
+    if let [.., a, b] = bytes
+        && a == b
+        && a.is_ascii_alphabetic()
+        && !matches!(a, b'a' | b'e' | b'i' | b'o' | b'u')
+        && out.len() > MIN_STEM_CHARS
+    {
+        out.pop();
+    }
+    out
+}
+
+/// Whether `a` becomes `b` with at most one insertion, deletion, substitution or swap of two
+/// neighbouring characters (optimal string alignment distance <= 1). The typo test of every
+/// matcher in the crate; it does not allocate for ASCII text, which normalised words mostly
+/// are, and is several times faster than computing the distance.
+pub fn within_one_edit(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        one_edit(a.as_bytes(), b.as_bytes())
+    } else {
+        let a: Vec<char> = a.chars().collect();
+        let b: Vec<char> = b.chars().collect();
+        one_edit(&a, &b)
+    }
+}
+
+fn one_edit<T: PartialEq>(a: &[T], b: &[T]) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if long.len() - short.len() > 1 {
+        return false;
+    }
+    let common = short
+        .iter()
+        .zip(long.iter())
+        .take_while(|(x, y)| x == y)
+        .count();
+    if common == short.len() {
+        // Equal, or `long` has one more character at the end.
+        return true;
+    }
+    if short.len() == long.len() {
+        let rest = common + 1;
+        // One substitution, or one swap of neighbours.
+        short.get(rest..) == long.get(rest..)
+            || (short.get(common) == long.get(rest)
+                && short.get(rest) == long.get(common)
+                && short.get(rest + 1..) == long.get(rest + 1..))
+    } else {
+        // One character more in `long`.
+        short.get(common..) == long.get(common + 1..)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +253,77 @@ mod tests {
         assert_eq!(tokens("qu'il"), vec!["qu", "il"]);
         // A trailing or leading apostrophe is just punctuation.
         assert_eq!(tokens("'quoted' words'"), vec!["quoted", "words"]);
+    }
+
+    #[test]
+    fn stems_meet_across_inflections_and_languages() {
+        let same = |words: &[&str]| {
+            let stems: Vec<String> = words.iter().map(|w| stem(w)).collect();
+            assert!(
+                stems.windows(2).all(|p| p[0] == p[1]),
+                "{words:?} -> {stems:?}"
+            );
+        };
+        same(&[
+            "cancel",
+            "cancels",
+            "cancelled",
+            "canceling",
+            "cancellation",
+            "cancelar",
+        ]);
+        same(&["cancel", "cancellare", "cancelamento", "cancelation"]);
+        same(&["refund", "refunds", "refunded", "refunding"]);
+        same(&["delete", "deleted", "deleting", "deletion", "deletar"]);
+        same(&["order", "orders", "ordered", "ordering"]);
+        same(&["account", "accounts"]);
+        same(&["update", "updated", "updating"]);
+        same(&["modify", "modified", "modifies"]);
+        same(&["reimburse", "reimbursement", "reimbursed", "reimbursing"]);
+        same(&["annuler", "annulation", "annulez"]);
+        same(&["stornieren", "stornierung"]);
+        same(&["pedido", "pedidos"]);
+        same(&["policy", "policies"]);
+        same(&["ticket", "tickets"]);
+        same(&["detail", "details"]);
+    }
+
+    #[test]
+    fn one_edit_agrees_with_osa_distance() {
+        let words = [
+            "cancel", "cacnel", "cancle", "canel", "cancell", "xancel", "cancer", "refund",
+            "refnud", "rfund", "refundd", "", "a", "ab", "ba", "abc", "acb", "bca", "été", "ete",
+            "éte", "agent", "agnet", "aegnt", "with", "wiht", "to", "tto",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(
+                    within_one_edit(a, b),
+                    strsim::osa_distance(a, b) <= 1,
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn suffixes_are_ascii_and_short() {
+        for suffix in SUFFIXES {
+            assert!(
+                suffix.is_ascii() && suffix.len() <= MAX_SUFFIX_BYTES,
+                "{suffix}"
+            );
+        }
+    }
+
+    #[test]
+    fn stems_keep_short_words_whole() {
+        assert_eq!(stem("order"), "order");
+        assert_eq!(stem("edit"), "edit");
+        assert_eq!(stem("is"), "is");
+        assert_eq!(stem(""), "");
+        assert_eq!(stem("cancellations"), "cancel");
+        assert_eq!(stem("été"), "été");
     }
 
     #[test]

@@ -334,7 +334,7 @@ fn classify(word: &str) -> (Class, bool) {
         // order.
         let mut best: Option<(u8, &str, Class)> = None;
         for &(target, class) in FUZZY_TARGETS.iter() {
-            if target.len().abs_diff(word.len()) > 1 || strsim::osa_distance(word, target) != 1 {
+            if target.len().abs_diff(word.len()) > 1 || !text::within_one_edit(word, target) {
                 continue;
             }
             let rank = match class {
@@ -352,7 +352,7 @@ fn classify(word: &str) -> (Class, bool) {
     }
     // The prepositions that chain a request get mistyped too ("wiht", "wth", "tto").
     if (3..=4).contains(&word.len())
-        && (strsim::osa_distance(word, "with") == 1 || strsim::osa_distance(word, "to") == 1)
+        && (text::within_one_edit(word, "with") || text::within_one_edit(word, "to"))
     {
         return (Class::Small, false);
     }
@@ -784,7 +784,7 @@ fn find_phrase(words: &[Word], phrase: &[String]) -> Option<(usize, usize)> {
 fn word_matches(word: &str, wanted: &str) -> Option<usize> {
     if word == wanted {
         Some(0)
-    } else if wanted.len() >= FUZZY_MIN_CHARS && strsim::osa_distance(word, wanted) == 1 {
+    } else if wanted.len() >= FUZZY_MIN_CHARS && text::within_one_edit(word, wanted) {
         Some(1)
     } else {
         None

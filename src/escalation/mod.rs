@@ -13,7 +13,7 @@ pub mod tracker;
 use regex::{Regex, RegexBuilder};
 
 use crate::analysis::MessageAnalysis;
-use crate::analysis::repetition::find_repeat;
+use crate::analysis::repetition::find_repeat_above;
 use crate::analysis::sentiment::SentimentState;
 use crate::bot::BotReply;
 use crate::handoff::TriggerHit;
@@ -217,8 +217,7 @@ impl Policy {
                 let same: Vec<(u64, f32)> = earlier
                     .iter()
                     .filter_map(|(s, t)| {
-                        find_repeat(current, &[t.as_str()])
-                            .filter(|r| r.similarity >= rp.similarity)
+                        find_repeat_above(current, &[t.as_str()], rp.similarity)
                             .map(|r| (*s, r.similarity))
                     })
                     .collect();
