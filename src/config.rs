@@ -84,6 +84,14 @@ pub struct StorageConfig {
     /// config file.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Page cache of the journal in MiB: what redb may keep of the file in memory. More
+    /// makes reads of old conversations faster; writes do not need it.
+    #[serde(default = "default_cache_mib")]
+    pub cache_mib: usize,
+}
+
+fn default_cache_mib() -> usize {
+    crate::store::DEFAULT_CACHE_BYTES / (1024 * 1024)
 }
 
 fn default_data_dir() -> PathBuf {
@@ -94,6 +102,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             data_dir: default_data_dir(),
+            cache_mib: default_cache_mib(),
         }
     }
 }

@@ -98,7 +98,9 @@ impl Outbox {
                 let id = entry.delivery_id.clone();
                 let directory = self.directory.clone();
                 actix::spawn(async move {
-                    if let Err(e) = store.commit(vec![Op::DeleteOutbox(id.clone())]).await {
+                    if entry.stored
+                        && let Err(e) = store.commit(vec![Op::DeleteOutbox(id.clone())]).await
+                    {
                         tracing::error!(delivery = %id, error = %e, "cannot clear delivered outbox entry");
                     }
                     if let DeliveryReceipt::Failed { reason } = final_receipt {

@@ -251,6 +251,14 @@ pub struct OutboxEntry {
     pub payload: OutboundPayload,
     pub attempts: u32,
     pub created_at_ms: u64,
+    /// False for deliveries that were never written to the outbox table (channels that
+    /// replay from the journal): there is nothing to delete when they end.
+    #[serde(default = "stored_in_outbox")]
+    pub stored: bool,
+}
+
+fn stored_in_outbox() -> bool {
+    true
 }
 
 impl MessageRecord {

@@ -56,6 +56,15 @@ impl ChannelKind {
     }
 }
 
+impl ChannelKind {
+    /// True for channels whose clients fetch what they missed from the journal when they
+    /// come back (the widget resumes after its last seen `seq`). For them a message that
+    /// could not be pushed is not lost, so it needs no outbox entry of its own.
+    pub fn replays_from_journal(self) -> bool {
+        matches!(self, ChannelKind::Widget)
+    }
+}
+
 impl std::fmt::Display for ChannelKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

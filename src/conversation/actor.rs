@@ -132,8 +132,13 @@ impl ConversationActor {
                 payload: OutboundPayload::Message(msg.visible()),
                 attempts: 0,
                 created_at_ms: msg.at_ms,
+                stored: !self.record.channel.replays_from_journal(),
             };
-            p.ops.push(Op::PutOutbox(Box::new(entry.clone())));
+            // A widget client replays from the journal on reconnect, so the message
+            // itself (journaled above) is all that must be durable.
+            if entry.stored {
+                p.ops.push(Op::PutOutbox(Box::new(entry.clone())));
+            }
             p.deliveries.push(entry);
         }
         if let Some(pid) = &msg.platform_message_id {

@@ -88,14 +88,25 @@ pub struct Store {
     writer: writer::Writer,
 }
 
+/// The journal's page cache unless configured otherwise (`storage.cache_mib`).
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 impl Store {
-    /// Opens (or creates) the journal file and starts the writer thread.
+    /// Opens (or creates) the journal file with the default page cache
+    /// ([`DEFAULT_CACHE_BYTES`]) and starts the writer thread.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens the journal with a page cache of `cache_bytes`. redb's own default is 1 GiB,
+    /// which a daemon meant for small machines cannot afford: the cache fills as the file is
+    /// read (after a crash redb reads it all to repair it) and is never given back.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Storage(format!("{}: {e}", dir.display())))?;
         }
-        let db = match Database::create(path) {
+        let db = match Database::builder().set_cache_size(cache_bytes).create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::Storage(format!(
@@ -371,5 +382,31 @@ mod tests {
             panic!("second open must fail")
         };
         assert!(e.to_string().contains("in use"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_key_index_follows_updates_and_a_new_owner_of_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_with_cache(&dir.path().join("j.redb"), 1 << 20).expect("open");
+        let mut c = conv("c1");
+        for n in 0..3 {
+            c.updated_at_ms = n;
+            store
+                .commit(vec![Op::PutConversation(Box::new(c.clone()))])
+                .await
+                .expect("commit");
+        }
+        let found = store.conversation_by_key(ChannelKind::Widget, "k-c1");
+        assert_eq!(found.expect("read").as_deref(), Some("c1"));
+        // A later conversation that takes over the same key (a new thread for the same
+        // visitor) must move the index, not be skipped as already known.
+        let mut later = conv("c2");
+        later.key = "k-c1".into();
+        store
+            .commit(vec![Op::PutConversation(Box::new(later))])
+            .await
+            .expect("commit");
+        let found = store.conversation_by_key(ChannelKind::Widget, "k-c1");
+        assert_eq!(found.expect("read").as_deref(), Some("c2"));
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
-use redb::Database;
+use redb::{Database, ReadableTable};
 use tokio::sync::oneshot;
 
 use super::tables::*;
@@ -153,7 +153,13 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), StoreError> {
             match op {
                 Op::PutConversation(c) => {
                     conversations.insert(c.id.as_str(), encode(c)?.as_slice())?;
-                    keys.insert(channel_key(c.channel, &c.key).as_str(), c.id.as_str())?;
+                    // The key of a conversation never changes: writing it on every update
+                    // would copy the key table's pages into every commit for nothing.
+                    let key = channel_key(c.channel, &c.key);
+                    let known = keys.get(key.as_str())?.is_some_and(|v| v.value() == c.id);
+                    if !known {
+                        keys.insert(key.as_str(), c.id.as_str())?;
+                    }
                 }
                 Op::AppendMessage {
                     conversation_id,

@@ -366,6 +366,7 @@ async fn deliveries_pending_at_a_crash_are_delivered_after_restart() {
             }),
             attempts: 0,
             created_at_ms: 1,
+            stored: true,
         };
         store
             .commit(vec![
