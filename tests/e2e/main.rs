@@ -6,6 +6,7 @@ mod burst;
 mod cli;
 mod handoff;
 mod lifecycle;
+mod load_smoke;
 mod restart;
 mod resume;
 mod support;
