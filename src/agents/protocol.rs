@@ -10,7 +10,10 @@ use crate::handoff::{HandoffPackage, TranscriptEntry};
 #[serde(rename_all = "snake_case")]
 pub enum Presence {
     Online,
+    /// Signed in but not taking new conversations (a break); keeps what they hold.
     Away,
+    /// Off duty while a client stays connected (an open inbox tab); no offers either.
+    Offline,
 }
 
 /// Where a transfer goes: another agent or a team.
@@ -34,6 +37,12 @@ pub enum ClientFrame {
     Accept {
         conversation_id: String,
     },
+    /// Take a waiting conversation from the queue without an offer (manual teams).
+    Claim {
+        conversation_id: String,
+    },
+    /// Ask for the waiting conversations of one's teams (answered with a `queue` frame).
+    GetQueue,
     Decline {
         conversation_id: String,
         #[serde(default)]
@@ -78,6 +87,8 @@ impl ClientFrame {
             ClientFrame::Auth { .. } => "auth",
             ClientFrame::Presence { .. } => "presence",
             ClientFrame::Accept { .. } => "accept",
+            ClientFrame::Claim { .. } => "claim",
+            ClientFrame::GetQueue => "get_queue",
             ClientFrame::Decline { .. } => "decline",
             ClientFrame::Reply { .. } => "reply",
             ClientFrame::Note { .. } => "note",
@@ -135,6 +146,11 @@ pub enum ServerFrame {
         owner: crate::model::Owner,
         package: Option<Box<HandoffPackage>>,
         transcript: Vec<TranscriptEntry>,
+    },
+    /// The waiting conversations of the agent's teams, in the order they will be served:
+    /// the answer to `get_queue`, and pushed to agents of manual teams when it changes.
+    Queue {
+        entries: Vec<crate::router::QueuedView>,
     },
     /// The conversation left this agent (closed, transferred, re-queued).
     Released {

@@ -19,7 +19,9 @@ use super::registry::AgentPush;
 use crate::conversation::{AgentAction, AgentRequest, Directory, TypingSignal, send_to};
 use crate::handoff::{HandoffPackage, TranscriptEntry};
 use crate::model::Owner;
-use crate::router::{Accept, AgentConnected, AgentDisconnected, Decline, Router, SetPresence};
+use crate::router::{
+    Accept, AgentConnected, AgentDisconnected, Claim, Decline, GetQueue, Router, SetPresence,
+};
 use crate::store::Store;
 
 /// Longest agent message accepted, in characters.
@@ -270,6 +272,40 @@ impl AgentSession {
                     presence: status,
                 });
                 self.send(ctx, ServerFrame::ack(kind, None));
+            }
+            ClientFrame::GetQueue => {
+                let fut = self.endpoint.router.send(GetQueue {
+                    for_agent: Some(agent_id),
+                });
+                ctx.wait(fut.into_actor(self).map(move |res, act, ctx| {
+                    let frame = match res {
+                        Ok(entries) => ServerFrame::Queue { entries },
+                        Err(_) => ServerFrame::error(
+                            "unavailable",
+                            "the router is not running",
+                            Some(kind),
+                        ),
+                    };
+                    act.send(ctx, frame);
+                }));
+            }
+            ClientFrame::Claim { conversation_id } => {
+                let fut = self.endpoint.router.send(Claim {
+                    agent_id,
+                    conversation_id: conversation_id.clone(),
+                });
+                ctx.wait(fut.into_actor(self).map(move |res, act, ctx| {
+                    let frame = match res {
+                        Ok(Ok(())) => ServerFrame::ack(kind, Some(conversation_id)),
+                        Ok(Err(e)) => ServerFrame::error(e.code(), e.to_string(), Some(kind)),
+                        Err(_) => ServerFrame::error(
+                            "unavailable",
+                            "the router is not running",
+                            Some(kind),
+                        ),
+                    };
+                    act.send(ctx, frame);
+                }));
             }
             ClientFrame::Accept { conversation_id } => {
                 let fut = self.endpoint.router.send(Accept {

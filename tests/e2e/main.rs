@@ -9,5 +9,6 @@ mod lifecycle;
 mod load_smoke;
 mod restart;
 mod resume;
+mod strategies;
 mod support;
 mod triggers;
