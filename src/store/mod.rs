@@ -16,7 +16,8 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    AgentRecord, Assignment, ConversationRecord, MessageRecord, OutboxEntry, QueueEntry,
+    AgentRecord, Assignment, ConversationRecord, MessageRecord, OutboundRef, OutboxEntry,
+    QueueEntry,
 };
 use tables::*;
 pub use writer::WriteStats;
@@ -36,6 +37,17 @@ pub enum Op {
     PutAgent(Box<AgentRecord>),
     PutOutbox(Box<OutboxEntry>),
     DeleteOutbox(String),
+    /// Rewrites a journaled message in place (its delivery report changed).
+    ReplaceMessage {
+        conversation_id: String,
+        message: Box<MessageRecord>,
+    },
+    /// Remembers the platform's id of a delivered message.
+    PutOutboundRef {
+        channel: ChannelKind,
+        platform_message_id: String,
+        target: OutboundRef,
+    },
 }
 
 /// Why the store could not do what was asked.
@@ -225,6 +237,17 @@ impl Store {
         self.all(OUTBOX)
     }
 
+    /// The message the daemon sent that the platform knows as `platform_message_id`.
+    pub fn outbound_ref(
+        &self,
+        channel: ChannelKind,
+        platform_message_id: &str,
+    ) -> Result<Option<OutboundRef>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OUTBOUND_REFS)?;
+        get_json(&table, &channel_key(channel, platform_message_id))
+    }
+
     fn all<T: DeserializeOwned>(
         &self,
         def: redb::TableDefinition<&str, &[u8]>,
@@ -284,6 +307,7 @@ mod tests {
             last_agent: None,
             bot_resuming: false,
             language: None,
+            last_customer_message_ms: None,
         }
     }
 
@@ -302,6 +326,8 @@ mod tests {
             intents: vec![],
             handoff: None,
             bot: None,
+            delivery_mode: Default::default(),
+            delivery: None,
         }
     }
 

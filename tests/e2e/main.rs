@@ -6,6 +6,7 @@ mod burst;
 mod cli;
 mod handoff;
 mod lifecycle;
+mod meta;
 mod restart;
 mod resume;
 mod support;
