@@ -732,6 +732,44 @@ async fn whatsapp_outside_24_hours_only_templates_go_out() {
     agent_frame(&mut agent, "ack").await;
     let sent = graph.wait_sent(2).await;
     assert_eq!(sent[1].body["text"]["body"], "It shipped today.");
+
+    // Replies typed quickly reach Meta in their order.
+    for text in ["one", "two", "three"] {
+        agent
+            .send(json!({"type": "reply", "conversation_id": id, "text": text}))
+            .await;
+    }
+    let sent = graph.wait_sent(5).await;
+    let bodies: Vec<&Value> = sent[2..].iter().map(|s| &s.body["text"]["body"]).collect();
+    assert_eq!(bodies, vec!["one", "two", "three"]);
+
+    // WhatsApp reports a delivery failure later, in `statuses`: the agent is told.
+    let failed = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "8856996819413533", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "16505553333", "phone_number_id": PHONE_ID},
+            "statuses": [{"id": "wamid.out.3", "status": "failed", "timestamp": (now_ms() / 1000).to_string(),
+                          "recipient_id": customer, "errors": [{"code": 131026, "title": "Message undeliverable"}]}]
+        }}]}]
+    })
+    .to_string();
+    let mut note = Value::Null;
+    for _ in 0..50 {
+        signed(&d, "whatsapp", WA_SECRET, &failed).await;
+        if let Some(f) = agent.next_within(Duration::from_millis(200)).await
+            && f["type"] == "message"
+            && f["message"]["role"] == "note"
+        {
+            note = f;
+            break;
+        }
+    }
+    let text = note["message"]["text"].as_str().unwrap_or("");
+    assert!(
+        text.contains("could not be delivered") && text.contains("131026"),
+        "{note}"
+    );
 }
 
 #[tokio::test]

@@ -126,7 +126,9 @@ pub struct SendError(pub String);
 /// Page id, Instagram account id) and the customer's id on the platform, joined by `:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationKey {
+    /// The business side: phone number id, Page id or Instagram account id.
     pub account: String,
+    /// The customer: `wa_id`, PSID or IGSID.
     pub customer: String,
 }
 

@@ -1,7 +1,11 @@
-//! Delivers outbound messages through the Graph API. One actor per Meta channel; sends run
-//! concurrently, and the outbox keeps each conversation's order by waiting for receipts.
+//! Delivers outbound messages through the Graph API. One actor per Meta channel. Sends to
+//! different customers run concurrently; sends to the same customer go one after the other,
+//! in the order the outbox handed them over, so a conversation's messages arrive in order.
+
+use std::collections::HashMap;
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use super::graph::GraphClient;
 use super::{ConversationKey, Platform};
@@ -11,12 +15,20 @@ use crate::{DeliveryReceipt, Outbound, OutboundPayload};
 pub struct GraphSender {
     platform: Platform,
     client: GraphClient,
+    /// Per conversation key, the last send queued: (its number, done when it finishes).
+    tails: HashMap<String, (u64, oneshot::Receiver<()>)>,
+    next: u64,
 }
 
 impl GraphSender {
     /// A sender for `platform` through `client`.
     pub fn new(platform: Platform, client: GraphClient) -> Self {
-        GraphSender { platform, client }
+        GraphSender {
+            platform,
+            client,
+            tails: HashMap::new(),
+            next: 0,
+        }
     }
 }
 
@@ -25,10 +37,10 @@ impl Actor for GraphSender {
 }
 
 impl Handler<Outbound> for GraphSender {
-    type Result = ResponseFuture<DeliveryReceipt>;
+    type Result = ResponseActFuture<Self, DeliveryReceipt>;
 
     fn handle(&mut self, msg: Outbound, _ctx: &mut Self::Context) -> Self::Result {
-        let ready = |r: DeliveryReceipt| -> Self::Result { Box::pin(async move { r }) };
+        let ready = |r: DeliveryReceipt| -> Self::Result { Box::pin(fut::ready(r)) };
         // Typing and status changes have no Meta equivalent worth a request; the customer
         // learns of a handoff from the notice messages.
         let OutboundPayload::Message(m) = msg.payload else {
@@ -53,8 +65,22 @@ impl Handler<Outbound> for GraphSender {
         };
         let client = self.client.clone();
         let delivery = msg.delivery_id;
-        Box::pin(async move {
+        // Wait for the previous send to the same customer, and be the one the next waits for.
+        let (done, after_me) = oneshot::channel();
+        self.next += 1;
+        let me = self.next;
+        let previous = self
+            .tails
+            .insert(msg.conversation_key.clone(), (me, after_me))
+            .map(|(_, rx)| rx);
+        let conversation_key = msg.conversation_key;
+        let send = async move {
+            if let Some(previous) = previous {
+                // An error only means the previous send's future was dropped: go on.
+                let _ = previous.await;
+            }
             let mut first_id = None;
+            let mut receipt = None;
             // A long text goes out in parts; a retry after a failed part sends the whole
             // message again (the platform may then show the first parts twice).
             for body in &bodies {
@@ -64,13 +90,26 @@ impl Handler<Outbound> for GraphSender {
                     }
                     Err(e) => {
                         tracing::info!(%delivery, error = %e, "Graph API send failed");
-                        return e.receipt();
+                        receipt = Some(e.receipt());
+                        break;
                     }
                 }
             }
-            DeliveryReceipt::Delivered {
+            let _ = done.send(());
+            receipt.unwrap_or(DeliveryReceipt::Delivered {
                 platform_message_id: first_id,
+            })
+        };
+        Box::pin(send.into_actor(self).map(move |receipt, act, _ctx| {
+            // Nobody queued behind this send: forget the conversation.
+            if act
+                .tails
+                .get(&conversation_key)
+                .is_some_and(|(n, _)| *n == me)
+            {
+                act.tails.remove(&conversation_key);
             }
-        })
+            receipt
+        }))
     }
 }
