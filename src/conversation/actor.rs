@@ -120,10 +120,6 @@ impl ConversationActor {
         if matches!(self.record.owner, Owner::Agent { .. }) && msg.handoff.is_none() {
             msg.handoff = Some(self.record.handoffs);
         }
-        p.ops.push(Op::AppendMessage {
-            conversation_id: self.record.id.clone(),
-            message: Box::new(msg.clone()),
-        });
         // On a channel with a messaging window, a message the window does not allow is
         // kept in the transcript but not sent, and a note says why.
         let mut withheld = None;
@@ -141,6 +137,18 @@ impl ConversationActor {
                 Err(e) => withheld = Some(e.to_string()),
             }
         }
+        if let Some(reason) = &withheld {
+            // Marked failed so no later report (a Messenger read watermark) claims it arrived.
+            msg.delivery = Some(DeliveryReport {
+                status: handoffd_channels::DeliveryStatus::Failed,
+                at_ms: msg.at_ms,
+                error: Some(format!("not sent: {reason}")),
+            });
+        }
+        p.ops.push(Op::AppendMessage {
+            conversation_id: self.record.id.clone(),
+            message: Box::new(msg.clone()),
+        });
         if msg.role.customer_visible() && msg.role != Role::Customer && withheld.is_none() {
             let entry = OutboxEntry {
                 delivery_id: format!("{}:{seq}", self.record.id),

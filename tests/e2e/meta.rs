@@ -649,6 +649,19 @@ async fn whatsapp_outside_24_hours_only_templates_go_out() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(noted, "the withheld bot answer must be noted");
+    let t = transcript(&d, &id).await;
+    let bot = t
+        .iter()
+        .find(|m| m["role"] == "bot")
+        .expect("the bot's answer is kept");
+    assert_eq!(bot["delivery"]["status"], "failed", "{bot}");
+    assert!(
+        bot["delivery"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("not sent"),
+        "{bot}"
+    );
 
     let (offered, window) = hand_to_alice(&mut agent, async {
         signed(
@@ -854,6 +867,13 @@ async fn messenger_late_replies_carry_the_human_agent_tag_and_reads_are_recorded
     let t = transcript(&d, &id).await;
     let late = t.iter().find(|m| m["seq"] == seq).expect("late reply");
     assert_eq!(late["delivery"]["status"], "read");
+    // The notices the window held back are not claimed read by the watermark.
+    let held: Vec<&Value> = t.iter().filter(|m| m["role"] == "system").collect();
+    assert!(!held.is_empty(), "{t:?}");
+    assert!(
+        held.iter().all(|m| m["delivery"]["status"] == "failed"),
+        "{held:?}"
+    );
 
     // After seven days nothing free-form can be sent, not even by a person.
     let ancient = now_ms() - 8 * 24 * HOUR_MS;
@@ -953,4 +973,33 @@ async fn instagram_bot_answers_graph_errors_are_retried_or_shown_to_the_agent() 
     let t = transcript(&d, &id).await;
     let customer_msgs = t.iter().filter(|m| m["role"] == "customer").count();
     assert_eq!(customer_msgs, 2, "the echo must not be stored: {t:?}");
+
+    // Instagram's window: a person may answer a two-day-old message, tagged HUMAN_AGENT.
+    let old = now_ms() - 48 * HOUR_MS;
+    let (late_id, window) = hand_to_alice(&mut agent, async {
+        let body = messaging(
+            "instagram",
+            IG_ID,
+            "IGSID-2",
+            message_event("MESSAGE-ID-3", "I want to talk to a human please", old),
+        );
+        signed(&d, "instagram", IG_SECRET, &body).await
+    })
+    .await;
+    assert_eq!(window["window"]["state"], "human_agent_only", "{window}");
+    let before = graph.sent().len();
+    agent
+        .send(json!({"type": "reply", "conversation_id": late_id, "text": "Following up on your question from Tuesday."}))
+        .await;
+    let sent = graph.wait_sent(before + 1).await;
+    assert_eq!(
+        sent.len(),
+        before + 1,
+        "only the agent's reply may go out: {sent:?}"
+    );
+    assert_eq!(
+        sent[before].body,
+        json!({"recipient": {"id": "IGSID-2"}, "messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT",
+               "message": {"text": "Following up on your question from Tuesday."}})
+    );
 }
