@@ -729,6 +729,14 @@ async fn whatsapp_outside_24_hours_only_templates_go_out() {
         "{t:?}"
     );
 
+    // The conversation view carries the window too.
+    agent
+        .send(json!({"type": "get_conversation", "conversation_id": id}))
+        .await;
+    let view = agent_frame(&mut agent, "conversation").await;
+    assert_eq!(view["window"]["state"], "template_only", "{view}");
+    assert_eq!(view["window"]["templates"], json!(["order_update"]));
+
     // The customer writes again: the window opens and the agent is told.
     signed(
         &d,
@@ -1002,4 +1010,110 @@ async fn instagram_bot_answers_graph_errors_are_retried_or_shown_to_the_agent() 
         json!({"recipient": {"id": "IGSID-2"}, "messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT",
                "message": {"text": "Following up on your question from Tuesday."}})
     );
+}
+
+#[tokio::test]
+async fn statuses_and_windows_survive_a_kill_9() {
+    let graph = FakeGraph::start();
+    let (d, tokens) = start(&graph);
+    let customer = "16315559999";
+
+    // A bot answer sent before the crash, its id saved by the outbox.
+    signed(
+        &d,
+        "whatsapp",
+        WA_SECRET,
+        &wa_text(
+            "wamid.r.1",
+            customer,
+            "What are your opening hours?",
+            now_ms(),
+        ),
+    )
+    .await;
+    graph.wait_sent(1).await;
+    let id = only_conversation(&d, "whatsapp").await;
+    let mut saved = false;
+    for _ in 0..50 {
+        signed(
+            &d,
+            "whatsapp",
+            WA_SECRET,
+            &wa_status("wamid.out.1", "sent", customer),
+        )
+        .await;
+        if transcript(&d, &id)
+            .await
+            .iter()
+            .any(|m| m["delivery"]["status"] == "sent")
+        {
+            saved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saved, "the sent status must be recorded");
+    // A second customer whose last message is 25 hours old.
+    signed(
+        &d,
+        "whatsapp",
+        WA_SECRET,
+        &wa_text(
+            "wamid.r.2",
+            "16315558888",
+            "I want to talk to a human please",
+            now_ms() - 25 * HOUR_MS,
+        ),
+    )
+    .await;
+
+    let mut queued = false;
+    for _ in 0..100 {
+        let (_, q) = d.api_get("/api/v1/conversations?owner=queued").await;
+        if q["conversations"].as_array().is_some_and(|c| c.len() == 1) {
+            queued = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(queued, "the late customer must be queued before the crash");
+
+    let dir = d.kill9();
+    let d = Daemon::start(dir);
+
+    // The platform id of the answer survived: a later read lands on it.
+    signed(
+        &d,
+        "whatsapp",
+        WA_SECRET,
+        &wa_status("wamid.out.1", "read", customer),
+    )
+    .await;
+    let t = transcript(&d, &id).await;
+    let bot = t.iter().find(|m| m["role"] == "bot").expect("bot answer");
+    assert_eq!(bot["delivery"]["status"], "read", "{bot}");
+    // Redelivery of a message from before the crash is still recognised.
+    let again = signed(
+        &d,
+        "whatsapp",
+        WA_SECRET,
+        &wa_text(
+            "wamid.r.1",
+            customer,
+            "What are your opening hours?",
+            now_ms(),
+        ),
+    )
+    .await;
+    assert_eq!(again["duplicates"], 1, "{again}");
+
+    // The old conversation's window is still closed to free-form text.
+    let (mut agent, _) = d.agent(&tokens[0]).await;
+    let offer = agent.expect_skipping("offer", &["typing", "status"]).await;
+    let late = offer["conversation_id"].as_str().expect("id").to_string();
+    agent
+        .send(json!({"type": "accept", "conversation_id": late}))
+        .await;
+    let window = agent_frame(&mut agent, "window").await;
+    assert_eq!(window["window"]["state"], "template_only", "{window}");
 }
