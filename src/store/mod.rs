@@ -388,6 +388,61 @@ mod tests {
         assert!(store.conversations(&f).expect("list").is_empty());
     }
 
+    #[tokio::test]
+    async fn outbound_refs_find_a_sent_message_and_replace_rewrites_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("j.redb")).expect("open");
+        let mut m = msg(1, "sent to WhatsApp");
+        store
+            .commit(vec![
+                Op::PutConversation(Box::new(conv("c1"))),
+                Op::AppendMessage {
+                    conversation_id: "c1".into(),
+                    message: Box::new(m.clone()),
+                },
+                Op::PutOutboundRef {
+                    channel: ChannelKind::Whatsapp,
+                    platform_message_id: "wamid.X".into(),
+                    target: OutboundRef {
+                        conversation_id: "c1".into(),
+                        seq: 1,
+                    },
+                },
+            ])
+            .await
+            .expect("commit");
+        let found = store
+            .outbound_ref(ChannelKind::Whatsapp, "wamid.X")
+            .expect("read");
+        assert_eq!(
+            found,
+            Some(OutboundRef {
+                conversation_id: "c1".into(),
+                seq: 1
+            })
+        );
+        // Ids are per channel.
+        assert_eq!(
+            store
+                .outbound_ref(ChannelKind::Messenger, "wamid.X")
+                .expect("read"),
+            None
+        );
+        m.delivery = Some(crate::model::DeliveryReport {
+            status: handoffd_channels::DeliveryStatus::Read,
+            at_ms: 5,
+            error: None,
+        });
+        store
+            .commit(vec![Op::ReplaceMessage {
+                conversation_id: "c1".into(),
+                message: Box::new(m.clone()),
+            }])
+            .await
+            .expect("replace");
+        assert_eq!(store.messages_after("c1", 0).expect("read"), vec![m]);
+    }
+
     #[test]
     fn a_second_open_of_the_same_file_is_refused_clearly() {
         let dir = tempfile::tempdir().expect("tempdir");
