@@ -45,7 +45,7 @@ pub enum StartError {
     #[error("{0}")]
     Store(#[from] store::StoreError),
     #[error("bot: {0}")]
-    Bot(#[from] bot::faq::FaqFileError),
+    Bot(#[from] bot::registry::BotsError),
     #[error("analysis: {0}")]
     Analysis(String),
     #[error("channel: {0}")]
@@ -132,9 +132,10 @@ impl Gateway {
         let router_ctx = Context::<Router>::new();
         let router_addr = router_ctx.address();
         let outbox = Outbox::new(store.clone(), channels, directory.clone()).start();
+        let bots = Arc::new(bot::Bots::from_config(&config.bot)?);
         let svc = Arc::new(Services {
             store: store.clone(),
-            bot: bot::from_config(&config.bot)?,
+            bots: bots.clone(),
             analyzer: analyzer_from(&config)?,
             policy: Policy::new(&config.escalation),
             router: router_addr.clone(),
@@ -161,6 +162,7 @@ impl Gateway {
             api_keys: config.api.keys.clone(),
             teams: teams.clone(),
             default_capacity: config.agents.default_capacity,
+            bots,
         });
         let widget = web::Data::new(widget);
         let agents = web::Data::new(AgentEndpoint {

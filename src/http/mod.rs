@@ -2,6 +2,7 @@
 //! REST API, health checks. Every error is JSON with a 4xx or 5xx status.
 
 pub mod api;
+pub mod bot_api;
 pub mod error;
 
 use std::collections::HashSet;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub api_keys: Vec<String>,
     pub teams: Arc<HashSet<String>>,
     pub default_capacity: u32,
+    /// The running bots: their API keys authorize asynchronous replies.
+    pub bots: Arc<crate::bot::Bots>,
 }
 
 /// Mounts every route; used by the server and nothing else.
@@ -68,6 +71,10 @@ pub fn configure(
             web::scope("/api/v1")
                 .route("/conversations", web::get().to(api::list_conversations))
                 .route("/conversations/{id}", web::get().to(api::get_conversation))
+                .route(
+                    "/conversations/{id}/messages",
+                    web::post().to(bot_api::post_messages),
+                )
                 .route("/queue", web::get().to(api::queue))
                 .route("/agents", web::get().to(api::list_agents))
                 .route("/agents", web::post().to(api::add_agent)),

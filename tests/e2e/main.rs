@@ -2,6 +2,7 @@
 //! One test binary keeps link time down.
 
 mod bad_input;
+mod bots;
 mod burst;
 mod cli;
 mod handoff;
