@@ -68,6 +68,8 @@ pub enum ClientFrame {
     GetConversation {
         conversation_id: String,
     },
+    /// The waiting conversations of the agent's teams, for an inbox's queue list.
+    GetQueue,
     Ping,
 }
 
@@ -85,6 +87,7 @@ impl ClientFrame {
             ClientFrame::Transfer { .. } => "transfer",
             ClientFrame::Close { .. } => "close",
             ClientFrame::GetConversation { .. } => "get_conversation",
+            ClientFrame::GetQueue => "get_queue",
             ClientFrame::Ping => "ping",
         }
     }
@@ -97,6 +100,22 @@ pub struct AgentInfo {
     pub name: String,
     pub teams: Vec<String>,
     pub capacity: u32,
+}
+
+/// One waiting conversation in a `queue` frame: enough for an inbox to list it without
+/// loading the whole package.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueItem {
+    pub conversation_id: String,
+    pub team: String,
+    pub priority: u8,
+    pub enqueued_at_ms: u64,
+    /// 1-based place among the team's waiting conversations.
+    pub position: usize,
+    /// True when the router is offering it to this agent right now.
+    pub offered_to_you: bool,
+    pub channel: handoffd_channels::ChannelKind,
+    pub contact: handoffd_channels::Contact,
 }
 
 /// Frames the daemon sends to an agent client.
@@ -135,6 +154,10 @@ pub enum ServerFrame {
         owner: crate::model::Owner,
         package: Option<Box<HandoffPackage>>,
         transcript: Vec<TranscriptEntry>,
+    },
+    /// The answer to `get_queue`: what waits for the agent's teams, in serving order.
+    Queue {
+        entries: Vec<QueueItem>,
     },
     /// The conversation left this agent (closed, transferred, re-queued).
     Released {

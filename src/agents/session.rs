@@ -14,12 +14,14 @@ use handoffd_channels::ws::WsWriter;
 
 use super::AgentRegistry;
 use super::auth::hash_token;
-use super::protocol::{ClientFrame, ServerFrame, TransferTarget};
+use super::protocol::{ClientFrame, QueueItem, ServerFrame, TransferTarget};
 use super::registry::AgentPush;
 use crate::conversation::{AgentAction, AgentRequest, Directory, TypingSignal, send_to};
 use crate::handoff::{HandoffPackage, TranscriptEntry};
 use crate::model::Owner;
-use crate::router::{Accept, AgentConnected, AgentDisconnected, Decline, Router, SetPresence};
+use crate::router::{
+    Accept, AgentConnected, AgentDisconnected, Decline, GetQueue, QueuedView, Router, SetPresence,
+};
 use crate::store::Store;
 
 /// Longest agent message accepted, in characters.
@@ -489,7 +491,51 @@ impl AgentSession {
                 let frame = self.conversation_view(&conversation_id);
                 self.send(ctx, frame);
             }
+            ClientFrame::GetQueue => {
+                let fut = self.endpoint.router.send(GetQueue);
+                ctx.wait(fut.into_actor(self).map(move |res, act, ctx| {
+                    let frame = match res {
+                        Ok(queue) => act.queue_view(queue),
+                        Err(_) => ServerFrame::error(
+                            "unavailable",
+                            "the router is not running",
+                            Some(kind),
+                        ),
+                    };
+                    act.send(ctx, frame);
+                }));
+            }
         }
+    }
+
+    /// The router's queue cut down to this agent's teams, with each conversation's channel
+    /// and contact read from the store.
+    fn queue_view(&self, queue: Vec<QueuedView>) -> ServerFrame {
+        let Some(agent) = &self.agent else {
+            return ServerFrame::error("unauthorized", "authenticate first", Some("get_queue"));
+        };
+        let mut entries = Vec::new();
+        for q in queue.into_iter().filter(|q| agent.teams.contains(&q.team)) {
+            let record = match self.endpoint.store.conversation(&q.conversation_id) {
+                Ok(Some(r)) => r,
+                // Gone between the router's answer and this read: not worth listing.
+                Ok(None) => continue,
+                Err(e) => {
+                    return ServerFrame::error("storage_error", e.to_string(), Some("get_queue"));
+                }
+            };
+            entries.push(QueueItem {
+                offered_to_you: q.offered_to.as_deref() == Some(agent.id.as_str()),
+                conversation_id: q.conversation_id,
+                team: q.team,
+                priority: q.priority,
+                enqueued_at_ms: q.enqueued_at_ms,
+                position: q.position,
+                channel: record.channel,
+                contact: record.contact,
+            });
+        }
+        ServerFrame::Queue { entries }
     }
 
     #[allow(clippy::too_many_arguments)]
