@@ -1,0 +1,74 @@
+// The middle column: one conversation's transcript (customer, bot, agent, system turns
+// told apart; internal notes shaded), its typing indicator, channel limits, and the
+// actions that fit it: accept/decline for an offer, the composer for one the agent holds.
+import { $, channelIcon, clock, contactName, el } from "./dom.js";
+import { current, entriesOf, state } from "./state.js";
+
+const ROLE_LABEL = { customer: "Customer", bot: "Bot", agent: "Agent", system: "System", note: "Internal note" };
+const WHATSAPP_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+function entryItem(e, name) {
+  const who = e.role === "customer" ? name : e.role === "agent" || e.role === "note" ? e.author || ROLE_LABEL[e.role] : ROLE_LABEL[e.role] || e.role;
+  const head = el(
+    "span",
+    { class: "entry-head" },
+    el("span", { class: "role" }, e.role === "note" ? `${ROLE_LABEL.note} · ${who}` : who),
+    el("time", { datetime: new Date(e.at_ms).toISOString() }, clock(e.at_ms)),
+  );
+  return el("li", { class: `entry role-${e.role}`, "data-seq": e.seq }, head, el("p", { class: "text" }, e.text));
+}
+
+/** The WhatsApp 24-hour customer service window, when it binds. */
+function channelLimit(pkg, entries) {
+  if (!pkg || pkg.channel !== "whatsapp") return null;
+  const last = entries.filter((e) => e.role === "customer").pop();
+  if (!last) return null;
+  const closes = last.at_ms + WHATSAPP_WINDOW_MS;
+  return closes > Date.now()
+    ? `WhatsApp: free-form replies allowed until ${new Date(closes).toLocaleString()}.`
+    : "WhatsApp: the 24-hour window is closed; only template messages reach the customer.";
+}
+
+/** Redraws the middle column for the selected conversation. */
+export function renderConversation() {
+  const cur = current();
+  document.body.dataset.view = cur ? "conversation" : "lists";
+  $("empty").hidden = Boolean(cur);
+  $("conv").hidden = !cur;
+  if (!cur) return null;
+  const { conv, kind } = cur;
+  const pkg = conv.package || {};
+  const name = contactName(pkg.contact);
+  $("conv-title").replaceChildren(channelIcon(pkg.channel), " ", name);
+  const owner = kind === "mine" ? "yours" : kind === "offer" ? "offered to you" : "waiting in the queue";
+  $("conv-meta").textContent = `${owner}${pkg.team ? ` · team ${pkg.team}` : ""}`;
+
+  const entries = entriesOf(conv);
+  const limit = channelLimit(pkg, entries);
+  $("limit").hidden = !limit;
+  $("limit").textContent = limit || "";
+
+  const log = $("transcript");
+  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
+  const items = entries.map((e) => entryItem(e, name));
+  for (const [clientId, p] of state.pendingReplies) {
+    if (p.conversation_id === conv.id) {
+      const li = entryItem({ seq: 0, role: "agent", text: p.text, at_ms: p.at_ms, author: "sending…" }, name);
+      li.classList.add("pending");
+      li.dataset.clientId = clientId;
+      items.push(li);
+    }
+  }
+  log.replaceChildren(...items);
+  if (atBottom) log.scrollTop = log.scrollHeight;
+
+  $("typing").hidden = !(kind === "mine" && state.typing.has(conv.id));
+  $("offer-actions").hidden = kind !== "offer";
+  if (kind === "offer") {
+    const left = Math.max(0, Math.round((cur.offer.expiresAt - Date.now()) / 1000));
+    $("offer-expiry").textContent = `${left} s left to accept`;
+  }
+  $("composer").hidden = kind !== "mine";
+  conv.unread = 0;
+  return cur;
+}

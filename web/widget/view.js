@@ -1,0 +1,128 @@
+// The widget's DOM: a launcher button and a chat panel inside a shadow root, so the host
+// page's styles and ours never mix. Text is always set with textContent, never as HTML.
+
+const STATUS_TEXT = {
+  bot: () => "Assistant",
+  queued: (s) =>
+    s.position
+      ? `Connecting you with a person… You are number ${s.position} in the queue.`
+      : "Connecting you with a person…",
+  agent: (s) => `You are chatting with ${s.agent_name || "a person"}`,
+};
+
+function el(tag, attrs = {}, text) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** Builds the widget and gives the app a few methods to update it. */
+export function buildView(options, handlers) {
+  const host = el("div", { id: "handoffd-widget" });
+  if (options.color) host.style.setProperty("--hd-accent", options.color);
+  const root = host.attachShadow({ mode: "open" });
+  root.append(el("link", { rel: "stylesheet", href: options.server + "/web/widget/widget.css" }));
+
+  const wrap = el("div", { class: `hd-wrap hd-${options.position}` });
+  const panelId = "hd-panel";
+  const launcher = el("button", {
+    class: "hd-launcher",
+    type: "button",
+    "aria-expanded": "false",
+    "aria-controls": panelId,
+    "aria-label": "Open chat",
+  });
+  launcher.append(el("span", { "aria-hidden": "true" }, "💬"));
+
+  const panel = el("section", { id: panelId, class: "hd-panel", role: "dialog", "aria-label": options.title, hidden: "" });
+  if (options.language) panel.setAttribute("lang", options.language);
+  const header = el("header", { class: "hd-header" });
+  const titles = el("div", { class: "hd-titles" });
+  const title = el("h2", { class: "hd-title" }, options.title);
+  const status = el("p", { class: "hd-status", role: "status", "aria-live": "polite" }, STATUS_TEXT.bot());
+  titles.append(title, status);
+  const close = el("button", { class: "hd-close", type: "button", "aria-label": "Close chat" }, "×");
+  header.append(titles, close);
+
+  const banner = el("p", { class: "hd-banner", role: "status", hidden: "" });
+  const log = el("ol", { class: "hd-log", role: "log", "aria-live": "polite", "aria-label": "Conversation", tabindex: "0" });
+  const typing = el("p", { class: "hd-typing", "aria-live": "polite", hidden: "" }, "typing…");
+  const form = el("form", { class: "hd-form" });
+  const label = el("label", { class: "hd-sr", for: "hd-input" }, "Your message");
+  const input = el("textarea", { id: "hd-input", class: "hd-input", rows: "1", maxlength: "8000", placeholder: "Write a message…", autocomplete: "off" });
+  const send = el("button", { class: "hd-send", type: "submit", "aria-label": "Send message" }, "Send");
+  form.append(label, input, send);
+  panel.append(header, banner, log, typing, form);
+  wrap.append(panel, launcher);
+  root.append(wrap);
+  document.body.append(host);
+
+  function setOpen(open) {
+    panel.hidden = !open;
+    launcher.setAttribute("aria-expanded", String(open));
+    launcher.setAttribute("aria-label", open ? "Close chat" : "Open chat");
+    wrap.classList.toggle("hd-open", open);
+    if (open) {
+      input.focus();
+      log.scrollTop = log.scrollHeight;
+    } else {
+      launcher.focus();
+    }
+  }
+  launcher.addEventListener("click", () => setOpen(panel.hidden));
+  close.addEventListener("click", () => setOpen(false));
+  panel.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") setOpen(false);
+  });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    handlers.send(text);
+    handlers.typing(false);
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  input.addEventListener("input", () => handlers.typing(input.value.trim().length > 0));
+
+  function item(role, text, extra) {
+    const li = el("li", { class: `hd-msg hd-${role}` });
+    const who = { customer: "You", bot: "Assistant", system: "Notice", agent: extra.author || "Agent" }[role] || role;
+    li.append(el("span", { class: "hd-who" }, who), el("span", { class: "hd-text" }, text));
+    if (extra.pending) li.classList.add("hd-pending");
+    if (extra.seq) li.dataset.seq = String(extra.seq);
+    return li;
+  }
+
+  return {
+    open: () => setOpen(true),
+    /** Redraws the transcript: the greeting, known messages, then those still being sent. */
+    render(messages, pending) {
+      const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+      log.replaceChildren();
+      if (options.greeting) log.append(item("greeting", options.greeting, { author: "" }));
+      for (const m of messages) log.append(item(m.role, m.text, { author: m.author_name, seq: m.seq }));
+      for (const p of pending) log.append(item("customer", p.text, { pending: true }));
+      if (atBottom || pending.length) log.scrollTop = log.scrollHeight;
+    },
+    status(s) {
+      const text = (STATUS_TEXT[s.state] || STATUS_TEXT.bot)(s);
+      status.textContent = text;
+      wrap.dataset.state = s.state;
+    },
+    connection(state) {
+      wrap.dataset.connection = state;
+      banner.hidden = state === "online";
+      banner.textContent = state === "offline" ? "Connection lost. Reconnecting…" : "Connecting…";
+    },
+    typing(active) {
+      typing.hidden = !active;
+    },
+  };
+}
