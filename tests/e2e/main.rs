@@ -2,6 +2,7 @@
 //! One test binary keeps link time down.
 
 mod bad_input;
+mod browser;
 mod burst;
 mod cli;
 mod handoff;
@@ -11,3 +12,4 @@ mod restart;
 mod resume;
 mod support;
 mod triggers;
+mod web;
