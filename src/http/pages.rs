@@ -59,6 +59,12 @@ static ASSETS: &[Asset] = &[
         Kind::Widget
     ),
     asset!("/web/widget/store.js", "widget/store.js", JS, Kind::Widget),
+    asset!(
+        "/web/widget/strings.js",
+        "widget/strings.js",
+        JS,
+        Kind::Widget
+    ),
     asset!("/web/widget/view.js", "widget/view.js", JS, Kind::Widget),
     asset!(
         "/web/widget/widget.css",

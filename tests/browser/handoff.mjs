@@ -138,10 +138,26 @@ async function main() {
     assert.equal(await visitor.locator(W.status).textContent(), "Assistant");
     await visitor.screenshot({ path: path.join(shots, "widget-desktop.png") });
 
-    step("visitor asks for a person: 'connecting you' state");
+    step("agent goes away; visitor asks for a person: 'connecting you' state");
+    await agent.locator("#presence").uncheck();
+    await until("agent away", async () => (await agent.locator("#presence-label").textContent()) === "Away");
     await say(visitor, "I want to talk to a human please");
     await until("warm handoff notice", async () => (await widgetMessages(visitor)).some((m) => m.role === "hd-system" && m.text.includes("person")));
     await until("queued status", async () => (await visitor.locator(W.status).textContent()).startsWith("Connecting you with a person"));
+    assert.equal(await visitor.locator(".hd-wrap").getAttribute("data-state"), "queued");
+
+    step("the inbox's queue lists the waiting visitor; opening it is read-only");
+    await until("queue entry", async () => (await agent.locator("#queue li").count()) === 1);
+    assert.match(await agent.locator("#queue li .who").textContent(), /Ada/);
+    assert.match(await agent.locator("#queue li .detail").textContent(), /^#1 support · waiting \d+ s$/);
+    assert.equal(await agent.locator("#queue li .channel").getAttribute("aria-label"), "Website chat");
+    assert.equal(await agent.locator("#offers li").count(), 0);
+    await agent.locator("#queue li button").click();
+    await inboxHas(agent, "customer", "I want to talk to a human please");
+    assert.equal(await agent.locator("#conv-meta").textContent(), "waiting in the queue · team support");
+    assert.ok(await agent.locator("#composer").isHidden());
+    assert.ok(await agent.locator("#offer-actions").isHidden());
+    await agent.locator("#presence").check();
 
     step("agent gets the offer: sound/notification, transcript, reasons");
     await until("an offer in the list", async () => (await agent.locator("#offers li").count()) === 1);

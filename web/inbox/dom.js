@@ -32,20 +32,21 @@ export function clock(ms) {
   return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
+// Short text badges rather than emoji: they render with any font, on any machine.
 const CHANNELS = {
-  widget: ["💬", "Website chat"],
-  whatsapp: ["🟢", "WhatsApp"],
-  telegram: ["✈️", "Telegram"],
-  messenger: ["🔵", "Messenger"],
-  instagram: ["📷", "Instagram"],
-  email: ["✉️", "Email"],
-  discord: ["🎮", "Discord"],
+  widget: ["web", "Website chat"],
+  whatsapp: ["WA", "WhatsApp"],
+  telegram: ["TG", "Telegram"],
+  messenger: ["FB", "Messenger"],
+  instagram: ["IG", "Instagram"],
+  email: ["@", "Email"],
+  discord: ["DC", "Discord"],
 };
 
-/** An icon for a channel, labelled for screen readers. */
+/** A badge for a channel, labelled for screen readers. */
 export function channelIcon(channel) {
-  const [icon, name] = CHANNELS[channel] || ["•", channel || "unknown channel"];
-  return el("span", { class: "channel", role: "img", "aria-label": name, title: name }, icon);
+  const [icon, name] = CHANNELS[channel] || ["?", channel || "unknown channel"];
+  return el("span", { class: `channel channel-${channel || "unknown"}`, role: "img", "aria-label": name, title: name }, icon);
 }
 
 /** A customer's name as shown in lists. */

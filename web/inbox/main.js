@@ -100,7 +100,11 @@ function onFrame(f) {
       const conv = state.mine.get(f.conversation_id);
       if (!conv) break;
       const added = addEntries(conv, [f.message]);
-      if (f.message.role === "customer") state.typing.delete(f.conversation_id);
+      if (f.message.role === "customer") {
+        state.typing.delete(f.conversation_id);
+        // Entities and sentiment are worked out by the daemon: fetch the fresh package.
+        if (added) conn.send({ type: "get_conversation", conversation_id: f.conversation_id });
+      }
       if (added && state.selected !== f.conversation_id) conv.unread += added;
       break;
     }

@@ -1,14 +1,7 @@
 // The widget's DOM: a launcher button and a chat panel inside a shadow root, so the host
 // page's styles and ours never mix. Text is always set with textContent, never as HTML.
 
-const STATUS_TEXT = {
-  bot: () => "Assistant",
-  queued: (s) =>
-    s.position
-      ? `Connecting you with a person… You are number ${s.position} in the queue.`
-      : "Connecting you with a person…",
-  agent: (s) => `You are chatting with ${s.agent_name || "a person"}`,
-};
+import { stringsFor } from "./strings.js";
 
 function el(tag, attrs = {}, text) {
   const node = document.createElement(tag);
@@ -17,8 +10,32 @@ function el(tag, attrs = {}, text) {
   return node;
 }
 
+/** A speech bubble drawn in SVG (no icon font, no emoji font needed). */
+function bubbleIcon() {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "28");
+  svg.setAttribute("height", "28");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v9a2 2 0 0 1-2 2H10l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+  path.setAttribute("fill", "currentColor");
+  svg.append(path);
+  return svg;
+}
+
 /** Builds the widget and gives the app a few methods to update it. */
 export function buildView(options, handlers) {
+  const t = stringsFor(options.language);
+  const statusText = (s) =>
+    s.state === "queued"
+      ? s.position
+        ? `${t.queued} ${t.position(s.position)}`
+        : t.queued
+      : s.state === "agent"
+        ? t.with(s.agent_name || t.person)
+        : t.assistant;
   const host = el("div", { id: "handoffd-widget" });
   if (options.color) host.style.setProperty("--hd-accent", options.color);
   const root = host.attachShadow({ mode: "open" });
@@ -31,27 +48,27 @@ export function buildView(options, handlers) {
     type: "button",
     "aria-expanded": "false",
     "aria-controls": panelId,
-    "aria-label": "Open chat",
+    "aria-label": t.open,
   });
-  launcher.append(el("span", { "aria-hidden": "true" }, "💬"));
+  launcher.append(bubbleIcon());
 
   const panel = el("section", { id: panelId, class: "hd-panel", role: "dialog", "aria-label": options.title, hidden: "" });
   if (options.language) panel.setAttribute("lang", options.language);
   const header = el("header", { class: "hd-header" });
   const titles = el("div", { class: "hd-titles" });
   const title = el("h2", { class: "hd-title" }, options.title);
-  const status = el("p", { class: "hd-status", role: "status", "aria-live": "polite" }, STATUS_TEXT.bot());
+  const status = el("p", { class: "hd-status", role: "status", "aria-live": "polite" }, t.assistant);
   titles.append(title, status);
-  const close = el("button", { class: "hd-close", type: "button", "aria-label": "Close chat" }, "×");
+  const close = el("button", { class: "hd-close", type: "button", "aria-label": t.close }, "×");
   header.append(titles, close);
 
   const banner = el("p", { class: "hd-banner", role: "status", hidden: "" });
-  const log = el("ol", { class: "hd-log", role: "log", "aria-live": "polite", "aria-label": "Conversation", tabindex: "0" });
-  const typing = el("p", { class: "hd-typing", "aria-live": "polite", hidden: "" }, "typing…");
+  const log = el("ol", { class: "hd-log", role: "log", "aria-live": "polite", "aria-label": t.log, tabindex: "0" });
+  const typing = el("p", { class: "hd-typing", "aria-live": "polite", hidden: "" }, t.typing);
   const form = el("form", { class: "hd-form" });
-  const label = el("label", { class: "hd-sr", for: "hd-input" }, "Your message");
-  const input = el("textarea", { id: "hd-input", class: "hd-input", rows: "1", maxlength: "8000", placeholder: "Write a message…", autocomplete: "off" });
-  const send = el("button", { class: "hd-send", type: "submit", "aria-label": "Send message" }, "Send");
+  const label = el("label", { class: "hd-sr", for: "hd-input" }, t.input);
+  const input = el("textarea", { id: "hd-input", class: "hd-input", rows: "1", maxlength: "8000", placeholder: t.placeholder, autocomplete: "off" });
+  const send = el("button", { class: "hd-send", type: "submit", "aria-label": t.sendLabel }, t.send);
   form.append(label, input, send);
   panel.append(header, banner, log, typing, form);
   wrap.append(panel, launcher);
@@ -61,7 +78,7 @@ export function buildView(options, handlers) {
   function setOpen(open) {
     panel.hidden = !open;
     launcher.setAttribute("aria-expanded", String(open));
-    launcher.setAttribute("aria-label", open ? "Close chat" : "Open chat");
+    launcher.setAttribute("aria-label", open ? t.close : t.open);
     wrap.classList.toggle("hd-open", open);
     if (open) {
       input.focus();
@@ -93,7 +110,7 @@ export function buildView(options, handlers) {
 
   function item(role, text, extra) {
     const li = el("li", { class: `hd-msg hd-${role}` });
-    const who = { customer: "You", bot: "Assistant", system: "Notice", agent: extra.author || "Agent" }[role] || role;
+    const who = { customer: t.you, bot: t.assistant, system: t.notice, agent: extra.author || t.agent }[role] || role;
     li.append(el("span", { class: "hd-who" }, who), el("span", { class: "hd-text" }, text));
     if (extra.pending) li.classList.add("hd-pending");
     if (extra.seq) li.dataset.seq = String(extra.seq);
@@ -112,14 +129,13 @@ export function buildView(options, handlers) {
       if (atBottom || pending.length) log.scrollTop = log.scrollHeight;
     },
     status(s) {
-      const text = (STATUS_TEXT[s.state] || STATUS_TEXT.bot)(s);
-      status.textContent = text;
+      status.textContent = statusText(s);
       wrap.dataset.state = s.state;
     },
     connection(state) {
       wrap.dataset.connection = state;
       banner.hidden = state === "online";
-      banner.textContent = state === "offline" ? "Connection lost. Reconnecting…" : "Connecting…";
+      banner.textContent = state === "offline" ? t.offline : t.connecting;
     },
     typing(active) {
       typing.hidden = !active;
