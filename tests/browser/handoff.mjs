@@ -296,6 +296,28 @@ async function main() {
     const positions = order.map((t) => finalTexts.indexOf(t));
     assert.ok(positions.every((p) => p >= 0), `missing: ${order.filter((t, i) => positions[i] < 0)}`);
     assert.deepEqual(positions, [...positions].sort((a, b) => a - b), `out of order: ${finalTexts.join(" | ")}`);
+
+    step("keyboard: Escape closes the panel and focus returns to the launcher; Enter opens it");
+    await visitor.locator(W.input).press("Escape");
+    await until("panel closed", async () => visitor.locator(".hd-panel").isHidden());
+    assert.equal(await visitor.locator(W.launcher).getAttribute("aria-expanded"), "false");
+    assert.equal(await visitor.evaluate(() => document.querySelector("#handoffd-widget").shadowRoot.activeElement.className), "hd-launcher");
+    await visitor.keyboard.press("Enter");
+    await until("panel open again", async () => !(await visitor.locator(".hd-panel").isHidden()));
+    assert.equal(await visitor.evaluate(() => document.querySelector("#handoffd-widget").shadowRoot.activeElement.id), "hd-input");
+
+    step("a second handoff: the agent declines the offer, it goes back to the queue");
+    await say(visitor, "can I talk to a person please");
+    await until("second offer", async () => (await agent.locator("#offers li").count()) === 1);
+    await until("offer selected", async () => !(await agent.locator("#offer-actions").isHidden()));
+    assert.equal(await agent.locator("#conv-meta").textContent(), "offered to you · team support");
+    await agent.locator("#decline").click();
+    await until("offer withdrawn", async () => (await agent.locator("#offers li").count()) === 0);
+    await until("waiting in the queue, not offered to alice", async () => {
+      const items = await agent.locator("#queue li").count();
+      return items === 1 && !(await agent.locator("#queue li").textContent()).includes("offered to you");
+    });
+    assert.match(await visitor.locator(W.status).textContent(), /^Connecting you with a person/);
     assert.deepEqual(errors, [], "errors in the pages");
     console.log(`browser test passed in ${((Date.now() - started) / 1000).toFixed(1)}s`);
   } finally {
