@@ -1,11 +1,13 @@
 // The whole handoff in a real browser: a visitor on a customer's site talks to the bot
 // through the widget and asks for a person; an agent in the inbox (a second browser
 // context) gets the offer with the transcript and the reasons, accepts and replies; both
-// pages are reloaded and lose their network; the agent closes and the bot answers again.
+// pages are reloaded and lose their network; the agent transfers to another team, whose
+// agent accepts and closes; the bot answers again.
 //
 // Run by tests/e2e/browser.rs, which starts the daemon and passes:
 //   HANDOFFD_URL (http://127.0.0.1:port), HOST_PORT (the customer site's port, listed in
-//   widget.allowed_origins), AGENT_TOKEN (alice, team support), SCREENSHOT_DIR.
+//   widget.allowed_origins), AGENT_TOKEN (alice, team support), BOB_TOKEN (bob, team
+//   billing), SCREENSHOT_DIR.
 // Exits 0 when every assertion held; prints each step.
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -20,6 +22,7 @@ const env = (k) => {
 const daemon = new URL(env("HANDOFFD_URL"));
 const hostPort = Number(env("HOST_PORT"));
 const agentToken = env("AGENT_TOKEN");
+const bobToken = env("BOB_TOKEN");
 const shots = env("SCREENSHOT_DIR");
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -143,8 +146,9 @@ async function main() {
     await until("agent away", async () => (await agent.locator("#presence-label").textContent()) === "Away");
     await say(visitor, "I want to talk to a human please");
     await until("warm handoff notice", async () => (await widgetMessages(visitor)).some((m) => m.role === "hd-system" && m.text.includes("person")));
-    await until("queued status", async () => (await visitor.locator(W.status).textContent()).startsWith("Connecting you with a person"));
+    await until("queue position", async () => (await visitor.locator(W.status).textContent()) === "Connecting you with a person… You are number 1 in the queue.");
     assert.equal(await visitor.locator(".hd-wrap").getAttribute("data-state"), "queued");
+    await visitor.screenshot({ path: path.join(shots, "widget-queued-desktop.png") });
 
     step("the inbox's queue lists the waiting visitor; opening it is read-only");
     await until("queue entry", async () => (await agent.locator("#queue li").count()) === 1);
@@ -271,9 +275,29 @@ async function main() {
     await visitor.setViewportSize(DESKTOP);
     await agent.setViewportSize(DESKTOP);
 
-    step("agent closes; the bot answers the visitor again");
-    await agent.locator("#close").click();
-    await until("conversation released", async () => (await agent.locator("#mine li").count()) === 0);
+    step("alice transfers to team billing; bob gets it with the transfer note");
+    const bobCtx = await browser.newContext({ viewport: DESKTOP });
+    const bob = await bobCtx.newPage();
+    bob.on("pageerror", (e) => errors.push(`bob: ${e.message}`));
+    await bob.goto(`${inboxBase}/inbox`);
+    await bob.locator("#token").fill(bobToken);
+    await bob.locator("#token").press("Enter");
+    await until("bob welcome", async () => (await bob.locator("#me").textContent()).includes("bob"));
+    await agent.locator("#transfer-kind").selectOption("team");
+    await agent.locator("#transfer-to").fill("billing");
+    await agent.locator("#transfer").click();
+    await until("released from alice", async () => (await agent.locator("#mine li").count()) === 0);
+    await until("bob's offer", async () => (await bob.locator("#offers li").count()) === 1);
+    await until("bob sees the offer", async () => !(await bob.locator("#offer-actions").isHidden()));
+    assert.equal(await bob.locator("#conv-meta").textContent(), "offered to you · team billing");
+    await inboxHas(bob, "note", "Transferred by alice to team billing");
+    await inboxHas(bob, "note", "VIP customer, second late order");
+    await bob.locator("#accept").click();
+    await until("visitor status names bob", async () => (await visitor.locator(W.status).textContent()) === "You are chatting with bob");
+
+    step("bob closes; the bot answers the visitor again");
+    await bob.locator("#close").click();
+    await until("conversation released", async () => (await bob.locator("#mine li").count()) === 0);
     await until("visitor back with the bot", async () => (await visitor.locator(W.status).textContent()) === "Assistant");
     await say(visitor, "how do I reset my password?");
     await widgetHas(visitor, "bot", "Use the Forgot password link on the sign-in page.");

@@ -56,7 +56,7 @@ fn widget_and_inbox_in_a_real_browser() {
         allowed_origins: vec![format!("http://127.0.0.1:{host_port}")],
         ..Options::default()
     };
-    let (dir, tokens) = Daemon::prepare(&o, &[("alice", "support", 2)]);
+    let (dir, tokens) = Daemon::prepare(&o, &[("alice", "support", 2), ("bob", "billing", 2)]);
     let d = Daemon::start(dir);
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
@@ -67,6 +67,7 @@ fn widget_and_inbox_in_a_real_browser() {
         .env("HANDOFFD_URL", d.url(""))
         .env("HOST_PORT", host_port.to_string())
         .env("AGENT_TOKEN", &tokens[0])
+        .env("BOB_TOKEN", &tokens[1])
         .env("SCREENSHOT_DIR", &shots)
         .env("CHROMIUM", chromium())
         .stdout(Stdio::piped())
@@ -93,6 +94,7 @@ fn widget_and_inbox_in_a_real_browser() {
     assert!(stdout.contains("browser test passed"), "{stdout}");
     for shot in [
         "widget-desktop.png",
+        "widget-queued-desktop.png",
         "widget-phone.png",
         "inbox-desktop.png",
         "inbox-phone.png",
