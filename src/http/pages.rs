@@ -167,12 +167,13 @@ async fn serve(
         .get(index)
         .cloned()
         .unwrap_or_else(|| "\"0\"".to_string());
-    let mut res = if matches_etag(&req, &etag) {
+    let fresh = matches_etag(&req, &etag);
+    let mut res = if fresh {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
-    res.insert_header((header::ETAG, etag.clone()))
+    res.insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
     match asset.kind {
@@ -190,7 +191,7 @@ async fn serve(
             }
         }
     }
-    if matches_etag(&req, &etag) {
+    if fresh {
         return Ok(res.finish());
     }
     Ok(res.content_type(asset.content_type).body(asset.body))

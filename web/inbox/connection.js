@@ -4,6 +4,12 @@
 
 const MAX_BACKOFF_MS = 10000;
 
+/** A random client_id; getRandomValues works on plain-http pages too, unlike UUIDs. */
+function randomId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** One agent's connection, reconnecting until signed out. */
 export class AgentConnection {
   constructor(token, on) {
@@ -90,7 +96,7 @@ export class AgentConnection {
 
   /** A reply survives a reconnect: it is resent with its client_id until acknowledged. */
   reply(conversationId, text) {
-    const clientId = "r-" + ((crypto.randomUUID && crypto.randomUUID()) || Date.now() + "-" + Math.random());
+    const clientId = "r-" + randomId();
     const frame = { type: "reply", conversation_id: conversationId, text, client_id: clientId };
     this.pendingReplies.set(clientId, frame);
     this.raw(frame);

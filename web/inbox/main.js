@@ -122,6 +122,7 @@ function onFrame(f) {
       state.queue = f.entries;
       break;
     case "ack":
+      if (f.request === "presence") refreshQueue();
       if (f.request === "reply" && f.client_id) {
         state.pendingReplies.delete(f.client_id);
         const conv = state.mine.get(f.conversation_id);

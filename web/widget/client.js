@@ -4,6 +4,12 @@
 
 const MAX_BACKOFF_MS = 10000;
 
+/** A random client_id; getRandomValues works on plain-http pages too, unlike UUIDs. */
+function randomId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** One visitor's connection to the daemon, reconnecting until stopped. */
 export class WidgetClient {
   constructor({ server, store, name, language, on }) {
@@ -68,7 +74,7 @@ export class WidgetClient {
 
   /** Queues a message; it goes now if connected, otherwise after the next welcome. */
   say(text) {
-    const clientId = (crypto.randomUUID && crypto.randomUUID()) || String(Date.now()) + Math.random();
+    const clientId = randomId();
     this.store.addPending(clientId, text);
     this.on.changed();
     this.send({ type: "message", text, client_id: clientId });
