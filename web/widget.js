@@ -12,7 +12,7 @@
   var options = {
     server: server,
     color: d.color || "",
-    greeting: d.greeting || "Hi! How can we help you today?",
+    greeting: d.greeting !== undefined ? d.greeting : null, // null: the default, in the widget's language
     position: d.position === "left" ? "left" : "right",
     language: d.language || navigator.language || "",
     title: d.title || "Chat with us",

@@ -342,6 +342,25 @@ async function main() {
       return items === 1 && !(await agent.locator("#queue li").textContent()).includes("offered to you");
     });
     assert.match(await visitor.locator(W.status).textContent(), /^Connecting you with a person/);
+
+    step("options: a French page gets French words on the left; another origin gets no widget");
+    const otherCtx = await browser.newContext({ viewport: DESKTOP });
+    const french = await otherCtx.newPage();
+    await french.goto(`${shopUrl}fr`);
+    await until("french launcher", async () => (await french.locator(W.launcher).getAttribute("aria-label")) === "Ouvrir le chat");
+    await french.locator(W.launcher).click();
+    assert.equal(await french.locator(W.input).getAttribute("placeholder"), "Écrivez un message…");
+    assert.equal(await french.locator(".hd-wrap").getAttribute("class"), "hd-wrap hd-left hd-open");
+    assert.equal(await french.locator(".hd-greeting").count(), 0);
+    const stranger = await otherCtx.newPage();
+    const refused = new Promise((resolve) => {
+      stranger.on("console", (m) => m.text().includes("handoffd widget could not load") && resolve(true));
+    });
+    // localhost is another origin than the allowed http://127.0.0.1:<port>: CORS refuses the modules.
+    await stranger.goto(`http://localhost:${hostPort}/`);
+    await until("the widget refused to load", () => Promise.race([refused, new Promise((r) => setTimeout(() => r(false), 200))]));
+    assert.equal(await stranger.locator("#handoffd-widget").count(), 0);
+    await otherCtx.close();
     assert.deepEqual(errors, [], "errors in the pages");
     console.log(`browser test passed in ${((Date.now() - started) / 1000).toFixed(1)}s`);
   } finally {

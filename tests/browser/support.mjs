@@ -37,20 +37,31 @@ export function launchOptions() {
   };
 }
 
-/** A customer's website on its own loopback origin, embedding the widget with one tag. */
-export function hostSite(port, widgetBase) {
-  const page = `<!doctype html>
+/** A page of the customer's site embedding the widget with one tag and these options. */
+function shopPage(widgetBase, attrs) {
+  const data = Object.entries(attrs)
+    .map(([k, v]) => `data-${k}="${v}"`)
+    .join(" ");
+  return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Example Shop</title></head>
 <body>
 <h1>Example Shop</h1>
 <p>Good things, delivered. Questions? Use the chat button.</p>
-<script src="${widgetBase}/widget.js" data-name="Ada" data-color="#6a1b9a" data-title="Example Shop support"
-  data-greeting="Hi! Ask us anything." data-language="en" async></script>
+<script src="${widgetBase}/widget.js" ${data} async></script>
 </body></html>`;
+}
+
+/** A customer's website on its own loopback origin: `/` in English, `/fr` in French. */
+export function hostSite(port, widgetBase) {
+  const pages = {
+    "/": shopPage(widgetBase, { name: "Ada", color: "#6a1b9a", title: "Example Shop support", greeting: "Hi! Ask us anything.", language: "en" }),
+    "/fr": shopPage(widgetBase, { language: "fr-FR", position: "left", greeting: "" }),
+  };
   const server = http.createServer((req, res) => {
-    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-    res.end(page);
+    const page = pages[req.url];
+    res.writeHead(page ? 200 : 404, { "content-type": "text/html; charset=utf-8" });
+    res.end(page || "not found");
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);

@@ -3,6 +3,7 @@
 
 const STRINGS = {
   en: {
+    greeting: "Hi! How can we help you today?",
     open: "Open chat", close: "Close chat", input: "Your message", placeholder: "Write a message…",
     send: "Send", sendLabel: "Send message", log: "Conversation", you: "You", assistant: "Assistant",
     notice: "Notice", agent: "Agent", typing: "typing…", offline: "Connection lost. Reconnecting…",
@@ -11,6 +12,7 @@ const STRINGS = {
     person: "a person",
   },
   es: {
+    greeting: "¡Hola! ¿En qué podemos ayudarte?",
     open: "Abrir chat", close: "Cerrar chat", input: "Tu mensaje", placeholder: "Escribe un mensaje…",
     send: "Enviar", sendLabel: "Enviar mensaje", log: "Conversación", you: "Tú", assistant: "Asistente",
     notice: "Aviso", agent: "Agente", typing: "escribiendo…", offline: "Conexión perdida. Reconectando…",
@@ -19,6 +21,7 @@ const STRINGS = {
     person: "una persona",
   },
   fr: {
+    greeting: "Bonjour ! Comment pouvons-nous vous aider ?",
     open: "Ouvrir le chat", close: "Fermer le chat", input: "Votre message", placeholder: "Écrivez un message…",
     send: "Envoyer", sendLabel: "Envoyer le message", log: "Conversation", you: "Vous", assistant: "Assistant",
     notice: "Info", agent: "Conseiller", typing: "écrit…", offline: "Connexion perdue. Reconnexion…",
@@ -27,6 +30,7 @@ const STRINGS = {
     person: "une personne",
   },
   de: {
+    greeting: "Hallo! Wie können wir Ihnen helfen?",
     open: "Chat öffnen", close: "Chat schließen", input: "Ihre Nachricht", placeholder: "Nachricht schreiben…",
     send: "Senden", sendLabel: "Nachricht senden", log: "Unterhaltung", you: "Sie", assistant: "Assistent",
     notice: "Hinweis", agent: "Mitarbeiter", typing: "schreibt…", offline: "Verbindung verloren. Neu verbinden…",
@@ -35,6 +39,7 @@ const STRINGS = {
     person: "einer Person",
   },
   pt: {
+    greeting: "Olá! Como podemos ajudar?",
     open: "Abrir chat", close: "Fechar chat", input: "A sua mensagem", placeholder: "Escreva uma mensagem…",
     send: "Enviar", sendLabel: "Enviar mensagem", log: "Conversa", you: "Você", assistant: "Assistente",
     notice: "Aviso", agent: "Agente", typing: "a escrever…", offline: "Ligação perdida. A religar…",
@@ -43,6 +48,7 @@ const STRINGS = {
     person: "uma pessoa",
   },
   it: {
+    greeting: "Ciao! Come possiamo aiutarti?",
     open: "Apri la chat", close: "Chiudi la chat", input: "Il tuo messaggio", placeholder: "Scrivi un messaggio…",
     send: "Invia", sendLabel: "Invia messaggio", log: "Conversazione", you: "Tu", assistant: "Assistente",
     notice: "Avviso", agent: "Operatore", typing: "sta scrivendo…", offline: "Connessione persa. Riconnessione…",

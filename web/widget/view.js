@@ -28,6 +28,7 @@ function bubbleIcon() {
 /** Builds the widget and gives the app a few methods to update it. */
 export function buildView(options, handlers) {
   const t = stringsFor(options.language);
+  const greeting = options.greeting === null ? t.greeting : options.greeting;
   const statusText = (s) =>
     s.state === "queued"
       ? s.position
@@ -123,7 +124,7 @@ export function buildView(options, handlers) {
     render(messages, pending) {
       const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
       log.replaceChildren();
-      if (options.greeting) log.append(item("greeting", options.greeting, { author: "" }));
+      if (greeting) log.append(item("greeting", greeting, { author: "" }));
       for (const m of messages) log.append(item(m.role, m.text, { author: m.author_name, seq: m.seq }));
       for (const p of pending) log.append(item("customer", p.text, { pending: true }));
       if (atBottom || pending.length) log.scrollTop = log.scrollHeight;
