@@ -192,6 +192,12 @@ async function main() {
     await until("composer shown", async () => !(await agent.locator("#composer").isHidden()));
     await until("visitor status names alice", async () => (await visitor.locator(W.status).textContent()) === "You are chatting with alice");
 
+    step("live updates keep nodes: focus stays on a list line, old messages are not redrawn");
+    await agent.locator("#mine li button").focus();
+    const firstMessage = await visitor.locator(".hd-log li.hd-customer").first().elementHandle();
+    await agent.waitForTimeout(1500); // more than one tick of the inbox's 1 s clock
+    assert.equal(await agent.evaluate(() => document.activeElement.closest("#mine") !== null), true, "focus left the list");
+
     step("typing indicators both ways");
     await visitor.locator(W.input).fill("typing something");
     await until("agent sees customer typing", async () => !(await agent.locator("#typing").isHidden()));
@@ -206,6 +212,7 @@ async function main() {
     await agent.locator("#text").press("Enter");
     await widgetHas(visitor, "agent", "Hi Ada, I'm Alice. How can I help?");
     await inboxHas(agent, "agent", "Hi Ada, I'm Alice. How can I help?");
+    assert.equal(await firstMessage.evaluate((n) => n.isConnected), true, "the widget redrew old messages");
     await until("visitor typing indicator cleared", async () => visitor.locator(W.typing).isHidden());
     await agent.locator('input[name="mode"][value="note"]').check();
     await agent.locator("#text").fill("VIP customer, second late order");

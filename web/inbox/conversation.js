@@ -29,6 +29,27 @@ function channelLimit(pkg, entries) {
     : "WhatsApp: the 24-hour window is closed; only template messages reach the customer.";
 }
 
+let shown = { id: null, nodes: new Map() };
+
+/**
+ * Brings the transcript list to `wanted` ({key, make}) keeping existing nodes, so only new
+ * entries are inserted and screen readers announce only those.
+ */
+function patchList(list, conversationId, wanted) {
+  if (shown.id !== conversationId) {
+    list.replaceChildren();
+    shown = { id: conversationId, nodes: new Map() };
+  }
+  const keep = new Map();
+  wanted.forEach((w, i) => {
+    const node = shown.nodes.get(w.key) || w.make();
+    keep.set(w.key, node);
+    if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null);
+  });
+  while (list.children.length > wanted.length) list.lastElementChild.remove();
+  shown.nodes = keep;
+}
+
 /** Redraws the middle column for the selected conversation. */
 export function renderConversation() {
   const cur = current();
@@ -50,16 +71,19 @@ export function renderConversation() {
 
   const log = $("transcript");
   const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
-  const items = entries.map((e) => entryItem(e, name));
+  const wanted = entries.map((e) => ({ key: `s:${e.seq}`, make: () => entryItem(e, name) }));
   for (const [clientId, p] of state.pendingReplies) {
-    if (p.conversation_id === conv.id) {
-      const li = entryItem({ seq: 0, role: "agent", text: p.text, at_ms: p.at_ms, author: "sending…" }, name);
-      li.classList.add("pending");
-      li.dataset.clientId = clientId;
-      items.push(li);
-    }
+    if (p.conversation_id !== conv.id) continue;
+    wanted.push({
+      key: `c:${clientId}`,
+      make: () => {
+        const li = entryItem({ seq: 0, role: "agent", text: p.text, at_ms: p.at_ms, author: "sending…" }, name);
+        li.classList.add("pending");
+        return li;
+      },
+    });
   }
-  log.replaceChildren(...items);
+  patchList(log, conv.id, wanted);
   if (atBottom) log.scrollTop = log.scrollHeight;
 
   $("typing").hidden = !(kind === "mine" && state.typing.has(conv.id));

@@ -3,17 +3,45 @@
 import { $, ago, channelIcon, contactName, el } from "./dom.js";
 import { entriesOf, state } from "./state.js";
 
-function line({ id, channel, name, detail, badge, cls }, onPick) {
-  const button = el(
-    "button",
-    { type: "button", class: `item ${cls || ""}`, "data-id": id, "aria-current": state.selected === id ? "true" : false },
+const cache = new Map(); // list id -> Map(conversation id -> <li>)
+
+/**
+ * One line of a list. An existing line's button is kept and only its content changes, so
+ * keyboard focus stays put while waiting times tick.
+ */
+function line(listId, { id, channel, name, detail, badge, cls }, onPick) {
+  const lines = cache.get(listId) || new Map();
+  cache.set(listId, lines);
+  let li = lines.get(id);
+  if (!li) {
+    const button = el("button", { type: "button", "data-id": id });
+    button.addEventListener("click", () => onPick(id));
+    li = el("li", {}, button);
+    lines.set(id, li);
+  }
+  const button = li.firstElementChild;
+  button.className = `item ${cls || ""}`.trim();
+  if (state.selected === id) button.setAttribute("aria-current", "true");
+  else button.removeAttribute("aria-current");
+  button.replaceChildren(
     channelIcon(channel),
     el("span", { class: "who" }, name),
-    badge ? el("span", { class: "badge" }, badge) : null,
+    badge ? el("span", { class: "badge" }, badge) : "",
     el("span", { class: "detail" }, detail),
   );
-  button.addEventListener("click", () => onPick(id));
-  return el("li", {}, button);
+  return li;
+}
+
+/** Puts `items` into the list element, moving only what moved; forgets lines no longer there. */
+function fill(listId, items) {
+  const list = $(listId);
+  items.forEach((li, i) => {
+    if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+  });
+  while (list.children.length > items.length) list.lastElementChild.remove();
+  const lines = cache.get(listId);
+  if (lines) for (const [id, li] of lines) if (!items.includes(li)) lines.delete(id);
+  $(`${listId}-count`).textContent = String(items.length);
 }
 
 function waitingSince(pkg) {
@@ -24,6 +52,7 @@ function waitingSince(pkg) {
 export function renderLists(onPick) {
   const offers = [...state.offers.entries()].map(([id, o]) =>
     line(
+      "offers",
       {
         id,
         channel: o.package.channel,
@@ -35,13 +64,13 @@ export function renderLists(onPick) {
       onPick,
     ),
   );
-  $("offers").replaceChildren(...offers);
-  $("offers-count").textContent = String(offers.length);
+  fill("offers", offers);
 
   const mine = [...state.mine.values()].map((c) => {
     const last = entriesOf(c).filter((e) => e.role === "customer").pop();
     const pkg = c.package || {};
     return line(
+      "mine",
       {
         id: c.id,
         channel: pkg.channel,
@@ -53,11 +82,11 @@ export function renderLists(onPick) {
       onPick,
     );
   });
-  $("mine").replaceChildren(...mine);
-  $("mine-count").textContent = String(mine.length);
+  fill("mine", mine);
 
   const queue = state.queue.map((q) =>
     line(
+      "queue",
       {
         id: q.conversation_id,
         channel: q.channel,
@@ -68,8 +97,7 @@ export function renderLists(onPick) {
       onPick,
     ),
   );
-  $("queue").replaceChildren(...queue);
-  $("queue-count").textContent = String(queue.length);
+  fill("queue", queue);
 }
 
 /** Priority 0..3 as a word; only high ones are worth a badge. */

@@ -109,24 +109,42 @@ export function buildView(options, handlers) {
   });
   input.addEventListener("input", () => handlers.typing(input.value.trim().length > 0));
 
+  let nodes = new Map(); // render key -> <li>
+
   function item(role, text, extra) {
     const li = el("li", { class: `hd-msg hd-${role}` });
     const who = { customer: t.you, bot: t.assistant, system: t.notice, agent: extra.author || t.agent }[role] || role;
     li.append(el("span", { class: "hd-who" }, who), el("span", { class: "hd-text" }, text));
-    if (extra.pending) li.classList.add("hd-pending");
-    if (extra.seq) li.dataset.seq = String(extra.seq);
     return li;
   }
 
   return {
     open: () => setOpen(true),
-    /** Redraws the transcript: the greeting, known messages, then those still being sent. */
+    /**
+     * Shows the greeting, known messages, then those still being sent. Nodes are kept by
+     * key and only new ones are inserted, so screen readers announce only what is new.
+     */
     render(messages, pending) {
       const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-      log.replaceChildren();
-      if (greeting) log.append(item("greeting", greeting, { author: "" }));
-      for (const m of messages) log.append(item(m.role, m.text, { author: m.author_name, seq: m.seq }));
-      for (const p of pending) log.append(item("customer", p.text, { pending: true }));
+      const wanted = [];
+      if (greeting) wanted.push({ key: "greeting", make: () => item("greeting", greeting, { author: "" }) });
+      for (const m of messages) {
+        const key = m.client_id ? `c:${m.client_id}` : `s:${m.seq}`;
+        wanted.push({ key, seq: m.seq, make: () => item(m.role, m.text, { author: m.author_name }) });
+      }
+      for (const p of pending) {
+        wanted.push({ key: `c:${p.client_id}`, pending: true, make: () => item("customer", p.text, {}) });
+      }
+      const keep = new Map();
+      wanted.forEach((w, i) => {
+        const node = nodes.get(w.key) || w.make();
+        node.classList.toggle("hd-pending", Boolean(w.pending));
+        if (w.seq) node.dataset.seq = String(w.seq);
+        keep.set(w.key, node);
+        if (log.children[i] !== node) log.insertBefore(node, log.children[i] || null);
+      });
+      while (log.children.length > wanted.length) log.lastElementChild.remove();
+      nodes = keep;
       if (atBottom || pending.length) log.scrollTop = log.scrollHeight;
     },
     status(s) {
