@@ -1,7 +1,7 @@
 //! Typed configuration: `config.toml` with `${ENV_VAR}` expansion and validation that names
 //! every problem with its TOML key and line.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -443,6 +443,11 @@ pub struct RouterConfig {
     /// Routing rules, tried in order; the first that matches applies.
     #[serde(default)]
     pub rules: Vec<RoutingRule>,
+    /// What a conversation of each channel counts against an agent's capacity (1 = a live
+    /// chat; e.g. `email = 0.5` lets an agent of capacity 3 hold six emails). Channels not
+    /// listed count 1.
+    #[serde(default)]
+    pub channel_weights: BTreeMap<String, f64>,
 }
 
 /// Sends escalations with some property to a team, requiring skills, raising priority.
@@ -488,6 +493,8 @@ fn default_decline_cooldown() -> u64 {
 fn default_teams() -> Vec<TeamConfig> {
     vec![TeamConfig {
         name: crate::escalation::config::default_team(),
+        strategy: Default::default(),
+        max_open: None,
     }]
 }
 
@@ -499,6 +506,7 @@ impl Default for RouterConfig {
             decline_cooldown_secs: default_decline_cooldown(),
             teams: default_teams(),
             rules: Vec::new(),
+            channel_weights: BTreeMap::new(),
         }
     }
 }
@@ -507,6 +515,14 @@ impl Default for RouterConfig {
 #[serde(deny_unknown_fields)]
 pub struct TeamConfig {
     pub name: String,
+    /// How waiting conversations reach the team's agents: `balanced` (the least loaded
+    /// agent), `round_robin` (agents in turn) or `manual` (agents claim from the queue).
+    #[serde(default)]
+    pub strategy: crate::router::Strategy,
+    /// Conversations the team holds at once (held or offered), whatever its agents'
+    /// capacities add up to; unset means no team limit.
+    #[serde(default)]
+    pub max_open: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -729,6 +745,28 @@ impl Config {
         }
         if self.router.teams.is_empty() {
             bad("router.teams".into(), "at least one team is needed".into());
+        }
+        for (i, t) in self.router.teams.iter().enumerate() {
+            if t.max_open == Some(0) {
+                bad(
+                    format!("router.teams[{i}].max_open"),
+                    "must be above 0 (leave it out for no team limit)".into(),
+                );
+            }
+        }
+        for (name, w) in &self.router.channel_weights {
+            if handoffd_channels::ChannelKind::parse(name).is_none() {
+                bad(
+                    format!("router.channel_weights.{name}"),
+                    format!("unknown channel `{name}`"),
+                );
+            }
+            if !(w.is_finite() && *w >= 0.01 && *w <= 10.0) {
+                bad(
+                    format!("router.channel_weights.{name}"),
+                    "a weight is between 0.01 and 10 (1 is a live chat)".into(),
+                );
+            }
         }
         if self.router.offer_timeout_secs == 0 {
             bad("router.offer_timeout_secs".into(), "must be above 0".into());

@@ -210,6 +210,9 @@ pub struct QueueEntry {
     /// The customer's language: agents who speak it are offered first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// The conversation's channel: what it weighs against an agent's capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ChannelKind>,
 }
 
 /// Which agent holds a conversation. Written only on the router's decision.

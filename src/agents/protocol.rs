@@ -10,7 +10,10 @@ use crate::handoff::{HandoffPackage, TranscriptEntry};
 #[serde(rename_all = "snake_case")]
 pub enum Presence {
     Online,
+    /// Signed in but not taking new conversations (a break); keeps what they hold.
     Away,
+    /// Off duty while a client stays connected (an open inbox tab); no offers either.
+    Offline,
 }
 
 /// Where a transfer goes: another agent or a team.
@@ -34,6 +37,12 @@ pub enum ClientFrame {
     Accept {
         conversation_id: String,
     },
+    /// Take a waiting conversation from the queue without an offer (manual teams).
+    Claim {
+        conversation_id: String,
+    },
+    /// Ask for the waiting conversations of one's teams (answered with a `queue` frame).
+    GetQueue,
     Decline {
         conversation_id: String,
         #[serde(default)]
@@ -68,8 +77,6 @@ pub enum ClientFrame {
     GetConversation {
         conversation_id: String,
     },
-    /// The waiting conversations of the agent's teams, for an inbox's queue list.
-    GetQueue,
     Ping,
 }
 
@@ -80,6 +87,8 @@ impl ClientFrame {
             ClientFrame::Auth { .. } => "auth",
             ClientFrame::Presence { .. } => "presence",
             ClientFrame::Accept { .. } => "accept",
+            ClientFrame::Claim { .. } => "claim",
+            ClientFrame::GetQueue => "get_queue",
             ClientFrame::Decline { .. } => "decline",
             ClientFrame::Reply { .. } => "reply",
             ClientFrame::Note { .. } => "note",
@@ -87,7 +96,6 @@ impl ClientFrame {
             ClientFrame::Transfer { .. } => "transfer",
             ClientFrame::Close { .. } => "close",
             ClientFrame::GetConversation { .. } => "get_conversation",
-            ClientFrame::GetQueue => "get_queue",
             ClientFrame::Ping => "ping",
         }
     }
@@ -100,22 +108,6 @@ pub struct AgentInfo {
     pub name: String,
     pub teams: Vec<String>,
     pub capacity: u32,
-}
-
-/// One waiting conversation in a `queue` frame: enough for an inbox to list it without
-/// loading the whole package.
-#[derive(Debug, Clone, Serialize)]
-pub struct QueueItem {
-    pub conversation_id: String,
-    pub team: String,
-    pub priority: u8,
-    pub enqueued_at_ms: u64,
-    /// 1-based place among the team's waiting conversations.
-    pub position: usize,
-    /// True when the router is offering it to this agent right now.
-    pub offered_to_you: bool,
-    pub channel: handoffd_channels::ChannelKind,
-    pub contact: handoffd_channels::Contact,
 }
 
 /// Frames the daemon sends to an agent client.
@@ -155,9 +147,10 @@ pub enum ServerFrame {
         package: Option<Box<HandoffPackage>>,
         transcript: Vec<TranscriptEntry>,
     },
-    /// The answer to `get_queue`: what waits for the agent's teams, in serving order.
+    /// The waiting conversations of the agent's teams, in the order they will be served:
+    /// the answer to `get_queue`, and pushed to agents of manual teams when it changes.
     Queue {
-        entries: Vec<QueueItem>,
+        entries: Vec<crate::router::QueuedView>,
     },
     /// The conversation left this agent (closed, transferred, re-queued).
     Released {

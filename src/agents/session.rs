@@ -14,13 +14,14 @@ use handoffd_channels::ws::WsWriter;
 
 use super::AgentRegistry;
 use super::auth::hash_token;
-use super::protocol::{ClientFrame, QueueItem, ServerFrame, TransferTarget};
+use super::protocol::{ClientFrame, ServerFrame, TransferTarget};
 use super::registry::AgentPush;
 use crate::conversation::{AgentAction, AgentRequest, Directory, TypingSignal, send_to};
 use crate::handoff::{HandoffPackage, TranscriptEntry};
 use crate::model::Owner;
 use crate::router::{
-    Accept, AgentConnected, AgentDisconnected, Decline, GetQueue, QueuedView, Router, SetPresence,
+    Accept, AgentConnected, AgentDisconnected, Claim, Decline, GetQueue, QueuedView, Router,
+    SetPresence,
 };
 use crate::store::Store;
 
@@ -273,6 +274,42 @@ impl AgentSession {
                 });
                 self.send(ctx, ServerFrame::ack(kind, None));
             }
+            ClientFrame::GetQueue => {
+                let fut = self.endpoint.router.send(GetQueue {
+                    for_agent: Some(agent_id),
+                });
+                ctx.wait(fut.into_actor(self).map(move |res, act, ctx| {
+                    let frame = match res {
+                        Ok(entries) => ServerFrame::Queue {
+                            entries: act.with_contacts(entries),
+                        },
+                        Err(_) => ServerFrame::error(
+                            "unavailable",
+                            "the router is not running",
+                            Some(kind),
+                        ),
+                    };
+                    act.send(ctx, frame);
+                }));
+            }
+            ClientFrame::Claim { conversation_id } => {
+                let fut = self.endpoint.router.send(Claim {
+                    agent_id,
+                    conversation_id: conversation_id.clone(),
+                });
+                ctx.wait(fut.into_actor(self).map(move |res, act, ctx| {
+                    let frame = match res {
+                        Ok(Ok(())) => ServerFrame::ack(kind, Some(conversation_id)),
+                        Ok(Err(e)) => ServerFrame::error(e.code(), e.to_string(), Some(kind)),
+                        Err(_) => ServerFrame::error(
+                            "unavailable",
+                            "the router is not running",
+                            Some(kind),
+                        ),
+                    };
+                    act.send(ctx, frame);
+                }));
+            }
             ClientFrame::Accept { conversation_id } => {
                 let fut = self.endpoint.router.send(Accept {
                     agent_id,
@@ -491,51 +528,18 @@ impl AgentSession {
                 let frame = self.conversation_view(&conversation_id);
                 self.send(ctx, frame);
             }
-            ClientFrame::GetQueue => {
-                let fut = self.endpoint.router.send(GetQueue);
-                ctx.wait(fut.into_actor(self).map(move |res, act, ctx| {
-                    let frame = match res {
-                        Ok(queue) => act.queue_view(queue),
-                        Err(_) => ServerFrame::error(
-                            "unavailable",
-                            "the router is not running",
-                            Some(kind),
-                        ),
-                    };
-                    act.send(ctx, frame);
-                }));
-            }
         }
     }
 
-    /// The router's queue cut down to this agent's teams, with each conversation's channel
-    /// and contact read from the store.
-    fn queue_view(&self, queue: Vec<QueuedView>) -> ServerFrame {
-        let Some(agent) = &self.agent else {
-            return ServerFrame::error("unauthorized", "authenticate first", Some("get_queue"));
-        };
-        let mut entries = Vec::new();
-        for q in queue.into_iter().filter(|q| agent.teams.contains(&q.team)) {
-            let record = match self.endpoint.store.conversation(&q.conversation_id) {
-                Ok(Some(r)) => r,
-                // Gone between the router's answer and this read: not worth listing.
-                Ok(None) => continue,
-                Err(e) => {
-                    return ServerFrame::error("storage_error", e.to_string(), Some("get_queue"));
-                }
-            };
-            entries.push(QueueItem {
-                offered_to_you: q.offered_to.as_deref() == Some(agent.id.as_str()),
-                conversation_id: q.conversation_id,
-                team: q.team,
-                priority: q.priority,
-                enqueued_at_ms: q.enqueued_at_ms,
-                position: q.position,
-                channel: record.channel,
-                contact: record.contact,
-            });
+    /// Adds each waiting customer's contact (name, language) from the store, so the inbox
+    /// can list them by name. A failed read leaves that one without: the list still works.
+    fn with_contacts(&self, mut entries: Vec<QueuedView>) -> Vec<QueuedView> {
+        for e in &mut entries {
+            if let Ok(Some(record)) = self.endpoint.store.conversation(&e.conversation_id) {
+                e.contact = Some(record.contact);
+            }
         }
-        ServerFrame::Queue { entries }
+        entries
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -494,6 +494,7 @@ impl ConversationActor {
             preferred_agent: self.record.last_agent.clone(),
             skills: route.skills,
             language: self.record.language.clone(),
+            channel: Some(self.record.channel),
         };
         p.ops.push(Op::PutQueueEntry(entry.clone()));
         if self.svc.settings.mode == HandoffMode::Warm {
@@ -637,6 +638,7 @@ impl ConversationActor {
                 preferred_agent: None,
                 skills: Vec::new(),
                 language: self.record.language.clone(),
+                channel: Some(self.record.channel),
             },
         };
         self.record.owner = Owner::Queued {
@@ -756,6 +758,7 @@ impl ConversationActor {
                     // A new team: its own agents' skills apply, not the old route's.
                     skills: Vec::new(),
                     language: self.record.language.clone(),
+                    channel: Some(self.record.channel),
                 };
                 if let Some(e) = self.record.escalation.as_mut() {
                     e.team = to_team.clone();

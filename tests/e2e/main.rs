@@ -10,6 +10,7 @@ mod lifecycle;
 mod load_smoke;
 mod restart;
 mod resume;
+mod strategies;
 mod support;
 mod triggers;
 mod web;

@@ -125,7 +125,7 @@ async fn get_queue_lists_what_waits_for_the_agents_teams() {
     assert_eq!(e["conversation_id"], json!(conv));
     assert_eq!(e["team"], "support");
     assert_eq!(e["position"], 1);
-    assert_eq!(e["offered_to_you"], true);
+    assert_eq!(e["offered_to"], "alice");
     assert_eq!(e["channel"], "widget");
     assert_eq!(e["contact"]["name"], "Test Customer");
     assert!(e["enqueued_at_ms"].as_u64().unwrap_or(0) > 0, "{e}");

@@ -92,7 +92,7 @@ export function renderLists(onPick) {
         channel: q.channel,
         name: contactName(q.contact),
         detail: `#${q.position} ${q.team} · waiting ${ago(q.enqueued_at_ms)}`,
-        badge: q.offered_to_you ? "offered to you" : priorityLabel(q.priority),
+        badge: state.agent && q.offered_to === state.agent.id ? "offered to you" : priorityLabel(q.priority),
       },
       onPick,
     ),

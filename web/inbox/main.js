@@ -118,9 +118,12 @@ function onFrame(f) {
       if (state.selected === f.conversation_id) state.selected = null;
       refreshQueue();
       break;
-    case "queue":
-      state.queue = f.entries;
+    case "queue": {
+      // Pushed queue frames (manual teams) carry no contact: keep the names already known.
+      const known = new Map(state.queue.map((q) => [q.conversation_id, q.contact]));
+      state.queue = f.entries.map((q) => (q.contact ? q : { ...q, contact: known.get(q.conversation_id) }));
       break;
+    }
     case "ack":
       if (f.request === "presence") refreshQueue();
       if (f.request === "reply" && f.client_id) {
