@@ -350,6 +350,16 @@ async function main() {
     });
     assert.match(await visitor.locator(W.status).textContent(), /^Connecting you with a person/);
 
+    step("alice takes it from the queue anyway (claim): the visitor gets her again");
+    await agent.locator("#queue li button").click();
+    await until("queued view", async () => !(await agent.locator("#queued-actions").isHidden()));
+    await inboxHas(agent, "customer", "can I talk to a person please");
+    await agent.locator("#claim").click();
+    await until("claimed", async () => (await agent.locator("#mine li").count()) === 1);
+    await until("composer for the claimed one", async () => !(await agent.locator("#composer").isHidden()));
+    await until("visitor status names alice again", async () => (await visitor.locator(W.status).textContent()) === "You are chatting with alice");
+    assert.equal(await agent.locator("#queue li").count(), 0);
+
     step("options: a French page gets French words on the left; another origin gets no widget");
     const otherCtx = await browser.newContext({ viewport: DESKTOP });
     const french = await otherCtx.newPage();

@@ -88,6 +88,7 @@ export function renderConversation() {
 
   $("typing").hidden = !(kind === "mine" && state.typing.has(conv.id));
   $("offer-actions").hidden = kind !== "offer";
+  $("queued-actions").hidden = kind !== "queued";
   if (kind === "offer") {
     const left = Math.max(0, Math.round((cur.offer.expiresAt - Date.now()) / 1000));
     $("offer-expiry").textContent = `${left} s left to accept`;

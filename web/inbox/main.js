@@ -34,6 +34,7 @@ function tick() {
 function pick(id) {
   state.selected = id;
   $("composer-error").textContent = "";
+  $("conv-error").textContent = "";
   if (!state.mine.has(id) && !state.offers.has(id)) conn.send({ type: "get_conversation", conversation_id: id });
   else if (state.mine.has(id)) state.mine.get(id).unread = 0;
   render();
@@ -83,6 +84,7 @@ function onFrame(f) {
       state.offers.delete(f.conversation_id);
       state.viewing.delete(f.conversation_id);
       state.selected = f.conversation_id;
+      $("conv-error").textContent = "";
       refreshQueue();
       break;
     }
@@ -137,7 +139,8 @@ function onFrame(f) {
       if (f.request === "reply") {
         for (const k of [...state.pendingReplies.keys()]) if (!conn.pendingReplies.has(k)) state.pendingReplies.delete(k);
       }
-      $("composer-error").textContent = `${f.request ? f.request + ": " : ""}${f.message}`;
+      $(f.request === "reply" || f.request === "note" ? "composer-error" : "conv-error").textContent =
+        `${f.request ? f.request + ": " : ""}${f.message}`;
       if (f.request === "get_conversation" && !state.mine.has(state.selected)) state.selected = null;
       break;
     default:
@@ -191,6 +194,11 @@ function wireActions() {
     conn.send({ type: "accept", conversation_id: state.selected });
   });
   $("decline").addEventListener("click", () => conn.send({ type: "decline", conversation_id: state.selected }));
+  $("claim").addEventListener("click", () => {
+    unlockSound();
+    $("conv-error").textContent = "";
+    conn.send({ type: "claim", conversation_id: state.selected });
+  });
   const text = $("text");
   text.addEventListener("input", () => {
     const note = document.querySelector('input[name="mode"]:checked').value === "note";
