@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use handoffd_channels::meta::{MetaConfig, Platform};
 use serde::Deserialize;
 
 pub use crate::escalation::config::{
@@ -37,6 +38,15 @@ pub struct Config {
     pub router: RouterConfig,
     #[serde(default)]
     pub agents: AgentsConfig,
+    /// WhatsApp Cloud API; the channel runs when the section is present.
+    #[serde(default)]
+    pub whatsapp: Option<MetaConfig>,
+    /// Messenger; the channel runs when the section is present.
+    #[serde(default)]
+    pub messenger: Option<MetaConfig>,
+    /// Instagram Messaging; the channel runs when the section is present.
+    #[serde(default)]
+    pub instagram: Option<MetaConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -688,6 +698,13 @@ impl Config {
         if self.widget.max_message_chars == 0 {
             bad("widget.max_message_chars".into(), "must be above 0".into());
         }
+        for platform in Platform::ALL {
+            if let Some(c) = self.meta(platform) {
+                for (key, message) in c.problems(platform) {
+                    bad(format!("{}.{key}", platform.channel()), message);
+                }
+            }
+        }
         if self.agents.max_frame_bytes < 1024 {
             bad(
                 "agents.max_frame_bytes".into(),
@@ -812,6 +829,15 @@ impl Config {
     }
 
     /// Path of the journal file.
+    /// The section of a Meta platform, when it is configured (and so enabled).
+    pub fn meta(&self, platform: Platform) -> Option<&MetaConfig> {
+        match platform {
+            Platform::Whatsapp => self.whatsapp.as_ref(),
+            Platform::Messenger => self.messenger.as_ref(),
+            Platform::Instagram => self.instagram.as_ref(),
+        }
+    }
+
     pub fn journal_path(&self) -> PathBuf {
         self.storage.data_dir.join("handoffd.redb")
     }
@@ -1063,6 +1089,30 @@ team = "nobody"
             panic!("expected problems");
         };
         assert_eq!(p[0].line, Some(1), "{p:?}");
+    }
+
+    #[test]
+    fn meta_sections_take_secrets_from_the_environment_and_are_checked() {
+        // SAFETY: the variable is only used by this test.
+        unsafe { std::env::set_var("HANDOFFD_TEST_WA_SECRET", "wa-app-secret-0123") };
+        let text = "[widget]\ntoken_secret = \"0123456789abcdef0123\"\n[whatsapp]\napp_secret = \"${HANDOFFD_TEST_WA_SECRET}\"\nverify_token = \"v\"\naccess_token = \"t\"\n[[whatsapp.templates]]\nname = \"order_update\"\nlanguage = \"en_US\"\ntext = \"Hi {{1}}\"\n";
+        let c = Config::from_toml(text, Path::new(".")).expect("valid");
+        let wa = c.meta(Platform::Whatsapp).expect("whatsapp enabled");
+        assert_eq!(wa.app_secret, "wa-app-secret-0123");
+        assert_eq!(wa.templates.len(), 1);
+        assert!(c.meta(Platform::Messenger).is_none());
+        let text = "[widget]\ntoken_secret = \"0123456789abcdef0123\"\n[messenger]\napp_secret = \"x\"\nverify_token = \"v\"\naccess_token = \"\"\napi_version = \"latest\"\n";
+        let Err(ConfigError::Invalid(problems)) = Config::from_toml(text, Path::new(".")) else {
+            panic!("must be invalid")
+        };
+        for key in [
+            "messenger.app_secret",
+            "messenger.access_token",
+            "messenger.api_version",
+        ] {
+            let p = problems.iter().find(|p| p.key == key);
+            assert!(p.is_some_and(|p| p.line.is_some()), "{key}: {problems:?}");
+        }
     }
 
     #[test]

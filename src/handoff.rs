@@ -58,6 +58,9 @@ pub struct TranscriptEntry {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(with = "Vec<serde_json::Value>")]
     pub attachments: Vec<Attachment>,
+    /// What the customer's platform last reported about a message sent to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<crate::model::DeliveryReport>,
 }
 
 impl From<&MessageRecord> for TranscriptEntry {
@@ -71,6 +74,7 @@ impl From<&MessageRecord> for TranscriptEntry {
             sentiment: m.sentiment,
             handoff: m.handoff,
             attachments: m.attachments.clone(),
+            delivery: m.delivery.clone(),
         }
     }
 }

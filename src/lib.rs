@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::{App, HttpServer, web};
+use handoffd_channels::meta::{MetaChannel, Platform};
 use handoffd_channels::widget::{WidgetChannel, WidgetSettings};
 use handoffd_channels::{ChannelKind, CoreLink};
 
@@ -47,6 +48,8 @@ pub enum StartError {
     Bot(#[from] bot::faq::FaqFileError),
     #[error("analysis: {0}")]
     Analysis(String),
+    #[error("channel: {0}")]
+    Channel(#[from] handoffd_channels::meta::StartError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -94,6 +97,7 @@ impl Gateway {
             inbound: directory.clone().recipient(),
             typing: directory.clone().recipient(),
             history: directory.clone().recipient(),
+            delivery: directory.clone().recipient(),
         };
         let widget = WidgetChannel::start(
             WidgetSettings {
@@ -103,10 +107,27 @@ impl Gateway {
                 token_secret: config.widget.token_secret.as_bytes().to_vec(),
                 idle_timeout: Duration::from_secs(config.widget.idle_timeout_secs.max(5)),
             },
-            core,
+            core.clone(),
         );
         let mut channels = HashMap::new();
         channels.insert(ChannelKind::Widget, widget.outbound());
+        // Meta's channels run when their config section is present.
+        let mut meta = Vec::new();
+        let mut windows = HashMap::new();
+        for platform in Platform::ALL {
+            if let Some(c) = config.meta(platform) {
+                let channel = MetaChannel::start(platform, c, core.clone())?;
+                channels.insert(platform.channel(), channel.outbound());
+                windows.insert(platform.channel(), channel.window_rules().clone());
+                tracing::info!(
+                    path = platform.webhook_path(),
+                    "{} channel started",
+                    platform.channel()
+                );
+                meta.push(channel);
+            }
+        }
+        let windows = Arc::new(windows);
 
         let router_ctx = Context::<Router>::new();
         let router_addr = router_ctx.address();
@@ -121,6 +142,7 @@ impl Gateway {
             agents: registry.clone(),
             directory: directory.clone(),
             settings: ConversationSettings::from_config(&config),
+            windows: windows.clone(),
         });
         directory.do_send(SetServices(svc));
         router_ctx.run(Router::new(
@@ -151,18 +173,22 @@ impl Gateway {
             registry,
             teams,
             max_frame_bytes: config.agents.max_frame_bytes,
+            windows,
         });
         let max_body = config.server.max_body_bytes;
         let listen = config.server.listen.clone();
         let server = HttpServer::new(move || {
             let (state, widget, agents, pages) =
                 (state.clone(), widget.clone(), agents.clone(), pages.clone());
+            let meta = meta.clone();
             App::new()
                 .wrap(
                     actix_web::middleware::Logger::new("%a \"%r\" %s %Dms")
                         .log_target("handoffd::http"),
                 )
-                .configure(move |cfg| http::configure(cfg, state, widget, agents, pages, max_body))
+                .configure(move |cfg| {
+                    http::configure(cfg, state, widget, agents, pages, meta, max_body)
+                })
         })
         .workers(workers)
         // Without it Nagle's algorithm holds a bot reply written right after the ack until

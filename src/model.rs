@@ -1,7 +1,9 @@
 //! The records handoffd keeps: conversations, their messages, the queue, assignments, agents
 //! and pending deliveries. They are plain serde types; `store/` decides how they sit on disk.
 
-use handoffd_channels::{Attachment, ChannelKind, Contact, OutboundPayload};
+use handoffd_channels::{
+    Attachment, ChannelKind, Contact, DeliveryMode, DeliveryStatus, OutboundPayload,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -124,6 +126,31 @@ pub struct MessageRecord {
     pub handoff: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot: Option<BotTurnMeta>,
+    /// How it was sent on a platform with a messaging window (tag, template).
+    #[serde(default, skip_serializing_if = "DeliveryMode::is_standard")]
+    pub delivery_mode: DeliveryMode,
+    /// What the platform last reported about an outbound message (delivered, read...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryReport>,
+}
+
+/// The latest delivery report on an outbound message, as the platform sent it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeliveryReport {
+    /// `sent`, `delivered`, `read` or `failed`.
+    #[schemars(with = "String")]
+    pub status: DeliveryStatus,
+    pub at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where a message the daemon sent lives, found by the id its platform gave it, so the
+/// platform's later delivery and read reports reach it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundRef {
+    pub conversation_id: String,
+    pub seq: u64,
 }
 
 impl MessageRecord {
@@ -167,6 +194,9 @@ pub struct ConversationRecord {
     /// The language the customer writes in, as last detected (ISO 639-1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// When the customer last wrote, by the platform's clock: messaging windows run from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_customer_message_ms: Option<u64>,
 }
 
 /// An entity found in the conversation and where.
@@ -274,6 +304,7 @@ impl MessageRecord {
             text: self.text.clone(),
             sent_at_ms: self.at_ms,
             client_id: self.client_id().map(str::to_string),
+            delivery_mode: self.delivery_mode.clone(),
         }
     }
 }
@@ -303,6 +334,7 @@ impl ConversationRecord {
             last_agent: None,
             bot_resuming: false,
             language: None,
+            last_customer_message_ms: None,
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use handoffd_channels::WindowView;
+
 use crate::handoff::{HandoffPackage, TranscriptEntry};
 
 /// Agent presence as agents set it.
@@ -54,6 +56,15 @@ pub enum ClientFrame {
         #[serde(default)]
         client_id: Option<String>,
     },
+    /// Sends a configured template (WhatsApp, the only thing allowed outside its window).
+    Template {
+        conversation_id: String,
+        template: String,
+        #[serde(default)]
+        params: Vec<String>,
+        #[serde(default)]
+        client_id: Option<String>,
+    },
     Note {
         conversation_id: String,
         text: String,
@@ -91,6 +102,7 @@ impl ClientFrame {
             ClientFrame::GetQueue => "get_queue",
             ClientFrame::Decline { .. } => "decline",
             ClientFrame::Reply { .. } => "reply",
+            ClientFrame::Template { .. } => "template",
             ClientFrame::Note { .. } => "note",
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::Transfer { .. } => "transfer",
@@ -146,6 +158,22 @@ pub enum ServerFrame {
         owner: crate::model::Owner,
         package: Option<Box<HandoffPackage>>,
         transcript: Vec<TranscriptEntry>,
+        /// The messaging window, on channels that have one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        window: Option<WindowView>,
+    },
+    /// Where the conversation stands in its channel's messaging window: sent when an agent
+    /// gets the conversation and after every customer message, so the agent knows what may
+    /// be sent before typing.
+    Window {
+        conversation_id: String,
+        window: WindowView,
+    },
+    /// The platform reported on a message sent to the customer (delivered, read, failed).
+    Delivery {
+        conversation_id: String,
+        seq: u64,
+        delivery: crate::model::DeliveryReport,
     },
     /// The waiting conversations of the agent's teams, in the order they will be served:
     /// the answer to `get_queue`, and pushed to agents of manual teams when it changes.

@@ -101,6 +101,8 @@ mod tests {
             intents: vec![],
             handoff: None,
             bot: None,
+            delivery_mode: Default::default(),
+            delivery: None,
         }
     }
 

@@ -178,6 +178,7 @@ mod tests {
             sentiment: None,
             handoff: None,
             attachments: vec![],
+            delivery: None,
         };
         BotTurn {
             conversation_id: "c".into(),

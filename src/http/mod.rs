@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
+use handoffd_channels::meta::{MetaChannel, webhook};
 use handoffd_channels::widget::{self, WidgetChannel};
 use serde_json::json;
 
@@ -36,8 +37,13 @@ pub fn configure(
     widget: web::Data<WidgetChannel>,
     agents: web::Data<AgentEndpoint>,
     web_pages: web::Data<pages::WebSettings>,
+    meta: Vec<MetaChannel>,
     max_body: usize,
 ) {
+    // Meta's webhook endpoints (`/webhooks/<platform>`), for the channels that run.
+    for channel in meta {
+        webhook::configure(cfg, channel);
+    }
     cfg.app_data(state)
         .app_data(widget)
         .app_data(agents)

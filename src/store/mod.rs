@@ -16,7 +16,8 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    AgentRecord, Assignment, ConversationRecord, MessageRecord, OutboxEntry, QueueEntry,
+    AgentRecord, Assignment, ConversationRecord, MessageRecord, OutboundRef, OutboxEntry,
+    QueueEntry,
 };
 use tables::*;
 pub use writer::WriteStats;
@@ -36,6 +37,17 @@ pub enum Op {
     PutAgent(Box<AgentRecord>),
     PutOutbox(Box<OutboxEntry>),
     DeleteOutbox(String),
+    /// Rewrites a journaled message in place (its delivery report changed).
+    ReplaceMessage {
+        conversation_id: String,
+        message: Box<MessageRecord>,
+    },
+    /// Remembers the platform's id of a delivered message.
+    PutOutboundRef {
+        channel: ChannelKind,
+        platform_message_id: String,
+        target: OutboundRef,
+    },
 }
 
 /// Why the store could not do what was asked.
@@ -236,6 +248,17 @@ impl Store {
         self.all(OUTBOX)
     }
 
+    /// The message the daemon sent that the platform knows as `platform_message_id`.
+    pub fn outbound_ref(
+        &self,
+        channel: ChannelKind,
+        platform_message_id: &str,
+    ) -> Result<Option<OutboundRef>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OUTBOUND_REFS)?;
+        get_json(&table, &channel_key(channel, platform_message_id))
+    }
+
     fn all<T: DeserializeOwned>(
         &self,
         def: redb::TableDefinition<&str, &[u8]>,
@@ -295,6 +318,7 @@ mod tests {
             last_agent: None,
             bot_resuming: false,
             language: None,
+            last_customer_message_ms: None,
         }
     }
 
@@ -313,6 +337,8 @@ mod tests {
             intents: vec![],
             handoff: None,
             bot: None,
+            delivery_mode: Default::default(),
+            delivery: None,
         }
     }
 
@@ -371,6 +397,61 @@ mod tests {
         assert_eq!(store.conversations(&f).expect("list").len(), 20);
         f.owner = Some("agent".into());
         assert!(store.conversations(&f).expect("list").is_empty());
+    }
+
+    #[tokio::test]
+    async fn outbound_refs_find_a_sent_message_and_replace_rewrites_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("j.redb")).expect("open");
+        let mut m = msg(1, "sent to WhatsApp");
+        store
+            .commit(vec![
+                Op::PutConversation(Box::new(conv("c1"))),
+                Op::AppendMessage {
+                    conversation_id: "c1".into(),
+                    message: Box::new(m.clone()),
+                },
+                Op::PutOutboundRef {
+                    channel: ChannelKind::Whatsapp,
+                    platform_message_id: "wamid.X".into(),
+                    target: OutboundRef {
+                        conversation_id: "c1".into(),
+                        seq: 1,
+                    },
+                },
+            ])
+            .await
+            .expect("commit");
+        let found = store
+            .outbound_ref(ChannelKind::Whatsapp, "wamid.X")
+            .expect("read");
+        assert_eq!(
+            found,
+            Some(OutboundRef {
+                conversation_id: "c1".into(),
+                seq: 1
+            })
+        );
+        // Ids are per channel.
+        assert_eq!(
+            store
+                .outbound_ref(ChannelKind::Messenger, "wamid.X")
+                .expect("read"),
+            None
+        );
+        m.delivery = Some(crate::model::DeliveryReport {
+            status: handoffd_channels::DeliveryStatus::Read,
+            at_ms: 5,
+            error: None,
+        });
+        store
+            .commit(vec![Op::ReplaceMessage {
+                conversation_id: "c1".into(),
+                message: Box::new(m.clone()),
+            }])
+            .await
+            .expect("replace");
+        assert_eq!(store.messages_after("c1", 0).expect("read"), vec![m]);
     }
 
     #[test]

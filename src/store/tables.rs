@@ -22,6 +22,9 @@ pub const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
 /// delivery id -> OutboxEntry
 pub const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
 
+/// "channel:platform message id" of a message the daemon sent -> OutboundRef
+pub const OUTBOUND_REFS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_refs");
+
 /// Creates every table so that readers never meet a missing one.
 pub fn create_all(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
@@ -33,6 +36,7 @@ pub fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(ASSIGNMENTS)?;
     txn.open_table(AGENTS)?;
     txn.open_table(OUTBOX)?;
+    txn.open_table(OUTBOUND_REFS)?;
     txn.commit()?;
     Ok(())
 }

@@ -149,6 +149,7 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), StoreError> {
         let mut assignments = txn.open_table(ASSIGNMENTS)?;
         let mut agents = txn.open_table(AGENTS)?;
         let mut outbox = txn.open_table(OUTBOX)?;
+        let mut outbound_refs = txn.open_table(OUTBOUND_REFS)?;
         for op in batch.iter().flat_map(|r| r.ops.iter()) {
             match op {
                 Op::PutConversation(c) => {
@@ -194,6 +195,25 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), StoreError> {
                 }
                 Op::DeleteOutbox(id) => {
                     outbox.remove(id.as_str())?;
+                }
+                Op::ReplaceMessage {
+                    conversation_id,
+                    message,
+                } => {
+                    messages.insert(
+                        (conversation_id.as_str(), message.seq),
+                        encode(message)?.as_slice(),
+                    )?;
+                }
+                Op::PutOutboundRef {
+                    channel,
+                    platform_message_id,
+                    target,
+                } => {
+                    outbound_refs.insert(
+                        channel_key(*channel, platform_message_id).as_str(),
+                        encode(target)?.as_slice(),
+                    )?;
                 }
             }
         }

@@ -8,6 +8,7 @@ mod cli;
 mod handoff;
 mod lifecycle;
 mod load_smoke;
+mod meta;
 mod restart;
 mod resume;
 mod strategies;
