@@ -5,7 +5,6 @@ import { $, channelIcon, clock, contactName, el } from "./dom.js";
 import { current, entriesOf, state } from "./state.js";
 
 const ROLE_LABEL = { customer: "Customer", bot: "Bot", agent: "Agent", system: "System", note: "Internal note" };
-const WHATSAPP_WINDOW_MS = 24 * 60 * 60 * 1000;
 
 function entryItem(e, name) {
   const who = e.role === "customer" ? name : e.role === "agent" || e.role === "note" ? e.author || ROLE_LABEL[e.role] : ROLE_LABEL[e.role] || e.role;
@@ -18,15 +17,25 @@ function entryItem(e, name) {
   return el("li", { class: `entry role-${e.role}`, "data-seq": e.seq }, head, el("p", { class: "text" }, e.text));
 }
 
-/** The WhatsApp 24-hour customer service window, when it binds. */
-function channelLimit(pkg, entries) {
-  if (!pkg || pkg.channel !== "whatsapp") return null;
-  const last = entries.filter((e) => e.role === "customer").pop();
-  if (!last) return null;
-  const closes = last.at_ms + WHATSAPP_WINDOW_MS;
-  return closes > Date.now()
-    ? `WhatsApp: free-form replies allowed until ${new Date(closes).toLocaleString()}.`
-    : "WhatsApp: the 24-hour window is closed; only template messages reach the customer.";
+const CHANNEL_NAMES = { whatsapp: "WhatsApp", messenger: "Messenger", instagram: "Instagram" };
+
+/** The channel's messaging window (the daemon's `window` frame), when it binds. */
+function channelLimit(pkg, win) {
+  if (!win) return null;
+  const channel = CHANNEL_NAMES[pkg && pkg.channel] || "This channel";
+  const until = win.until_ms ? new Date(win.until_ms).toLocaleString() : "";
+  switch (win.state) {
+    case "open":
+      return `${channel}: replies reach the customer until ${until}.`;
+    case "human_agent_only":
+      return `${channel}: only your replies (not the bot) reach the customer until ${until}.`;
+    case "template_only":
+      return `${channel}: the 24-hour window is over; only a template can be sent${win.templates ? ` (${win.templates.join(", ")})` : ""}.`;
+    case "closed":
+      return `${channel}: the messaging window is closed until the customer writes again.`;
+    default:
+      return null;
+  }
 }
 
 let shown = { id: null, nodes: new Map() };
@@ -65,7 +74,7 @@ export function renderConversation() {
   $("conv-meta").textContent = `${owner}${pkg.team ? ` · team ${pkg.team}` : ""}`;
 
   const entries = entriesOf(conv);
-  const limit = channelLimit(pkg, entries);
+  const limit = channelLimit(pkg, state.windows.get(conv.id));
   $("limit").hidden = !limit;
   $("limit").textContent = limit || "";
 

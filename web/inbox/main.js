@@ -94,6 +94,7 @@ function onFrame(f) {
       const conv = target.get(f.conversation_id) || emptyConversation(f.conversation_id);
       conv.package = f.package || conv.package || { conversation_id: f.conversation_id };
       conv.owner = f.owner;
+      if (f.window) state.windows.set(f.conversation_id, f.window);
       addEntries(conv, f.transcript);
       target.set(f.conversation_id, conv);
       break;
@@ -110,12 +111,16 @@ function onFrame(f) {
       if (added && state.selected !== f.conversation_id) conv.unread += added;
       break;
     }
+    case "window":
+      state.windows.set(f.conversation_id, f.window);
+      break;
     case "typing":
       if (f.active) state.typing.add(f.conversation_id);
       else state.typing.delete(f.conversation_id);
       break;
     case "released":
       state.mine.delete(f.conversation_id);
+      state.windows.delete(f.conversation_id);
       state.typing.delete(f.conversation_id);
       if (state.selected === f.conversation_id) state.selected = null;
       refreshQueue();

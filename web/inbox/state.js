@@ -12,6 +12,7 @@ export const state = {
   viewing: new Map(), // conversation_id -> conversation loaded read-only (queued)
   selected: null,
   typing: new Set(), // conversation ids whose customer is typing
+  windows: new Map(), // conversation_id -> messaging window (WhatsApp, Messenger, Instagram)
   pendingReplies: new Map(), // client_id -> { conversation_id, text }
 };
 
