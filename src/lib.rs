@@ -164,6 +164,9 @@ impl Gateway {
             default_capacity: config.agents.default_capacity,
             bots,
         });
+        let pages = web::Data::new(http::pages::WebSettings {
+            allowed_origins: config.widget.allowed_origins.clone(),
+        });
         let widget = web::Data::new(widget);
         let agents = web::Data::new(AgentEndpoint {
             store: store.clone(),
@@ -177,14 +180,17 @@ impl Gateway {
         let max_body = config.server.max_body_bytes;
         let listen = config.server.listen.clone();
         let server = HttpServer::new(move || {
-            let (state, widget, agents) = (state.clone(), widget.clone(), agents.clone());
+            let (state, widget, agents, pages) =
+                (state.clone(), widget.clone(), agents.clone(), pages.clone());
             let meta = meta.clone();
             App::new()
                 .wrap(
                     actix_web::middleware::Logger::new("%a \"%r\" %s %Dms")
                         .log_target("handoffd::http"),
                 )
-                .configure(move |cfg| http::configure(cfg, state, widget, agents, meta, max_body))
+                .configure(move |cfg| {
+                    http::configure(cfg, state, widget, agents, pages, meta, max_body)
+                })
         })
         .workers(workers)
         // Without it Nagle's algorithm holds a bot reply written right after the ack until

@@ -1,9 +1,10 @@
 //! The HTTP face of the daemon (actix-web): websocket endpoints for widgets and agents, the
-//! REST API, health checks. Every error is JSON with a 4xx or 5xx status.
+//! REST API, health checks, and the widget and inbox pages. Every error is JSON with a 4xx or 5xx status.
 
 pub mod api;
 pub mod bot_api;
 pub mod error;
+pub mod pages;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub fn configure(
     state: web::Data<AppState>,
     widget: web::Data<WidgetChannel>,
     agents: web::Data<AgentEndpoint>,
+    web_pages: web::Data<pages::WebSettings>,
     meta: Vec<MetaChannel>,
     max_body: usize,
 ) {
@@ -67,6 +69,7 @@ pub fn configure(
         .route("/metrics", web::get().to(api::metrics))
         .route("/widget/ws", web::get().to(widget::ws_route))
         .route("/agent/ws", web::get().to(session::ws_route))
+        .configure(|cfg| pages::configure(cfg, web_pages))
         .service(
             web::scope("/api/v1")
                 .route("/conversations", web::get().to(api::list_conversations))

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bots;
+mod browser;
 mod burst;
 mod cli;
 mod handoff;
@@ -14,3 +15,4 @@ mod resume;
 mod strategies;
 mod support;
 mod triggers;
+mod web;
