@@ -219,6 +219,47 @@ pub struct BotConfig {
     /// channels none of them names.
     #[serde(default)]
     pub webhooks: Vec<WebhookBotConfig>,
+    /// Rasa servers (`[[bot.rasa]]`), each for the channels it names.
+    #[serde(default)]
+    pub rasa: Vec<RasaBotConfig>,
+}
+
+/// A Rasa server used through its REST channel and NLU parse endpoint (see `docs/bots.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RasaBotConfig {
+    /// Recorded as the author of its messages; unique among bots.
+    pub name: String,
+    /// Rasa's base URL (`http://127.0.0.1:5005`): `/webhooks/rest/webhook` and
+    /// `/model/parse` are called under it.
+    pub url: String,
+    /// Rasa's `--auth-token`, sent as `?token=`; empty when Rasa runs without one.
+    #[serde(default)]
+    pub token: String,
+    /// Channels this bot serves; empty means every channel no other bot names.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Intents that mean "hand me to a person" (a custom payload `{"handoff": {...}}` in a
+    /// reply works too).
+    #[serde(default = "default_handoff_intents")]
+    pub handoff_intents: Vec<String>,
+    /// Tell Rasa about handoffs by triggering the intents `handoff_accepted` and
+    /// `handoff_completed` (`/handoff_completed{"agent": "..."}`).
+    #[serde(default = "default_true_bool")]
+    pub events_as_intents: bool,
+    #[serde(default)]
+    pub after_handoff: crate::bot::AfterHandoff,
+    #[serde(default = "default_failure_threshold")]
+    pub failure_threshold: u32,
+    #[serde(default = "default_circuit_open")]
+    pub circuit_open_secs: u64,
+}
+
+fn default_handoff_intents() -> Vec<String> {
+    vec!["human_handoff".into()]
+}
+fn default_true_bool() -> bool {
+    true
 }
 
 /// A bot behind an HTTP endpoint (see `docs/bots.md`).
@@ -287,6 +328,7 @@ impl Default for BotConfig {
             faq: Vec::new(),
             faq_file: None,
             webhooks: Vec::new(),
+            rasa: Vec::new(),
         }
     }
 }
@@ -829,6 +871,52 @@ impl Config {
                     );
                 }
             }
+        }
+        for (i, r) in self.bot.rasa.iter().enumerate() {
+            let key = |k: &str| format!("bot.rasa[{i}].{k}");
+            if !valid_name(&r.name) || r.name == "faq-bot" {
+                bad(
+                    key("name"),
+                    "a bot name is 1 to 64 letters, digits, `.`, `-` or `_`, not `faq-bot`".into(),
+                );
+            }
+            if !bot_names.insert(r.name.as_str()) {
+                bad(key("name"), format!("bot `{}` is defined twice", r.name));
+            }
+            if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+                bad(key("url"), "must be an http:// or https:// URL".into());
+            }
+            if r.failure_threshold == 0 {
+                bad(key("failure_threshold"), "must be above 0".into());
+            }
+            for c in &r.channels {
+                if handoffd_channels::ChannelKind::parse(c).is_none() {
+                    bad(key("channels"), format!("unknown channel `{c}`"));
+                } else if !bot_channels.insert(c.as_str()) {
+                    bad(
+                        key("channels"),
+                        format!("channel `{c}` is already served by another bot"),
+                    );
+                }
+            }
+        }
+        let catch_alls = self
+            .bot
+            .webhooks
+            .iter()
+            .filter(|w| w.channels.is_empty())
+            .count()
+            + self
+                .bot
+                .rasa
+                .iter()
+                .filter(|r| r.channels.is_empty())
+                .count();
+        if catch_alls > 1 {
+            bad(
+                "bot".into(),
+                "only one external bot may leave `channels` empty (it serves the rest)".into(),
+            );
         }
         let mut teams = HashSet::new();
         for (i, t) in self.router.teams.iter().enumerate() {

@@ -3,6 +3,7 @@
 //! timeout and never trusts it to answer.
 
 pub mod faq;
+pub mod rasa;
 pub mod registry;
 pub mod webhook;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use handoffd_channels::ChannelKind;
 
+use super::rasa::RasaBot;
 use super::webhook::WebhookBot;
 use super::{Bot, BotError, faq_from_config};
 use crate::config::BotConfig;
@@ -18,7 +19,7 @@ pub enum BotsError {
     #[error(transparent)]
     Faq(#[from] super::faq::FaqFileError),
     #[error("bot `{name}`: {source}")]
-    Webhook { name: String, source: BotError },
+    Adapter { name: String, source: BotError },
 }
 
 /// The running bots.
@@ -46,22 +47,37 @@ impl Bots {
         for w in &cfg.webhooks {
             let bot: Arc<dyn Bot> =
                 Arc::new(
-                    WebhookBot::new(w, timeout).map_err(|source| BotsError::Webhook {
+                    WebhookBot::new(w, timeout).map_err(|source| BotsError::Adapter {
                         name: w.name.clone(),
                         source,
                     })?,
                 );
-            if w.channels.is_empty() {
-                bots.catch_all.get_or_insert(bot.clone());
-            }
-            for c in w.channels.iter().filter_map(|c| ChannelKind::parse(c)) {
-                bots.by_channel.entry(c).or_insert_with(|| bot.clone());
-            }
+            bots.serve(bot, &w.channels);
             if !w.api_key.is_empty() {
                 bots.keys.insert(w.api_key.clone(), w.name.clone());
             }
         }
+        for r in &cfg.rasa {
+            let bot: Arc<dyn Bot> =
+                Arc::new(
+                    RasaBot::new(r, timeout).map_err(|source| BotsError::Adapter {
+                        name: r.name.clone(),
+                        source,
+                    })?,
+                );
+            bots.serve(bot, &r.channels);
+        }
         Ok(bots)
+    }
+
+    /// Makes `bot` serve `channels` (all the others when empty), unless taken already.
+    fn serve(&mut self, bot: Arc<dyn Bot>, channels: &[String]) {
+        if channels.is_empty() {
+            self.catch_all.get_or_insert(bot.clone());
+        }
+        for c in channels.iter().filter_map(|c| ChannelKind::parse(c)) {
+            self.by_channel.entry(c).or_insert_with(|| bot.clone());
+        }
     }
 
     /// Only the given bot, for every channel (tests and the `eval` tool).

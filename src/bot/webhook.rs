@@ -42,7 +42,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 /// Stops calling a bot after `threshold` failures in a row, for `open_for`; then lets one
 /// call through to see whether it is back.
 #[derive(Debug)]
-struct Breaker {
+pub(crate) struct Breaker {
     threshold: u32,
     open_for: Duration,
     failures: u32,
@@ -50,7 +50,16 @@ struct Breaker {
 }
 
 impl Breaker {
-    fn allows(&mut self, now: Instant) -> bool {
+    pub(crate) fn new(threshold: u32, open_for: Duration) -> Breaker {
+        Breaker {
+            threshold: threshold.max(1),
+            open_for,
+            failures: 0,
+            open_until: None,
+        }
+    }
+
+    pub(crate) fn allows(&mut self, now: Instant) -> bool {
         match self.open_until {
             Some(until) if now < until => false,
             Some(_) => {
@@ -63,7 +72,7 @@ impl Breaker {
         }
     }
 
-    fn record(&mut self, ok: bool, now: Instant) {
+    pub(crate) fn record(&mut self, ok: bool, now: Instant) {
         if ok {
             self.failures = 0;
             self.open_until = None;
@@ -119,12 +128,10 @@ impl WebhookBot {
             secret: cfg.secret.as_bytes().to_vec(),
             after_handoff: cfg.after_handoff,
             http,
-            breaker: Arc::new(Mutex::new(Breaker {
-                threshold: cfg.failure_threshold.max(1),
-                open_for: Duration::from_secs(cfg.circuit_open_secs),
-                failures: 0,
-                open_until: None,
-            })),
+            breaker: Arc::new(Mutex::new(Breaker::new(
+                cfg.failure_threshold,
+                Duration::from_secs(cfg.circuit_open_secs),
+            ))),
         })
     }
 

@@ -400,3 +400,182 @@ async fn a_bot_that_times_out_hands_the_customer_to_people() {
         "a late answer must not reach the customer: {frames:?}"
     );
 }
+
+/// What the fake Rasa got: (path, body), oldest first.
+type RasaLog = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A fake Rasa server: `/model/parse` and the REST channel, answering by keyword.
+struct FakeRasa {
+    url: String,
+    got: RasaLog,
+    handle: actix_web::dev::ServerHandle,
+}
+
+async fn rasa_route(
+    req: HttpRequest,
+    body: web::Json<Value>,
+    got: web::Data<RasaLog>,
+) -> HttpResponse {
+    let path = req.path().to_string();
+    got.lock()
+        .expect("rasa log")
+        .push((path.clone(), body.0.clone()));
+    match path.as_str() {
+        "/model/parse" => {
+            let text = body["text"].as_str().unwrap_or("");
+            let (name, confidence) = if text.contains("zebra") {
+                ("human_handoff", 0.95)
+            } else if text.contains("blah") {
+                ("nlu_fallback", 0.3)
+            } else {
+                ("greet", 0.9)
+            };
+            HttpResponse::Ok().json(json!({
+                "text": text,
+                "intent": {"name": name, "confidence": confidence},
+                "entities": [],
+                "intent_ranking": [{"name": name, "confidence": confidence}]
+            }))
+        }
+        "/webhooks/rest/webhook" => {
+            let sender = body["sender"].clone();
+            let text = body["message"].as_str().unwrap_or("");
+            let answer = if text.starts_with("/handoff_completed") {
+                json!([{"recipient_id": sender, "text": "Welcome back! How would you rate the help you got?",
+                        "buttons": [{"title": "Good", "payload": "/rate{\"r\":5}"}, {"title": "Bad", "payload": "/rate{\"r\":1}"}]}])
+            } else if text.starts_with("/handoff_accepted") {
+                json!([])
+            } else if text.contains("zebra") {
+                json!([{"recipient_id": sender, "text": "I'll get a colleague."}])
+            } else {
+                json!([{"recipient_id": sender, "text": format!("rasa: {text}")}])
+            };
+            HttpResponse::Ok().json(answer)
+        }
+        _ => HttpResponse::NotFound().finish(),
+    }
+}
+
+impl FakeRasa {
+    fn start() -> FakeRasa {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let shared = got.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(web::Data::new(shared.clone()))
+                        .default_service(web::to(rasa_route))
+                })
+                .workers(1)
+                .shutdown_timeout(1)
+                .bind("127.0.0.1:0")
+                .expect("bind fake rasa");
+                let addr = server.addrs()[0];
+                let server = server.run();
+                tx.send((addr, server.handle())).expect("report address");
+                let _ = server.await;
+            });
+        });
+        let (addr, handle) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("fake rasa started");
+        FakeRasa {
+            url: format!("http://{addr}"),
+            got,
+            handle,
+        }
+    }
+
+    fn got(&self) -> Vec<(String, Value)> {
+        self.got.lock().expect("rasa log").clone()
+    }
+}
+
+impl Drop for FakeRasa {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+#[tokio::test]
+async fn rasa_answers_hands_off_by_intent_and_is_told_of_the_handback() {
+    let rasa = FakeRasa::start();
+    let o = Options {
+        extra: format!(
+            r#"
+[[bot.rasa]]
+name = "rasa"
+url = "{}/"
+channels = ["widget"]
+after_handoff = "resume"
+"#,
+            rasa.url
+        ),
+        ..Options::default()
+    };
+    let (dir, tokens) = Daemon::prepare(&o, &[("alice", "support", 2)]);
+    let d = Daemon::start(dir);
+    let (mut agent, _) = d.agent(&tokens[0]).await;
+    let mut v = Visitor::new(&d).await;
+
+    // Parse first (intent and confidence), then the REST channel, with the conversation
+    // as Rasa's sender.
+    let (cid, _) = v.say("hello there").await;
+    assert_eq!(v.message_from("bot").await["text"], "rasa: hello there");
+    let got = rasa.got();
+    assert_eq!(got[0].0, "/model/parse");
+    assert_eq!(got[0].1["text"], "hello there");
+    assert_eq!(got[1].0, "/webhooks/rest/webhook");
+    assert_eq!(got[1].1, json!({"sender": cid, "message": "hello there"}));
+
+    // The handoff intent: Rasa's message goes out, then the offer.
+    v.say("the zebra question").await;
+    assert_eq!(v.message_from("bot").await["text"], "I'll get a colleague.");
+    let offer = agent.expect("offer").await;
+    assert_eq!(offer["conversation_id"], json!(cid));
+    let triggers: Vec<&str> = offer["package"]["triggers"]
+        .as_array()
+        .expect("triggers")
+        .iter()
+        .filter_map(|t| t["trigger"].as_str())
+        .collect();
+    assert!(triggers.contains(&"bot_handoff"), "{triggers:?}");
+
+    // Accepted and completed reach Rasa as intents; on completion Rasa speaks first.
+    agent
+        .send(json!({"type": "accept", "conversation_id": cid}))
+        .await;
+    agent.expect("ack").await;
+    agent
+        .send(json!({"type": "reply", "conversation_id": cid, "text": "Sorted."}))
+        .await;
+    assert_eq!(v.message_from("agent").await["text"], "Sorted.");
+    agent
+        .send(json!({"type": "close", "conversation_id": cid}))
+        .await;
+    let back = v.message_from("bot").await;
+    assert_eq!(
+        back["text"],
+        "Welcome back! How would you rate the help you got?\nGood | Bad"
+    );
+    let texts: Vec<String> = rasa
+        .got()
+        .into_iter()
+        .filter(|(p, _)| p == "/webhooks/rest/webhook")
+        .filter_map(|(_, b)| b["message"].as_str().map(String::from))
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("/handoff_accepted") && t.contains("alice")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.starts_with("/handoff_completed")),
+        "{texts:?}"
+    );
+    // No customer message reached Rasa while the agent had the conversation.
+    assert!(!texts.iter().any(|t| t == "Sorted."), "{texts:?}");
+}
