@@ -222,6 +222,35 @@ pub struct BotConfig {
     /// Rasa servers (`[[bot.rasa]]`), each for the channels it names.
     #[serde(default)]
     pub rasa: Vec<RasaBotConfig>,
+    /// Bot Framework bots (`[[bot.botframework]]`), with handoffd as their channel.
+    #[serde(default)]
+    pub botframework: Vec<BotFrameworkConfig>,
+}
+
+/// A Bot Framework bot: handoffd posts activities to its messaging endpoint and serves the
+/// Connector API it answers through (see `docs/bots.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotFrameworkConfig {
+    /// Recorded as the author of its messages; unique among bots.
+    pub name: String,
+    /// The bot's messaging endpoint (`http://127.0.0.1:3978/api/messages`).
+    pub url: String,
+    /// Sent to the bot as `Authorization: Bearer` on every activity (16+ characters).
+    pub secret: String,
+    /// What the bot presents (`Authorization: Bearer`) on the Connector API.
+    pub api_key: String,
+    /// handoffd's own base URL as the bot reaches it: the activities' `serviceUrl`.
+    pub service_url: String,
+    /// Channels this bot serves; empty means every channel no other bot names.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    #[serde(default)]
+    pub after_handoff: crate::bot::AfterHandoff,
+    #[serde(default = "default_failure_threshold")]
+    pub failure_threshold: u32,
+    #[serde(default = "default_circuit_open")]
+    pub circuit_open_secs: u64,
 }
 
 /// A Rasa server used through its REST channel and NLU parse endpoint (see `docs/bots.md`).
@@ -329,6 +358,7 @@ impl Default for BotConfig {
             faq_file: None,
             webhooks: Vec::new(),
             rasa: Vec::new(),
+            botframework: Vec::new(),
         }
     }
 }
@@ -900,6 +930,45 @@ impl Config {
                 }
             }
         }
+        for (i, b) in self.bot.botframework.iter().enumerate() {
+            let key = |k: &str| format!("bot.botframework[{i}].{k}");
+            if !valid_name(&b.name) || b.name == "faq-bot" {
+                bad(
+                    key("name"),
+                    "a bot name is 1 to 64 letters, digits, `.`, `-` or `_`, not `faq-bot`".into(),
+                );
+            }
+            if !bot_names.insert(b.name.as_str()) {
+                bad(key("name"), format!("bot `{}` is defined twice", b.name));
+            }
+            for (k, v) in [("url", &b.url), ("service_url", &b.service_url)] {
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    bad(key(k), "must be an http:// or https:// URL".into());
+                }
+            }
+            if b.secret.len() < 16 {
+                bad(key("secret"), "at least 16 characters".into());
+            }
+            if b.api_key.len() < 16 || self.api.keys.contains(&b.api_key) {
+                bad(
+                    key("api_key"),
+                    "at least 16 characters, different from the admin keys in api.keys".into(),
+                );
+            }
+            if b.failure_threshold == 0 {
+                bad(key("failure_threshold"), "must be above 0".into());
+            }
+            for c in &b.channels {
+                if handoffd_channels::ChannelKind::parse(c).is_none() {
+                    bad(key("channels"), format!("unknown channel `{c}`"));
+                } else if !bot_channels.insert(c.as_str()) {
+                    bad(
+                        key("channels"),
+                        format!("channel `{c}` is already served by another bot"),
+                    );
+                }
+            }
+        }
         let catch_alls = self
             .bot
             .webhooks
@@ -911,6 +980,12 @@ impl Config {
                 .rasa
                 .iter()
                 .filter(|r| r.channels.is_empty())
+                .count()
+            + self
+                .bot
+                .botframework
+                .iter()
+                .filter(|b| b.channels.is_empty())
                 .count();
         if catch_alls > 1 {
             bad(

@@ -2,6 +2,7 @@
 //! webhook, Rasa and Bot Framework later) plugs into; the conversation actor calls it with a
 //! timeout and never trusts it to answer.
 
+pub mod botframework;
 pub mod faq;
 pub mod rasa;
 pub mod registry;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use handoffd_channels::ChannelKind;
 
+use super::botframework::BotFrameworkBot;
 use super::rasa::RasaBot;
 use super::webhook::WebhookBot;
 use super::{Bot, BotError, faq_from_config};
@@ -66,6 +67,17 @@ impl Bots {
                     })?,
                 );
             bots.serve(bot, &r.channels);
+        }
+        for b in &cfg.botframework {
+            let bot: Arc<dyn Bot> =
+                Arc::new(BotFrameworkBot::new(b, timeout).map_err(|source| {
+                    BotsError::Adapter {
+                        name: b.name.clone(),
+                        source,
+                    }
+                })?);
+            bots.serve(bot, &b.channels);
+            bots.keys.insert(b.api_key.clone(), b.name.clone());
         }
         Ok(bots)
     }

@@ -31,7 +31,7 @@ pub struct BotMessages {
     handoff: Option<HandoffRequest>,
 }
 
-fn bot_of(req: &HttpRequest, state: &AppState) -> Result<String, ApiError> {
+pub(super) fn bot_of(req: &HttpRequest, state: &AppState) -> Result<String, ApiError> {
     let given = req
         .headers()
         .get("authorization")
@@ -75,14 +75,25 @@ pub async fn post_messages(
             "nothing to do: give `messages` (or `text`) and/or `handoff`",
         ));
     }
-    let res = send_to(&state.directory, &id, BotPost { bot, reply })
+    let seqs = post_reply(&state, bot, &id, reply).await?;
+    Ok(HttpResponse::Created().json(json!({
+        "conversation_id": id,
+        "seqs": seqs,
+    })))
+}
+
+/// Hands a bot's reply to its conversation; the errors every bot endpoint answers.
+pub(super) async fn post_reply(
+    state: &AppState,
+    bot: String,
+    id: &str,
+    reply: BotReply,
+) -> Result<Vec<u64>, ApiError> {
+    let res = send_to(&state.directory, id, BotPost { bot, reply })
         .await
         .and_then(|r| r);
     match res {
-        Ok(seqs) => Ok(HttpResponse::Created().json(json!({
-            "conversation_id": id,
-            "seqs": seqs,
-        }))),
+        Ok(seqs) => Ok(seqs),
         Err(ConversationError::NotOwner) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_owner",

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod bot_api;
+pub mod botframework_api;
 pub mod error;
 pub mod pages;
 
@@ -70,6 +71,14 @@ pub fn configure(
         .route("/widget/ws", web::get().to(widget::ws_route))
         .route("/agent/ws", web::get().to(session::ws_route))
         .configure(|cfg| pages::configure(cfg, web_pages))
+        .route(
+            "/v3/conversations/{id}/activities",
+            web::post().to(botframework_api::send_to_conversation),
+        )
+        .route(
+            "/v3/conversations/{id}/activities/{activity}",
+            web::post().to(botframework_api::reply_to_activity),
+        )
         .service(
             web::scope("/api/v1")
                 .route("/conversations", web::get().to(api::list_conversations))

@@ -579,3 +579,226 @@ after_handoff = "resume"
     // No customer message reached Rasa while the agent had the conversation.
     assert!(!texts.iter().any(|t| t == "Sorted."), "{texts:?}");
 }
+
+/// A fake Bot Framework bot: takes activities at its messaging endpoint and answers through
+/// the Connector API at the activity's `serviceUrl`, like a Bot Framework SDK bot does.
+struct FakeBf {
+    url: String,
+    got: RasaLog,
+    handle: actix_web::dev::ServerHandle,
+}
+
+const BF_SECRET: &str = "bf-endpoint-secret-0123456789";
+const BF_KEY: &str = "bf-connector-key-0123456789ab";
+
+async fn bf_route(
+    req: HttpRequest,
+    body: web::Json<Value>,
+    got: web::Data<RasaLog>,
+) -> HttpResponse {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if auth != format!("Bearer {BF_SECRET}") {
+        return HttpResponse::Unauthorized().finish();
+    }
+    let a = body.0;
+    got.lock().expect("bf log").push((auth, a.clone()));
+    let service = a["serviceUrl"].as_str().unwrap_or("").to_string();
+    let conv = a["conversation"]["id"].as_str().unwrap_or("").to_string();
+    let reply_to = a["id"].as_str().unwrap_or("").to_string();
+    let text = a["text"].as_str().unwrap_or("").to_string();
+    let answer = match (a["type"].as_str(), a["name"].as_str()) {
+        (Some("message"), _) if text.contains("zebra") => Some(json!({
+            "type": "event", "name": "handoff.initiate",
+            "value": {"reason": "the customer has a zebra question", "priority": 2},
+            "attachments": [{"contentType": "application/vnd.microsoft.activity.transcript",
+                             "content": {"activities": [{"type": "message", "text": text}]}}]
+        })),
+        (Some("message"), _) => Some(json!({"type": "message", "text": format!("bf: {text}")})),
+        (Some("event"), Some("handoff.status")) if a["value"]["state"] == "completed" => {
+            Some(json!({"type": "message", "text": "Back with the bot. Anything else?"}))
+        }
+        _ => None,
+    };
+    if let Some(answer) = answer {
+        actix_rt::spawn(async move {
+            let url = format!("{service}/v3/conversations/{conv}/activities/{reply_to}");
+            let _ = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(BF_KEY)
+                .json(&answer)
+                .send()
+                .await;
+        });
+    }
+    HttpResponse::Ok().finish()
+}
+
+impl FakeBf {
+    fn start() -> FakeBf {
+        handoffd_channels::meta::install_crypto_provider();
+        let got: RasaLog = Arc::new(Mutex::new(Vec::new()));
+        let shared = got.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(web::Data::new(shared.clone()))
+                        .default_service(web::to(bf_route))
+                })
+                .workers(1)
+                .shutdown_timeout(1)
+                .bind("127.0.0.1:0")
+                .expect("bind fake bf");
+                let addr = server.addrs()[0];
+                let server = server.run();
+                tx.send((addr, server.handle())).expect("report address");
+                let _ = server.await;
+            });
+        });
+        let (addr, handle) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("fake bf started");
+        FakeBf {
+            url: format!("http://{addr}/api/messages"),
+            got,
+            handle,
+        }
+    }
+
+    fn activities(&self) -> Vec<Value> {
+        self.got
+            .lock()
+            .expect("bf log")
+            .iter()
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+
+    async fn wait_status(&self, state: &str) -> Value {
+        for _ in 0..200 {
+            if let Some(a) = self
+                .activities()
+                .into_iter()
+                .find(|a| a["name"] == "handoff.status" && a["value"]["state"] == state)
+            {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no handoff.status {state}: {:?}", self.activities());
+    }
+}
+
+impl Drop for FakeBf {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+    }
+}
+
+#[tokio::test]
+async fn a_bot_framework_bot_talks_through_the_connector_api_and_the_handoff_protocol() {
+    let bf = FakeBf::start();
+    // The daemon's own address is known only once it runs; the bot is told it in every
+    // activity's serviceUrl, so a placeholder is patched after start.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        l.local_addr().expect("addr").port()
+    };
+    let o = Options {
+        listen: format!("127.0.0.1:{port}"),
+        extra: format!(
+            r#"
+[[bot.botframework]]
+name = "bfbot"
+url = "{url}"
+secret = "{BF_SECRET}"
+api_key = "{BF_KEY}"
+service_url = "http://127.0.0.1:{port}"
+channels = ["widget"]
+"#,
+            url = bf.url
+        ),
+        ..Options::default()
+    };
+    let (dir, tokens) = Daemon::prepare(&o, &[("alice", "support", 2)]);
+    let d = Daemon::start(dir);
+    let (mut agent, _) = d.agent(&tokens[0]).await;
+    let mut v = Visitor::new(&d).await;
+
+    // A message activity out, the reply back through the Connector API.
+    let (cid, seq) = v.say("hi bot").await;
+    assert_eq!(v.message_from("bot").await["text"], "bf: hi bot");
+    let first = bf.activities()[0].clone();
+    assert_eq!(first["type"], "message");
+    assert_eq!(first["text"], "hi bot");
+    assert_eq!(first["conversation"]["id"], json!(cid));
+    assert_eq!(first["id"], json!(format!("{cid}:{seq}")));
+    assert_eq!(
+        first["serviceUrl"],
+        json!(format!("http://127.0.0.1:{port}"))
+    );
+    assert_eq!(first["from"]["role"], "user");
+
+    // handoff.initiate: people take over; the bot hears `accepted`.
+    v.say("a zebra question").await;
+    let offer = agent.expect("offer").await;
+    assert_eq!(offer["conversation_id"], json!(cid));
+    let bot_handoff = offer["package"]["triggers"]
+        .as_array()
+        .expect("triggers")
+        .iter()
+        .find(|t| t["trigger"] == "bot_handoff")
+        .cloned()
+        .expect("bot_handoff trigger");
+    assert!(
+        bot_handoff.to_string().contains("zebra question"),
+        "{bot_handoff}"
+    );
+    assert_eq!(offer["package"]["priority"], 2);
+    agent
+        .send(json!({"type": "accept", "conversation_id": cid}))
+        .await;
+    agent.expect("ack").await;
+    let accepted = bf.wait_status("accepted").await;
+    assert_eq!(accepted["type"], "event");
+    assert_eq!(accepted["conversation"]["id"], json!(cid));
+
+    // While people own it the Connector API refuses the bot.
+    let r = reqwest::Client::new()
+        .post(d.url(&format!("/v3/conversations/{cid}/activities")))
+        .bearer_auth(BF_KEY)
+        .json(&json!({"type": "message", "text": "butting in"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 409);
+    let r = reqwest::Client::new()
+        .post(d.url(&format!("/v3/conversations/{cid}/activities")))
+        .bearer_auth(BF_KEY)
+        .json(&json!({"type": "conversationUpdate"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 400);
+
+    // The agent closes: `completed`, and the bot speaks again on its own.
+    agent
+        .send(json!({"type": "close", "conversation_id": cid}))
+        .await;
+    bf.wait_status("completed").await;
+    assert_eq!(
+        v.message_from("bot").await["text"],
+        "Back with the bot. Anything else?"
+    );
+    let frames = v.ws.drain(Duration::from_millis(300)).await;
+    assert!(
+        frames.iter().all(|f| f["text"] != "butting in"),
+        "{frames:?}"
+    );
+}

@@ -25,6 +25,8 @@ pub struct Options {
     /// `widget.allowed_origins`, written as TOML strings.
     pub allowed_origins: Vec<String>,
     pub extra: String,
+    /// Where the daemon listens; port 0 picks a free one.
+    pub listen: String,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
             conversation_idle_secs: 300,
             allowed_origins: vec!["*".into()],
             extra: String::new(),
+            listen: "127.0.0.1:0".into(),
         }
     }
 }
@@ -54,7 +57,7 @@ pub fn write_config(dir: &Path, o: &Options) -> PathBuf {
     let text = format!(
         r#"
 [server]
-listen = "127.0.0.1:0"
+listen = "{listen}"
 workers = 2
 shutdown_timeout_secs = 1
 
@@ -111,6 +114,7 @@ name = "billing"
         origins = serde_json::to_string(&o.allowed_origins).expect("origins as a TOML array"),
         requeue = o.requeue_after_disconnect_secs,
         extra = o.extra,
+        listen = o.listen,
     );
     let path = dir.join("config.toml");
     std::fs::write(&path, text).expect("write config");
