@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::{App, HttpServer, web};
+use handoffd_channels::email::EmailChannel;
 use handoffd_channels::widget::{WidgetChannel, WidgetSettings};
 use handoffd_channels::{ChannelKind, CoreLink};
 
@@ -47,6 +48,8 @@ pub enum StartError {
     Bot(#[from] bot::faq::FaqFileError),
     #[error("analysis: {0}")]
     Analysis(String),
+    #[error("email: {0}")]
+    Email(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -100,10 +103,17 @@ impl Gateway {
                 token_secret: config.widget.token_secret.as_bytes().to_vec(),
                 idle_timeout: Duration::from_secs(config.widget.idle_timeout_secs.max(5)),
             },
-            core,
+            core.clone(),
         );
         let mut channels = HashMap::new();
         channels.insert(ChannelKind::Widget, widget.outbound());
+        if let Some(settings) = config.email.settings() {
+            // The channel keeps its IMAP cursor and thread mappings in the journal.
+            let state: Arc<dyn handoffd_channels::state::ChannelState> = Arc::new(store.clone());
+            let email = EmailChannel::start(settings, state, core)
+                .map_err(|e| StartError::Email(e.to_string()))?;
+            channels.insert(ChannelKind::Email, email.outbound());
+        }
 
         let router_ctx = Context::<Router>::new();
         let router_addr = router_ctx.address();

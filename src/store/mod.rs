@@ -36,6 +36,11 @@ pub enum Op {
     PutAgent(Box<AgentRecord>),
     PutOutbox(Box<OutboxEntry>),
     DeleteOutbox(String),
+    /// A value a channel keeps for itself (see [`handoffd_channels::state`]).
+    PutChannelState {
+        key: String,
+        value: Vec<u8>,
+    },
 }
 
 /// Why the store could not do what was asked.
@@ -225,6 +230,13 @@ impl Store {
         self.all(OUTBOX)
     }
 
+    /// A value a channel stored for itself.
+    pub fn channel_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CHANNEL_STATE)?;
+        Ok(table.get(key)?.map(|v| v.value().to_vec()))
+    }
+
     fn all<T: DeserializeOwned>(
         &self,
         def: redb::TableDefinition<&str, &[u8]>,
@@ -237,6 +249,33 @@ impl Store {
             out.push(decode(v.value())?);
         }
         Ok(out)
+    }
+}
+
+/// Channels keep their own state (an IMAP cursor, thread mappings) in the journal, through
+/// the key/value contract of the channels crate; writes go through the group-commit writer.
+impl handoffd_channels::state::ChannelState for Store {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, handoffd_channels::state::StateError> {
+        self.channel_state(key)
+            .map_err(|e| handoffd_channels::state::StateError(e.to_string()))
+    }
+
+    fn put(
+        &self,
+        entries: Vec<(String, Vec<u8>)>,
+    ) -> futures_util::future::BoxFuture<'static, Result<(), handoffd_channels::state::StateError>>
+    {
+        let store = self.clone();
+        let ops = entries
+            .into_iter()
+            .map(|(key, value)| Op::PutChannelState { key, value })
+            .collect();
+        Box::pin(async move {
+            store
+                .commit(ops)
+                .await
+                .map_err(|e| handoffd_channels::state::StateError(e.to_string()))
+        })
     }
 }
 
@@ -302,6 +341,7 @@ mod tests {
             intents: vec![],
             handoff: None,
             bot: None,
+            automated: false,
         }
     }
 

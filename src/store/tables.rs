@@ -21,6 +21,8 @@ pub const ASSIGNMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("assi
 pub const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
 /// delivery id -> OutboxEntry
 pub const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
+/// channel-chosen key (e.g. "email:cursor:INBOX") -> opaque bytes a channel keeps for itself
+pub const CHANNEL_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("channel_state");
 
 /// Creates every table so that readers never meet a missing one.
 pub fn create_all(db: &Database) -> Result<(), StoreError> {
@@ -33,6 +35,7 @@ pub fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(ASSIGNMENTS)?;
     txn.open_table(AGENTS)?;
     txn.open_table(OUTBOX)?;
+    txn.open_table(CHANNEL_STATE)?;
     txn.commit()?;
     Ok(())
 }

@@ -1,0 +1,133 @@
+//! Outbound over SMTP with lettre: one actor sends one mail at a time, so a thread's ids are
+//! updated in order. After a mail is accepted its Message-ID is remembered for threading.
+//! SMTP permanent errors (5xx, bad address) are final; anything else is retried by the
+//! daemon's outbox.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use super::EmailSettings;
+use super::compose::compose;
+use super::config::Security;
+use super::store::{Batch, MailState};
+use crate::{DeliveryReceipt, Outbound, OutboundPayload};
+
+/// Why the SMTP transport could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("SMTP relay `{host}`: {reason}")]
+pub struct TransportError {
+    pub host: String,
+    pub reason: String,
+}
+
+/// Builds the transport the settings describe.
+pub fn transport(
+    settings: &EmailSettings,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, TransportError> {
+    let s = &settings.smtp;
+    let err = |e: lettre::transport::smtp::Error| TransportError {
+        host: s.host.clone(),
+        reason: e.to_string(),
+    };
+    let mut b = match s.security {
+        Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(err)?,
+        Security::StartTls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host).map_err(err)?
+        }
+        Security::Plain => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
+    };
+    b = b.port(s.port).timeout(Some(s.timeout));
+    if !s.username.is_empty() {
+        b = b.credentials(Credentials::new(s.username.clone(), s.password.clone()));
+    }
+    Ok(b.build())
+}
+
+/// The outbound side of the email channel.
+pub struct SmtpOutbound {
+    pub settings: Arc<EmailSettings>,
+    pub state: MailState,
+    pub transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl Actor for SmtpOutbound {
+    type Context = Context<Self>;
+}
+
+impl Handler<Outbound> for SmtpOutbound {
+    type Result = AtomicResponse<Self, DeliveryReceipt>;
+
+    fn handle(&mut self, msg: Outbound, _ctx: &mut Self::Context) -> Self::Result {
+        let settings = self.settings.clone();
+        let state = self.state.clone();
+        let transport = self.transport.clone();
+        AtomicResponse::new(Box::pin(
+            async move { deliver(msg, &settings, &state, &transport).await }.into_actor(self),
+        ))
+    }
+}
+
+async fn deliver(
+    msg: Outbound,
+    settings: &EmailSettings,
+    state: &MailState,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+) -> DeliveryReceipt {
+    let visible = match &msg.payload {
+        OutboundPayload::Message(m) => m,
+        // Typing and status have no meaning in mail.
+        OutboundPayload::Typing { .. } | OutboundPayload::Status(_) => {
+            return DeliveryReceipt::Delivered {
+                platform_message_id: None,
+            };
+        }
+    };
+    let key = &msg.conversation_key;
+    let mut thread = match state.thread(key) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return DeliveryReceipt::Failed {
+                reason: format!("no email thread for conversation key `{key}`"),
+            };
+        }
+        Err(e) => {
+            return DeliveryReceipt::Retry {
+                after_ms: 2000,
+                reason: e.to_string(),
+            };
+        }
+    };
+    let composed = match compose(settings, key, &thread, visible, &msg.delivery_id) {
+        Ok(c) => c,
+        Err(e) => {
+            return DeliveryReceipt::Failed {
+                reason: e.to_string(),
+            };
+        }
+    };
+    match transport.send(composed.message).await {
+        Ok(_) => {
+            thread.push_id(&composed.message_id);
+            let mut b = Batch::default();
+            b.thread(key, &thread).message(&composed.message_id, key);
+            if let Err(e) = state.commit(b).await {
+                // The mail is out; only threading of a reply to it could suffer, and the
+                // plus address in its Reply-To still leads back here.
+                tracing::error!(%key, error = %e, "cannot remember a sent mail");
+            }
+            DeliveryReceipt::Delivered {
+                platform_message_id: Some(composed.message_id),
+            }
+        }
+        Err(e) if e.is_permanent() => DeliveryReceipt::Failed {
+            reason: format!("SMTP: {e}"),
+        },
+        Err(e) => DeliveryReceipt::Retry {
+            after_ms: 5000,
+            reason: format!("SMTP: {e}"),
+        },
+    }
+}

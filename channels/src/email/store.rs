@@ -1,0 +1,190 @@
+//! What the email channel remembers, on top of the daemon's [`ChannelState`]:
+//! the IMAP cursor (UIDVALIDITY and last UID handled), each thread (who the customer is,
+//! the subject, the message ids to reply to) and which conversation every message id
+//! belongs to, ours and theirs, so any reply finds its conversation.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::{ChannelState, StateError};
+
+/// Ids kept in a thread's References: the first (the root) and the latest ones.
+const MAX_THREAD_REFERENCES: usize = 20;
+
+/// How far the mailbox was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub uid_validity: u32,
+    /// Every message with a UID up to this one is handled.
+    pub last_uid: u32,
+}
+
+/// One email conversation as the channel needs it to write back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thread {
+    /// The customer's address replies go to.
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Message ids of the thread, oldest first, bounded: our replies' References.
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// The latest message of the thread (theirs or ours): our replies' In-Reply-To.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message_id: Option<String>,
+}
+
+impl Thread {
+    /// Adds a message id to the thread, keeping the root and the latest ids.
+    pub fn push_id(&mut self, id: &str) {
+        if !self.references.iter().any(|r| r == id) {
+            self.references.push(id.to_string());
+        }
+        if self.references.len() > MAX_THREAD_REFERENCES {
+            let excess = self.references.len() - MAX_THREAD_REFERENCES;
+            self.references.drain(1..=excess);
+        }
+        self.last_message_id = Some(id.to_string());
+    }
+}
+
+/// Typed access to the email channel's keys.
+#[derive(Clone)]
+pub struct MailState {
+    inner: Arc<dyn ChannelState>,
+}
+
+fn cursor_key(mailbox: &str) -> String {
+    format!("email:cursor:{mailbox}")
+}
+fn thread_key(key: &str) -> String {
+    format!("email:thread:{key}")
+}
+fn message_key(id: &str) -> String {
+    format!("email:msgid:{id}")
+}
+
+impl MailState {
+    pub fn new(inner: Arc<dyn ChannelState>) -> Self {
+        Self { inner }
+    }
+
+    pub fn cursor(&self, mailbox: &str) -> Result<Option<Cursor>, StateError> {
+        self.json(&cursor_key(mailbox))
+    }
+
+    pub fn thread(&self, key: &str) -> Result<Option<Thread>, StateError> {
+        self.json(&thread_key(key))
+    }
+
+    /// The conversation key a message id belongs to.
+    pub fn conversation_of(&self, message_id: &str) -> Result<Option<String>, StateError> {
+        Ok(self
+            .inner
+            .get(&message_key(message_id))?
+            .and_then(|v| String::from_utf8(v).ok()))
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StateError> {
+        match self.inner.get(key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StateError(format!("{key}: {e}"))),
+        }
+    }
+
+    /// Writes a batch built with [`Batch`]; resolves once durable.
+    pub async fn commit(&self, batch: Batch) -> Result<(), StateError> {
+        if batch.entries.is_empty() {
+            return Ok(());
+        }
+        self.inner.put(batch.entries).await
+    }
+}
+
+/// Changes to write together.
+#[derive(Debug, Default)]
+pub struct Batch {
+    entries: Vec<(String, Vec<u8>)>,
+}
+
+impl Batch {
+    pub fn cursor(&mut self, mailbox: &str, c: Cursor) -> &mut Self {
+        self.json(cursor_key(mailbox), &c)
+    }
+
+    pub fn thread(&mut self, key: &str, t: &Thread) -> &mut Self {
+        self.json(thread_key(key), t)
+    }
+
+    pub fn message(&mut self, message_id: &str, conversation_key: &str) -> &mut Self {
+        self.entries.push((
+            message_key(message_id),
+            conversation_key.as_bytes().to_vec(),
+        ));
+        self
+    }
+
+    fn json<T: Serialize>(&mut self, key: String, v: &T) -> &mut Self {
+        match serde_json::to_vec(v) {
+            Ok(bytes) => self.entries.push((key, bytes)),
+            // Plain structs of strings and numbers always serialize.
+            Err(e) => tracing::error!(%key, error = %e, "cannot encode email state"),
+        }
+        self
+    }
+
+    /// Appends another batch.
+    pub fn extend(&mut self, other: Batch) -> &mut Self {
+        self.entries.extend(other.entries);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MemoryState;
+
+    #[tokio::test]
+    async fn state_round_trips_and_references_stay_bounded() {
+        let state = MailState::new(Arc::new(MemoryState::default()));
+        let mut t = Thread {
+            address: "a@x.test".into(),
+            ..Default::default()
+        };
+        for i in 0..30 {
+            t.push_id(&format!("id{i}@x"));
+        }
+        assert_eq!(t.references.len(), MAX_THREAD_REFERENCES);
+        assert_eq!(t.references[0], "id0@x");
+        assert_eq!(t.references.last().map(String::as_str), Some("id29@x"));
+        assert_eq!(t.last_message_id.as_deref(), Some("id29@x"));
+        let mut b = Batch::default();
+        b.thread("k1", &t).message("id0@x", "k1").cursor(
+            "INBOX",
+            Cursor {
+                uid_validity: 7,
+                last_uid: 42,
+            },
+        );
+        state.commit(b).await.expect("commit");
+        assert_eq!(state.thread("k1").expect("read"), Some(t));
+        assert_eq!(
+            state.conversation_of("id0@x").expect("read").as_deref(),
+            Some("k1")
+        );
+        assert_eq!(state.conversation_of("nope").expect("read"), None);
+        assert_eq!(
+            state.cursor("INBOX").expect("read"),
+            Some(Cursor {
+                uid_validity: 7,
+                last_uid: 42
+            })
+        );
+    }
+}
