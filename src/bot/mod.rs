@@ -178,6 +178,7 @@ mod tests {
             sentiment: None,
             handoff: None,
             attachments: vec![],
+            automated: false,
         };
         BotTurn {
             conversation_id: "c".into(),

@@ -4,8 +4,10 @@
 mod bad_input;
 mod burst;
 mod cli;
+mod email;
 mod handoff;
 mod lifecycle;
+mod mail_support;
 mod restart;
 mod resume;
 mod support;
