@@ -1345,4 +1345,70 @@ team = "nobody"
             && p.key == "widget.token_secret"
             && p.message.contains("HANDOFFD_SURELY_UNSET_VAR")));
     }
+
+    #[test]
+    fn email_is_off_by_default_and_reads_passwords_from_the_environment() {
+        let c = Config::from_toml(GOOD, Path::new("/tmp")).expect("valid");
+        assert!(!c.email.enabled);
+        assert!(c.email.settings().is_none());
+
+        // SAFETY: no other test reads this variable.
+        unsafe { std::env::set_var("HANDOFFD_TEST_IMAP_PASSWORD", "imap-from-env") };
+        let text = format!(
+            "{GOOD}\n[email]\nenabled = true\naddress = \"support@shop.test\"\n\
+             [email.imap]\nhost = \"imap.shop.test\"\nusername = \"support@shop.test\"\n\
+             password = \"${{HANDOFFD_TEST_IMAP_PASSWORD}}\"\n\
+             [email.smtp]\nhost = \"smtp.shop.test\"\nusername = \"support@shop.test\"\n\
+             password = \"${{HANDOFFD_TEST_SMTP_PASSWORD_UNSET:-smtp-default}}\"\n"
+        );
+        let c = Config::from_toml(&text, Path::new(".")).expect("valid");
+        let s = c.email.settings().expect("enabled");
+        assert_eq!(s.imap.password, "imap-from-env");
+        assert_eq!(s.smtp.password, "smtp-default");
+        assert_eq!((s.imap.port, s.smtp.port), (993, 587));
+        assert_eq!(s.imap.security, handoffd_channels::email::Security::Tls);
+        assert_eq!(
+            s.smtp.security,
+            handoffd_channels::email::Security::StartTls
+        );
+        assert_eq!(s.imap.mailbox, "INBOX");
+    }
+
+    #[test]
+    fn an_enabled_email_section_is_checked() {
+        let text = format!(
+            "{GOOD}\n[email]\nenabled = true\naddress = \"support+x@shop.test\"\n\
+             [email.imap]\nhost = \"imap.shop.test\"\nsecurity = \"plain\"\n\
+             idle_renew_secs = 3600\n[email.smtp]\nhost = \"\"\nsecurity = \"ssl\"\n"
+        );
+        let Err(ConfigError::Invalid(p)) = Config::from_toml(&text, Path::new(".")) else {
+            panic!("expected problems");
+        };
+        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "email.address",
+            "email.imap.security",
+            "email.imap.username",
+            "email.imap.idle_renew_secs",
+            "email.smtp.host",
+            "email.smtp.security",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {p:?}");
+        }
+        let plain = p
+            .iter()
+            .find(|p| p.key == "email.imap.security")
+            .expect("plain refused");
+        assert!(plain.message.contains("loopback"), "{plain:?}");
+        assert!(plain.line.is_some(), "{plain:?}");
+        // `plain` is fine on loopback.
+        let text = format!(
+            "{GOOD}\n[email]\nenabled = true\naddress = \"support@shop.test\"\n\
+             [email.imap]\nhost = \"127.0.0.1\"\nport = 1143\nsecurity = \"plain\"\n\
+             username = \"u\"\n[email.smtp]\nhost = \"localhost\"\nsecurity = \"plain\"\n"
+        );
+        let c = Config::from_toml(&text, Path::new(".")).expect("valid");
+        let s = c.email.settings().expect("enabled");
+        assert_eq!((s.imap.port, s.smtp.port), (1143, 25));
+    }
 }

@@ -402,6 +402,30 @@ mod tests {
         assert!(store.conversations(&f).expect("list").is_empty());
     }
 
+    #[tokio::test]
+    async fn channel_state_is_durable_across_reopen() {
+        use handoffd_channels::state::ChannelState;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        let store = Store::open(&path).expect("open");
+        ChannelState::put(
+            &store,
+            vec![
+                ("email:cursor:INBOX".into(), b"{\"last_uid\":7}".to_vec()),
+                ("email:msgid:a@b".into(), b"mkey".to_vec()),
+            ],
+        )
+        .await
+        .expect("put");
+        drop(store);
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(
+            ChannelState::get(&store, "email:msgid:a@b").expect("get"),
+            Some(b"mkey".to_vec())
+        );
+        assert_eq!(ChannelState::get(&store, "email:nope").expect("get"), None);
+    }
+
     #[test]
     fn a_second_open_of_the_same_file_is_refused_clearly() {
         let dir = tempfile::tempdir().expect("tempdir");
