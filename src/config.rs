@@ -566,7 +566,10 @@ pub struct ImapConfig {
     pub password: String,
     #[serde(default = "default_mailbox")]
     pub mailbox: String,
-    /// How often a server without IDLE is checked.
+    /// Wait for new mail with IDLE when the server offers it; `false` always polls.
+    #[serde(default = "default_true")]
+    pub idle: bool,
+    /// How often the mailbox is checked when IDLE is not used.
     #[serde(default = "default_poll_secs")]
     pub poll_interval_secs: u64,
     /// IDLE is re-issued this often (at most 29 minutes, RFC 2177).
@@ -596,6 +599,9 @@ fn default_starttls() -> String {
 fn default_mailbox() -> String {
     "INBOX".into()
 }
+fn default_true() -> bool {
+    true
+}
 fn default_poll_secs() -> u64 {
     60
 }
@@ -624,6 +630,7 @@ impl Default for ImapConfig {
             username: String::new(),
             password: String::new(),
             mailbox: default_mailbox(),
+            idle: true,
             poll_interval_secs: default_poll_secs(),
             idle_renew_secs: default_idle_renew_secs(),
             timeout_secs: default_mail_timeout_secs(),
@@ -785,6 +792,7 @@ impl EmailConfig {
                 username: self.imap.username.clone(),
                 password: self.imap.password.clone(),
                 mailbox: self.imap.mailbox.clone(),
+                use_idle: self.imap.idle,
                 poll_interval: Duration::from_secs(self.imap.poll_interval_secs),
                 idle_renew: Duration::from_secs(self.imap.idle_renew_secs),
                 io_timeout: Duration::from_secs(self.imap.timeout_secs),

@@ -48,7 +48,7 @@ async fn wait_customer_messages(d: &Daemon, id: &str, n: usize) -> Vec<(String, 
 
 fn options(dovecot: &Dovecot, sink: &SmtpSink) -> Options {
     Options {
-        extra: email_config(dovecot.port, sink.port),
+        extra: email_config(dovecot.port, sink.port, true),
         ..Options::default()
     }
 }
@@ -324,4 +324,49 @@ async fn a_restart_neither_misses_nor_duplicates_mail() {
     let d = Daemon::start(dir);
     assert!(sink.next_within(Duration::from_secs(3)).await.is_none());
     assert_eq!(customer_messages(&d, &conv).await.len(), 2);
+}
+
+/// Polling (a server without IDLE, or IDLE turned off) and a server that goes away and
+/// comes back: the daemon reconnects, and mail that arrived meanwhile is answered once.
+#[tokio::test]
+async fn polling_and_reconnecting_after_the_server_restarts() {
+    let Some(mut dovecot) = Dovecot::start().await else {
+        return;
+    };
+    let mut sink = SmtpSink::start().await;
+    let o = Options {
+        extra: email_config(dovecot.port, sink.port, false),
+        ..Options::default()
+    };
+    let (dir, _) = Daemon::prepare(&o, &[]);
+    let d = Daemon::start(dir);
+    dovecot
+        .deliver(
+            "From: jane@cust.test\nTo: support@shop.test\nSubject: Hours\n\
+             Message-ID: <p1@cust.test>\n\nWhat are your opening hours?\n",
+        )
+        .await;
+    let first = sink.next().await;
+    assert_eq!(
+        first.header("In-Reply-To").as_deref(),
+        Some("<p1@cust.test>")
+    );
+
+    dovecot.restart().await;
+    dovecot
+        .deliver(
+            "From: jane@cust.test\nTo: support@shop.test\nSubject: Password\n\
+             Message-ID: <p2@cust.test>\n\nHow do I reset my password?\n",
+        )
+        .await;
+    let second = sink.next().await;
+    assert_eq!(
+        second.header("In-Reply-To").as_deref(),
+        Some("<p2@cust.test>")
+    );
+    assert!(second.body().contains("Forgot password"), "{}", second.raw);
+    if let Some(extra) = sink.next_within(Duration::from_secs(3)).await {
+        panic!("a mail was answered twice: {}", extra.raw);
+    }
+    assert_eq!(email_conversations(&d).await.len(), 2);
 }

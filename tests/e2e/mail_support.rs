@@ -33,6 +33,7 @@ fn dovecot_binary() -> Option<PathBuf> {
 pub struct Dovecot {
     pub port: u16,
     dir: tempfile::TempDir,
+    bin: PathBuf,
     child: Child,
 }
 
@@ -115,22 +116,48 @@ service imap-login {{
         );
         let conf_path = d.join("dovecot.conf");
         std::fs::write(&conf_path, conf).expect("write dovecot.conf");
-        let child = Command::new(bin)
-            .arg("-F")
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start dovecot");
-        let dovecot = Dovecot { port, dir, child };
+        let child = spawn(&bin, &conf_path);
+        let dovecot = Dovecot {
+            port,
+            dir,
+            bin,
+            child,
+        };
+        dovecot.wait_listening().await;
+        Some(dovecot)
+    }
+
+    async fn wait_listening(&self) {
         for _ in 0..100 {
-            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Some(dovecot);
+            if TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("dovecot did not listen on {port}: {}", dovecot.log());
+        panic!("dovecot did not listen on {}: {}", self.port, self.log());
+    }
+
+    /// Stops the server (every connection drops) and starts it again on the same port and
+    /// maildir, as a server restart or a network cut would look to handoffd.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.child = spawn(&self.bin, &self.dir.path().join("dovecot.conf"));
+        self.wait_listening().await;
+    }
+
+    fn stop(&mut self) {
+        // SIGTERM to the master we started; it stops its own children.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn log(&self) -> String {
@@ -185,19 +212,19 @@ fn set_mode(p: &Path, mode: u32) {
 
 impl Drop for Dovecot {
     fn drop(&mut self) {
-        // SIGTERM to the master we started; it stops its own children.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        for _ in 0..50 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
+}
+
+fn spawn(bin: &Path, conf: &Path) -> Child {
+    Command::new(bin)
+        .arg("-F")
+        .arg("-c")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start dovecot")
 }
 
 /// A mail the sink received.
@@ -351,8 +378,9 @@ async fn serve(stream: TcpStream, tx: mpsc::UnboundedSender<SunkMail>) -> std::i
     }
 }
 
-/// The `[email]` sections of a daemon config pointing at these servers.
-pub fn email_config(imap_port: u16, smtp_port: u16) -> String {
+/// The `[email]` sections of a daemon config pointing at these servers; `idle = false`
+/// makes the daemon poll (every second) as it would with a server without IDLE.
+pub fn email_config(imap_port: u16, smtp_port: u16, idle: bool) -> String {
     format!(
         r#"
 [email]
@@ -370,6 +398,8 @@ timeout_secs = 10
 reconnect_min_secs = 1
 reconnect_max_secs = 2
 read_backlog = true
+idle = {idle}
+poll_interval_secs = 1
 
 [email.smtp]
 host = "127.0.0.1"

@@ -35,7 +35,9 @@ pub struct ImapSettings {
     pub password: String,
     /// The mailbox watched for customer mail.
     pub mailbox: String,
-    /// Without IDLE on the server, the mailbox is checked this often.
+    /// Wait with IDLE when the server offers it; `false` always polls.
+    pub use_idle: bool,
+    /// Without IDLE, the mailbox is checked this often.
     pub poll_interval: Duration,
     /// IDLE is re-issued this often (RFC 2177: before 29 minutes).
     pub idle_renew: Duration,

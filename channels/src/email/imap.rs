@@ -92,7 +92,7 @@ impl ImapInbound {
         })
         .await?;
         let idle = limit(s.io_timeout, "capabilities", async {
-            Ok(session.capabilities().await?.has_str("IDLE"))
+            Ok(s.use_idle && session.capabilities().await?.has_str("IDLE"))
         })
         .await?;
         let mailbox = limit(s.io_timeout, "select", async {
@@ -262,49 +262,44 @@ impl ImapInbound {
             size,
             header_only,
         };
-        let mut batch = Batch::default();
+        let threads = self.state.lock_threads().await;
         match ingest::ingest(&raw, &source, &self.settings, &self.state)? {
             Ingested::Skip(why) => {
+                drop(threads);
                 tracing::info!(uid, %why, "mail skipped");
             }
             Ingested::Deliver {
                 inbound,
-                batch: b,
+                batch,
                 found,
             } => {
+                // The thread is updated before the core has the mail: the answer the core
+                // may send at once must already reply to this mail. Keys are derived from
+                // the mail, so a mail read again updates the thread the same way.
+                self.state.commit(batch).await?;
+                drop(threads);
                 let key = inbound.conversation_key.clone();
                 let sent = tokio::time::timeout(CORE_WAIT, self.core.inbound.send(*inbound)).await;
-                match sent {
+                let reason = match sent {
                     Ok(Ok(Ok(ack))) => {
                         tracing::debug!(uid, conversation = %ack.conversation_id, %key, ?found, duplicate = ack.duplicate, "mail taken");
-                        batch.extend(b);
+                        None
                     }
                     Ok(Ok(Err(InboundError::Refused(reason)))) => {
                         tracing::warn!(uid, %reason, "mail refused by the daemon; skipped");
+                        None
                     }
-                    Ok(Ok(Err(e))) => {
-                        return Err(ImapError::Core {
-                            uid,
-                            reason: e.to_string(),
-                        });
-                    }
-                    Ok(Err(e)) => {
-                        return Err(ImapError::Core {
-                            uid,
-                            reason: e.to_string(),
-                        });
-                    }
-                    Err(_) => {
-                        return Err(ImapError::Core {
-                            uid,
-                            reason: "timed out".into(),
-                        });
-                    }
+                    Ok(Ok(Err(e))) => Some(e.to_string()),
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some("timed out".to_string()),
+                };
+                // Not taken: the cursor stays, and the mail is read again after a reconnect.
+                if let Some(reason) = reason {
+                    return Err(ImapError::Core { uid, reason });
                 }
             }
         }
-        batch.cursor(&s.mailbox, next);
-        self.state.commit(batch).await?;
+        self.save_cursor(next).await?;
         *cursor = next;
         Ok(())
     }

@@ -1,6 +1,6 @@
-//! One fetched mail becomes an [`Inbound`] for the core, plus the state to remember once
-//! the core has it durably: the thread (reply address, subject, ids) and the mail's
-//! Message-ID mapped to its conversation.
+//! One fetched mail becomes an [`Inbound`] for the core, plus the state to remember for it:
+//! the thread (reply address, subject, ids) and the mail's Message-ID mapped to its
+//! conversation.
 
 use crate::state::StateError;
 use crate::{Attachment, ChannelKind, Contact, Inbound, now_ms};
@@ -35,7 +35,7 @@ impl Source {
 /// What to do with one mail.
 #[derive(Debug)]
 pub enum Ingested {
-    /// Give it to the core; once acknowledged, commit the batch.
+    /// Commit the batch (the thread), then give the mail to the core.
     Deliver {
         inbound: Box<Inbound>,
         batch: Batch,
@@ -80,7 +80,7 @@ pub fn ingest(
     }
     let mut batch = Batch::default();
     if let Some(id) = &mail.message_id {
-        t.push_id(id);
+        t.push_customer_id(id);
         batch.message(id, &key);
     }
     batch.thread(&key, &t);
@@ -179,6 +179,7 @@ pub(crate) mod tests {
                 username: "u".into(),
                 password: "p".into(),
                 mailbox: "INBOX".into(),
+                use_idle: true,
                 poll_interval: Duration::from_secs(30),
                 idle_renew: Duration::from_secs(600),
                 io_timeout: Duration::from_secs(30),

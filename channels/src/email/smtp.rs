@@ -86,7 +86,7 @@ async fn deliver(
         }
     };
     let key = &msg.conversation_key;
-    let mut thread = match state.thread(key) {
+    let thread = match state.thread(key) {
         Ok(Some(t)) => t,
         Ok(None) => {
             return DeliveryReceipt::Failed {
@@ -108,12 +108,20 @@ async fn deliver(
             };
         }
     };
+    // The id is mapped to the conversation before the mail leaves: a reply to it must find
+    // its conversation even if the daemon stops right after sending. (A retry sends the
+    // same id; a mail never sent leaves a mapping nobody will ever use.)
+    let mut b = Batch::default();
+    b.message(&composed.message_id, key);
+    if let Err(e) = state.commit(b).await {
+        return DeliveryReceipt::Retry {
+            after_ms: 2000,
+            reason: e.to_string(),
+        };
+    }
     match transport.send(composed.message).await {
         Ok(_) => {
-            thread.push_id(&composed.message_id);
-            let mut b = Batch::default();
-            b.thread(key, &thread).message(&composed.message_id, key);
-            if let Err(e) = state.commit(b).await {
+            if let Err(e) = remember(state, key, &composed.message_id).await {
                 // The mail is out; only threading of a reply to it could suffer, and the
                 // plus address in its Reply-To still leads back here.
                 tracing::error!(%key, error = %e, "cannot remember a sent mail");
@@ -130,4 +138,19 @@ async fn deliver(
             reason: format!("SMTP: {e}"),
         },
     }
+}
+
+/// Adds a sent mail's id to its thread's References (read again under the lock: mail may
+/// have come in while this one was on its way).
+async fn remember(
+    state: &MailState,
+    key: &str,
+    message_id: &str,
+) -> Result<(), crate::state::StateError> {
+    let _threads = state.lock_threads().await;
+    let mut thread = state.thread(key)?.unwrap_or_default();
+    thread.push_id(message_id);
+    let mut b = Batch::default();
+    b.thread(key, &thread);
+    state.commit(b).await
 }

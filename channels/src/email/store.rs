@@ -32,22 +32,32 @@ pub struct Thread {
     /// Message ids of the thread, oldest first, bounded: our replies' References.
     #[serde(default)]
     pub references: Vec<String>,
-    /// The latest message of the thread (theirs or ours): our replies' In-Reply-To.
+    /// The customer's latest mail: what our replies answer (In-Reply-To).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_message_id: Option<String>,
 }
 
 impl Thread {
-    /// Adds a message id to the thread, keeping the root and the latest ids.
-    pub fn push_id(&mut self, id: &str) {
-        if !self.references.iter().any(|r| r == id) {
-            self.references.push(id.to_string());
+    /// Adds one of our mails to the thread, keeping the root and the latest ids. True when
+    /// the id is new (a mail sent or read again changes nothing).
+    pub fn push_id(&mut self, id: &str) -> bool {
+        if self.references.iter().any(|r| r == id) {
+            return false;
         }
+        self.references.push(id.to_string());
         if self.references.len() > MAX_THREAD_REFERENCES {
             let excess = self.references.len() - MAX_THREAD_REFERENCES;
             self.references.drain(1..=excess);
         }
-        self.last_message_id = Some(id.to_string());
+        true
+    }
+
+    /// Adds a customer's mail: it is also what our next replies answer, unless it was
+    /// already known (read again after a restart) and newer mail came since.
+    pub fn push_customer_id(&mut self, id: &str) {
+        if self.push_id(id) {
+            self.last_message_id = Some(id.to_string());
+        }
     }
 }
 
@@ -55,6 +65,9 @@ impl Thread {
 #[derive(Clone)]
 pub struct MailState {
     inner: Arc<dyn ChannelState>,
+    /// Held around every read-modify-write of a thread: the IMAP reader and the SMTP sender
+    /// both update threads, and neither may lose the other's update.
+    threads: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn cursor_key(mailbox: &str) -> String {
@@ -69,7 +82,15 @@ fn message_key(id: &str) -> String {
 
 impl MailState {
     pub fn new(inner: Arc<dyn ChannelState>) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            threads: Arc::default(),
+        }
+    }
+
+    /// Exclusive right to read, change and write back threads until the guard is dropped.
+    pub async fn lock_threads(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.threads.lock().await
     }
 
     pub fn cursor(&self, mailbox: &str) -> Result<Option<Cursor>, StateError> {
@@ -137,12 +158,6 @@ impl Batch {
         }
         self
     }
-
-    /// Appends another batch.
-    pub fn extend(&mut self, other: Batch) -> &mut Self {
-        self.entries.extend(other.entries);
-        self
-    }
 }
 
 #[cfg(test)]
@@ -158,12 +173,18 @@ mod tests {
             ..Default::default()
         };
         for i in 0..30 {
-            t.push_id(&format!("id{i}@x"));
+            t.push_customer_id(&format!("id{i}@x"));
         }
         assert_eq!(t.references.len(), MAX_THREAD_REFERENCES);
         assert_eq!(t.references[0], "id0@x");
         assert_eq!(t.references.last().map(String::as_str), Some("id29@x"));
         assert_eq!(t.last_message_id.as_deref(), Some("id29@x"));
+        // Our own mails and known ids seen again do not change what we answer.
+        assert!(t.push_id("ours@shop"));
+        assert!(!t.push_id("ours@shop"));
+        t.push_customer_id("id0@x");
+        assert_eq!(t.last_message_id.as_deref(), Some("id29@x"));
+        assert_eq!(t.references.len(), MAX_THREAD_REFERENCES);
         let mut b = Batch::default();
         b.thread("k1", &t).message("id0@x", "k1").cursor(
             "INBOX",
