@@ -330,12 +330,22 @@ async fn a_restart_neither_misses_nor_duplicates_mail() {
 /// comes back: the daemon reconnects, and mail that arrived meanwhile is answered once.
 #[tokio::test]
 async fn polling_and_reconnecting_after_the_server_restarts() {
+    server_restart_scenario(false).await;
+}
+
+/// The same with IDLE: the connection drops while idling.
+#[tokio::test]
+async fn idle_reconnects_after_the_server_restarts() {
+    server_restart_scenario(true).await;
+}
+
+async fn server_restart_scenario(idle: bool) {
     let Some(mut dovecot) = Dovecot::start().await else {
         return;
     };
     let mut sink = SmtpSink::start().await;
     let o = Options {
-        extra: email_config(dovecot.port, sink.port, false),
+        extra: email_config(dovecot.port, sink.port, idle),
         ..Options::default()
     };
     let (dir, _) = Daemon::prepare(&o, &[]);

@@ -9,6 +9,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_imap::extensions::idle::IdleResponse;
 use async_imap::{Client, Session};
 use futures_util::TryStreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -133,7 +134,11 @@ impl ImapInbound {
                 let (wait, stop) = handle.wait_with_timeout(s.idle_renew);
                 let woke = wait.await;
                 drop(stop);
-                woke?;
+                // Nothing interrupts the wait but the stream ending: the connection is gone,
+                // and DONE would only wait for a server that is not there.
+                if let IdleResponse::ManualInterrupt = woke? {
+                    return Err(ImapError::Io(std::io::ErrorKind::ConnectionAborted.into()));
+                }
                 session = limit(s.io_timeout, "idle done", async {
                     Ok(handle.done().await?)
                 })
