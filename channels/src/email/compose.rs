@@ -24,7 +24,9 @@ pub enum ComposeError {
 
 /// A built mail and its Message-ID (without brackets).
 pub struct Composed {
+    /// The mail, ready for the transport.
     pub message: Message,
+    /// Its Message-ID, to remember for threading replies.
     pub message_id: String,
 }
 

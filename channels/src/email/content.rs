@@ -23,6 +23,7 @@ pub struct Person {
 /// A file that came with a mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachmentInfo {
+    /// The file name the sender gave, if any.
     pub name: Option<String>,
     /// MIME type, e.g. `application/pdf`.
     pub kind: String,
@@ -35,17 +36,23 @@ pub struct AttachmentInfo {
 pub struct ParsedMail {
     /// Message-ID without angle brackets.
     pub message_id: Option<String>,
+    /// Ids of the mail(s) this one answers.
     pub in_reply_to: Vec<String>,
+    /// Ids of the thread so far, oldest first (often truncated by clients).
     pub references: Vec<String>,
+    /// Who wrote it.
     pub from: Option<Person>,
     /// Where answers go: Reply-To when given, else From.
     pub reply_to: Option<Person>,
     /// Every address the mail was sent to (To, Cc, Delivered-To, X-Original-To), lowercased.
     pub recipients: Vec<String>,
+    /// Decoded subject.
     pub subject: Option<String>,
+    /// The Date header, in ms since the Unix epoch.
     pub sent_at_ms: Option<u64>,
     /// The new text: quotes and signature stripped.
     pub text: String,
+    /// Files that came with it.
     pub attachments: Vec<AttachmentInfo>,
     /// Why a machine wrote it (auto-reply, bounce), if one did.
     pub automatic: Option<String>,

@@ -54,8 +54,11 @@ type Stream = Box<dyn Io>;
 
 /// The inbound side of the email channel.
 pub struct ImapInbound {
+    /// Server, login, mailbox and limits.
     pub settings: Arc<EmailSettings>,
+    /// Cursor and threads.
     pub state: MailState,
+    /// Where mail goes once read.
     pub core: CoreLink,
 }
 

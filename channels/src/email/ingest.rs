@@ -13,8 +13,11 @@ use super::thread::{self, Found};
 /// Where a mail was read from.
 #[derive(Debug, Clone)]
 pub struct Source {
+    /// The folder the mail is in.
     pub mailbox: String,
+    /// UIDVALIDITY of that folder.
     pub uid_validity: u32,
+    /// The mail's UID in that folder.
     pub uid: u32,
     /// The mail's full size on the server.
     pub size: u32,
@@ -37,8 +40,11 @@ impl Source {
 pub enum Ingested {
     /// Commit the batch (the thread), then give the mail to the core.
     Deliver {
+        /// The message for the conversation.
         inbound: Box<Inbound>,
+        /// The thread update and Message-ID mapping.
         batch: Batch,
+        /// How the conversation was found (for the log).
         found: Found,
     },
     /// Not for a conversation (our own mail coming back, or no message at all).

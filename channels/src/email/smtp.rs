@@ -19,7 +19,9 @@ use crate::{DeliveryReceipt, Outbound, OutboundPayload};
 #[derive(Debug, thiserror::Error)]
 #[error("SMTP relay `{host}`: {reason}")]
 pub struct TransportError {
+    /// The configured relay host.
     pub host: String,
+    /// What lettre refused.
     pub reason: String,
 }
 
@@ -48,8 +50,11 @@ pub fn transport(
 
 /// The outbound side of the email channel.
 pub struct SmtpOutbound {
+    /// Addresses and names used in outgoing mail.
     pub settings: Arc<EmailSettings>,
+    /// Threads to reply into; sent ids are recorded here.
     pub state: MailState,
+    /// The configured SMTP relay.
     pub transport: AsyncSmtpTransport<Tokio1Executor>,
 }
 

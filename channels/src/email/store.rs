@@ -15,6 +15,7 @@ const MAX_THREAD_REFERENCES: usize = 20;
 /// How far the mailbox was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
+    /// The mailbox's UIDVALIDITY when the UIDs below were seen; a change voids them.
     pub uid_validity: u32,
     /// Every message with a UID up to this one is handled.
     pub last_uid: u32,
@@ -25,8 +26,10 @@ pub struct Cursor {
 pub struct Thread {
     /// The customer's address replies go to.
     pub address: String,
+    /// The customer's display name, for the To header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The first mail's subject; replies use it with `Re: `.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// Message ids of the thread, oldest first, bounded: our replies' References.
@@ -81,6 +84,7 @@ fn message_key(id: &str) -> String {
 }
 
 impl MailState {
+    /// Wraps the daemon's state; clones share the thread lock.
     pub fn new(inner: Arc<dyn ChannelState>) -> Self {
         Self {
             inner,
@@ -93,10 +97,12 @@ impl MailState {
         self.threads.lock().await
     }
 
+    /// How far `mailbox` was read; `None` before the first start.
     pub fn cursor(&self, mailbox: &str) -> Result<Option<Cursor>, StateError> {
         self.json(&cursor_key(mailbox))
     }
 
+    /// The thread of a conversation key, if mail was ever read for it.
     pub fn thread(&self, key: &str) -> Result<Option<Thread>, StateError> {
         self.json(&thread_key(key))
     }
@@ -134,14 +140,17 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Moves the mailbox's cursor.
     pub fn cursor(&mut self, mailbox: &str, c: Cursor) -> &mut Self {
         self.json(cursor_key(mailbox), &c)
     }
 
+    /// Replaces a conversation's thread.
     pub fn thread(&mut self, key: &str, t: &Thread) -> &mut Self {
         self.json(thread_key(key), t)
     }
 
+    /// Maps a message id (ours or theirs) to its conversation, for threading replies.
     pub fn message(&mut self, message_id: &str, conversation_key: &str) -> &mut Self {
         self.entries.push((
             message_key(message_id),
