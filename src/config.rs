@@ -588,6 +588,9 @@ pub struct ImapConfig {
     /// Larger mail is recorded from its headers only.
     #[serde(default = "default_max_mail_bytes")]
     pub max_message_bytes: u32,
+    /// PEM file of extra trusted root certificates (a private CA); relative to the config.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_tls() -> String {
@@ -638,6 +641,7 @@ impl Default for ImapConfig {
             reconnect_max_secs: default_backoff_max(),
             read_backlog: false,
             max_message_bytes: default_max_mail_bytes(),
+            ca_file: None,
         }
     }
 }
@@ -661,6 +665,9 @@ pub struct SmtpConfig {
     pub password: String,
     #[serde(default = "default_smtp_timeout_secs")]
     pub timeout_secs: u64,
+    /// PEM file of extra trusted root certificates (a private CA); relative to the config.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_smtp_timeout_secs() -> u64 {
@@ -676,6 +683,7 @@ impl Default for SmtpConfig {
             username: String::new(),
             password: String::new(),
             timeout_secs: default_smtp_timeout_secs(),
+            ca_file: None,
         }
     }
 }
@@ -765,6 +773,16 @@ impl EmailConfig {
         if self.imap.max_message_bytes < 1024 {
             bad("imap.max_message_bytes", "must be at least 1024".into());
         }
+        for (section, file) in [("imap", &self.imap.ca_file), ("smtp", &self.smtp.ca_file)] {
+            if let Some(f) = file
+                && let Err(e) = std::fs::metadata(f)
+            {
+                bad(
+                    &format!("{section}.ca_file"),
+                    format!("{}: {e}", f.display()),
+                );
+            }
+        }
         out
     }
 
@@ -800,6 +818,7 @@ impl EmailConfig {
                 backoff_max: Duration::from_secs(self.imap.reconnect_max_secs),
                 read_backlog: self.imap.read_backlog,
                 max_message_bytes: self.imap.max_message_bytes,
+                ca_file: self.imap.ca_file.clone(),
             },
             smtp: SmtpSettings {
                 host: self.smtp.host.clone(),
@@ -812,6 +831,7 @@ impl EmailConfig {
                 username: self.smtp.username.clone(),
                 password: self.smtp.password.clone(),
                 timeout: Duration::from_secs(self.smtp.timeout_secs),
+                ca_file: self.smtp.ca_file.clone(),
             },
         })
     }
@@ -918,6 +938,17 @@ impl Config {
             && f.is_relative()
         {
             config.bot.faq_file = Some(base.join(f));
+        }
+        for f in [
+            &mut config.email.imap.ca_file,
+            &mut config.email.smtp.ca_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if f.is_relative() {
+                *f = base.join(&*f);
+            }
         }
         problems.extend(config.validate());
         for p in problems.iter_mut() {

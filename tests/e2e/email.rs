@@ -380,3 +380,47 @@ async fn server_restart_scenario(idle: bool) {
     }
     assert_eq!(email_conversations(&d).await.len(), 2);
 }
+
+/// IMAP over STARTTLS and over implicit TLS, the server's certificate checked against a
+/// private CA given as `ca_file`.
+#[tokio::test]
+async fn imap_over_starttls_and_tls_with_a_private_ca() {
+    let Some(dovecot) = Dovecot::start_tls().await else {
+        return;
+    };
+    let ca = dovecot.ca_file.clone().expect("ca file");
+    let tls_port = dovecot.tls_port.expect("imaps port");
+    for (n, (security, port)) in [("starttls", dovecot.port), ("tls", tls_port)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut sink = SmtpSink::start().await;
+        let o = Options {
+            extra: email_config_with(
+                port,
+                sink.port,
+                true,
+                &format!("security = \"{security}\"\nca_file = \"{}\"", ca.display()),
+            ),
+            ..Options::default()
+        };
+        let (dir, _) = Daemon::prepare(&o, &[]);
+        let d = Daemon::start(dir);
+        let id = format!("t{n}@cust.test");
+        dovecot
+            .deliver(&format!(
+                "From: jane@cust.test\nTo: support@shop.test\nSubject: Hours\n\
+                 Message-ID: <{id}>\n\nWhat are your opening hours?\n"
+            ))
+            .await;
+        // With read_backlog each daemon reads the whole mailbox: find the answer to this mail.
+        loop {
+            let m = sink.next().await;
+            if m.header("In-Reply-To").as_deref() == Some(&format!("<{id}>")) {
+                assert!(m.body().contains("We are open 9 to 5."), "{}", m.raw);
+                break;
+            }
+        }
+        drop(d);
+    }
+}

@@ -31,7 +31,12 @@ fn dovecot_binary() -> Option<PathBuf> {
 
 /// A Dovecot process of the test's own, stopped (by its pid) when dropped.
 pub struct Dovecot {
+    /// IMAP (STARTTLS offered when started with TLS).
     pub port: u16,
+    /// IMAPS, when started with TLS.
+    pub tls_port: Option<u16>,
+    /// The private CA that signed the server certificate, when started with TLS.
+    pub ca_file: Option<PathBuf>,
     dir: tempfile::TempDir,
     bin: PathBuf,
     child: Child,
@@ -47,6 +52,17 @@ fn free_port() -> u16 {
 impl Dovecot {
     /// Starts Dovecot, or `None` when it is not installed and the skip variable is set.
     pub async fn start() -> Option<Dovecot> {
+        Self::start_with(false).await
+    }
+
+    /// Starts Dovecot with TLS: a certificate for localhost and 127.0.0.1 signed by a private
+    /// CA made here with openssl (which Debian's dovecot-core depends on), STARTTLS on the
+    /// IMAP port and implicit TLS on a second one.
+    pub async fn start_tls() -> Option<Dovecot> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> Option<Dovecot> {
         let Some(bin) = dovecot_binary() else {
             if std::env::var("HANDOFFD_SKIP_EMAIL_TESTS").as_deref() == Ok("1") {
                 eprintln!("dovecot is not installed and HANDOFFD_SKIP_EMAIL_TESTS=1: skipping");
@@ -82,6 +98,20 @@ impl Dovecot {
         std::fs::write(d.join("users"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).expect("users");
         set_mode(&d.join("users"), 0o644);
         let port = free_port();
+        let (tls_port, ca_file, ssl) = if tls {
+            let ca = make_certificates(d);
+            let tls_port = free_port();
+            let ssl = format!(
+                "ssl = yes\nssl_cert = <{d}/server.pem\nssl_key = <{d}/server.key\n",
+                d = d.display()
+            );
+            (Some(tls_port), Some(ca), ssl)
+        } else {
+            (None, None, "ssl = no\n".to_string())
+        };
+        let imaps = tls_port.map_or("port = 0".to_string(), |p| {
+            format!("address = 127.0.0.1\n    port = {p}")
+        });
         let conf = format!(
             r#"protocols = imap
 listen = 127.0.0.1
@@ -89,8 +119,7 @@ base_dir = {d}/run
 state_dir = {d}/state
 log_path = {d}/dovecot.log
 info_log_path = {d}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
+{ssl}disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{d}/mail/%u
 first_valid_uid = 1
@@ -108,7 +137,7 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    {imaps}
   }}
 }}
 "#,
@@ -119,6 +148,8 @@ service imap-login {{
         let child = spawn(&bin, &conf_path);
         let dovecot = Dovecot {
             port,
+            tls_port,
+            ca_file,
             dir,
             bin,
             child,
@@ -214,6 +245,76 @@ impl Drop for Dovecot {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A private CA and a server certificate for localhost and 127.0.0.1 signed by it, in `d`.
+fn make_certificates(d: &Path) -> PathBuf {
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext.cnf");
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=handoffd-test-ca",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("run openssl (installed with dovecot-core)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    set_mode(&d.join("server.key"), 0o644);
+    d.join("ca.pem")
 }
 
 fn spawn(bin: &Path, conf: &Path) -> Child {
@@ -381,6 +482,16 @@ async fn serve(stream: TcpStream, tx: mpsc::UnboundedSender<SunkMail>) -> std::i
 /// The `[email]` sections of a daemon config pointing at these servers; `idle = false`
 /// makes the daemon poll (every second) as it would with a server without IDLE.
 pub fn email_config(imap_port: u16, smtp_port: u16, idle: bool) -> String {
+    email_config_with(imap_port, smtp_port, idle, "security = \"plain\"")
+}
+
+/// The same with the IMAP security lines given (security, ca_file).
+pub fn email_config_with(
+    imap_port: u16,
+    smtp_port: u16,
+    idle: bool,
+    imap_security: &str,
+) -> String {
     format!(
         r#"
 [email]
@@ -391,7 +502,7 @@ from_name = "Shop Support"
 [email.imap]
 host = "127.0.0.1"
 port = {imap_port}
-security = "plain"
+{imap_security}
 username = "{USER}"
 password = "{PASSWORD}"
 timeout_secs = 10

@@ -50,6 +50,8 @@ pub struct ImapSettings {
     pub read_backlog: bool,
     /// Mail larger than this is recorded from its headers only.
     pub max_message_bytes: u32,
+    /// A PEM file of extra trusted root certificates (a private CA), besides the web PKI.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Where mail goes out.
@@ -62,6 +64,8 @@ pub struct SmtpSettings {
     pub username: String,
     pub password: String,
     pub timeout: Duration,
+    /// A PEM file of extra trusted root certificates (a private CA), besides the web PKI.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// The whole email channel.

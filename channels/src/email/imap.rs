@@ -60,6 +60,8 @@ pub struct ImapInbound {
     pub state: MailState,
     /// Where mail goes once read.
     pub core: CoreLink,
+    /// Trusted roots besides the web PKI (from `ca_file`).
+    pub extra_roots: Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl ImapInbound {
@@ -187,7 +189,8 @@ impl ImapInbound {
         io: IO,
     ) -> Result<tokio_rustls::client::TlsStream<IO>, ImapError> {
         let s = &self.settings.imap;
-        match tokio::time::timeout(s.io_timeout, tls::connect(&s.host, io)).await {
+        match tokio::time::timeout(s.io_timeout, tls::connect(&s.host, io, &self.extra_roots)).await
+        {
             Ok(r) => r.map_err(ImapError::Tls),
             Err(_) => Err(ImapError::Timeout(s.io_timeout, "TLS handshake")),
         }

@@ -193,6 +193,7 @@ pub(crate) mod tests {
                 backoff_max: Duration::from_secs(60),
                 read_backlog: false,
                 max_message_bytes: 1 << 20,
+                ca_file: None,
             },
             smtp: SmtpSettings {
                 host: "127.0.0.1".into(),
@@ -201,6 +202,7 @@ pub(crate) mod tests {
                 username: String::new(),
                 password: String::new(),
                 timeout: Duration::from_secs(30),
+                ca_file: None,
             },
         }
     }

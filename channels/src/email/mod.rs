@@ -42,9 +42,18 @@ impl EmailChannel {
         state: Arc<dyn ChannelState>,
         core: CoreLink,
     ) -> Result<EmailChannel, smtp::TransportError> {
+        // (A bad `ca_file` for IMAP is reported as a TransportError too: the channel cannot
+        // start either way.)
         let settings = Arc::new(settings);
         let state = store::MailState::new(state);
         let transport = smtp::transport(&settings)?;
+        let extra_roots = match &settings.imap.ca_file {
+            Some(path) => tls::load_roots(path).map_err(|reason| smtp::TransportError {
+                host: settings.imap.host.clone(),
+                reason,
+            })?,
+            None => Vec::new(),
+        };
         let outbound = smtp::SmtpOutbound {
             settings: settings.clone(),
             state: state.clone(),
@@ -55,6 +64,7 @@ impl EmailChannel {
             settings,
             state,
             core,
+            extra_roots,
         };
         actix::spawn(inbound.run());
         Ok(EmailChannel { outbound })

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::EmailSettings;
@@ -34,12 +35,22 @@ pub fn transport(
         host: s.host.clone(),
         reason: e.to_string(),
     };
-    let mut b = match s.security {
-        Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(err)?,
-        Security::StartTls => {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host).map_err(err)?
+    let tls = || -> Result<TlsParameters, TransportError> {
+        let mut params = TlsParameters::builder(s.host.clone());
+        if let Some(path) = &s.ca_file {
+            let pem = std::fs::read(path).map_err(|e| TransportError {
+                host: s.host.clone(),
+                reason: format!("{}: {e}", path.display()),
+            })?;
+            params = params.add_root_certificate(Certificate::from_pem(&pem).map_err(err)?);
         }
-        Security::Plain => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
+        params.build_rustls().map_err(err)
+    };
+    let relay = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host);
+    let mut b = match s.security {
+        Security::Tls => relay.tls(Tls::Wrapper(tls()?)),
+        Security::StartTls => relay.tls(Tls::Required(tls()?)),
+        Security::Plain => relay,
     };
     b = b.port(s.port).timeout(Some(s.timeout));
     if !s.username.is_empty() {
