@@ -254,7 +254,10 @@ impl ConversationActor {
         }
         let analysis = self.svc.analyzer.analyze(&inbound.text);
         let score = analysis.sentiment;
-        self.record.sentiment.update(score);
+        // An auto-reply's wording says nothing about how the customer feels.
+        if !inbound.automated {
+            self.record.sentiment.update(score);
+        }
         let mut p = Pending::default();
         let mut m = Self::message(Role::Customer, inbound.text.clone());
         m.platform_message_id = Some(inbound.platform_message_id.clone());

@@ -423,4 +423,18 @@ async fn imap_over_starttls_and_tls_with_a_private_ca() {
         }
         drop(d);
     }
+
+    // Without the CA the certificate is refused: nothing is read, nothing answered.
+    let mut sink = SmtpSink::start().await;
+    let o = Options {
+        extra: email_config_with(tls_port, sink.port, true, "security = \"tls\""),
+        ..Options::default()
+    };
+    let (dir, _) = Daemon::prepare(&o, &[]);
+    let d = Daemon::start(dir);
+    assert!(
+        sink.next_within(Duration::from_secs(3)).await.is_none(),
+        "mail was read over TLS with an untrusted certificate"
+    );
+    assert!(email_conversations(&d).await.is_empty());
 }
