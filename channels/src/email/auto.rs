@@ -23,11 +23,6 @@ pub fn automatic_reason(msg: &Message<'_>) -> Option<String> {
             return Some(format!("{name} header"));
         }
     }
-    if header("X-Auto-Response-Suppress").is_some_and(|v| v.contains("oof") || v == "all")
-        && subject_is_automatic(msg.subject())
-    {
-        return Some("out-of-office".into());
-    }
     if let Some(from) = msg.from().and_then(|a| a.first()).and_then(|a| a.address()) {
         let local = from.split('@').next().unwrap_or("").to_ascii_lowercase();
         if local == "mailer-daemon" || local == "postmaster" {
