@@ -1,10 +1,11 @@
 //! Typed configuration: `config.toml` with `${ENV_VAR}` expansion and validation that names
 //! every problem with its TOML key and line.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use handoffd_channels::meta::{MetaConfig, Platform};
 use serde::Deserialize;
 
 pub use crate::escalation::config::{
@@ -39,6 +40,15 @@ pub struct Config {
     pub agents: AgentsConfig,
     #[serde(default)]
     pub email: EmailConfig,
+    /// WhatsApp Cloud API; the channel runs when the section is present.
+    #[serde(default)]
+    pub whatsapp: Option<MetaConfig>,
+    /// Messenger; the channel runs when the section is present.
+    #[serde(default)]
+    pub messenger: Option<MetaConfig>,
+    /// Instagram Messaging; the channel runs when the section is present.
+    #[serde(default)]
+    pub instagram: Option<MetaConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +96,14 @@ pub struct StorageConfig {
     /// config file.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Page cache of the journal in MiB: what redb may keep of the file in memory. More
+    /// makes reads of old conversations faster; writes do not need it.
+    #[serde(default = "default_cache_mib")]
+    pub cache_mib: usize,
+}
+
+fn default_cache_mib() -> usize {
+    crate::store::DEFAULT_CACHE_BYTES / (1024 * 1024)
 }
 
 fn default_data_dir() -> PathBuf {
@@ -96,6 +114,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             data_dir: default_data_dir(),
+            cache_mib: default_cache_mib(),
         }
     }
 }
@@ -436,6 +455,11 @@ pub struct RouterConfig {
     /// Routing rules, tried in order; the first that matches applies.
     #[serde(default)]
     pub rules: Vec<RoutingRule>,
+    /// What a conversation of each channel counts against an agent's capacity (1 = a live
+    /// chat; e.g. `email = 0.5` lets an agent of capacity 3 hold six emails). Channels not
+    /// listed count 1.
+    #[serde(default)]
+    pub channel_weights: BTreeMap<String, f64>,
 }
 
 /// Sends escalations with some property to a team, requiring skills, raising priority.
@@ -481,6 +505,8 @@ fn default_decline_cooldown() -> u64 {
 fn default_teams() -> Vec<TeamConfig> {
     vec![TeamConfig {
         name: crate::escalation::config::default_team(),
+        strategy: Default::default(),
+        max_open: None,
     }]
 }
 
@@ -492,6 +518,7 @@ impl Default for RouterConfig {
             decline_cooldown_secs: default_decline_cooldown(),
             teams: default_teams(),
             rules: Vec::new(),
+            channel_weights: BTreeMap::new(),
         }
     }
 }
@@ -500,6 +527,14 @@ impl Default for RouterConfig {
 #[serde(deny_unknown_fields)]
 pub struct TeamConfig {
     pub name: String,
+    /// How waiting conversations reach the team's agents: `balanced` (the least loaded
+    /// agent), `round_robin` (agents in turn) or `manual` (agents claim from the queue).
+    #[serde(default)]
+    pub strategy: crate::router::Strategy,
+    /// Conversations the team holds at once (held or offered), whatever its agents'
+    /// capacities add up to; unset means no team limit.
+    #[serde(default)]
+    pub max_open: Option<u32>,
 }
 
 /// The email channel (`[email]`, `[email.imap]`, `[email.smtp]`). Off by default so the
@@ -1011,6 +1046,13 @@ impl Config {
         if self.widget.max_message_chars == 0 {
             bad("widget.max_message_chars".into(), "must be above 0".into());
         }
+        for platform in Platform::ALL {
+            if let Some(c) = self.meta(platform) {
+                for (key, message) in c.problems(platform) {
+                    bad(format!("{}.{key}", platform.channel()), message);
+                }
+            }
+        }
         if self.agents.max_frame_bytes < 1024 {
             bad(
                 "agents.max_frame_bytes".into(),
@@ -1069,6 +1111,28 @@ impl Config {
         if self.router.teams.is_empty() {
             bad("router.teams".into(), "at least one team is needed".into());
         }
+        for (i, t) in self.router.teams.iter().enumerate() {
+            if t.max_open == Some(0) {
+                bad(
+                    format!("router.teams[{i}].max_open"),
+                    "must be above 0 (leave it out for no team limit)".into(),
+                );
+            }
+        }
+        for (name, w) in &self.router.channel_weights {
+            if handoffd_channels::ChannelKind::parse(name).is_none() {
+                bad(
+                    format!("router.channel_weights.{name}"),
+                    format!("unknown channel `{name}`"),
+                );
+            }
+            if !(w.is_finite() && *w >= 0.01 && *w <= 10.0) {
+                bad(
+                    format!("router.channel_weights.{name}"),
+                    "a weight is between 0.01 and 10 (1 is a live chat)".into(),
+                );
+            }
+        }
         if self.router.offer_timeout_secs == 0 {
             bad("router.offer_timeout_secs".into(), "must be above 0".into());
         }
@@ -1114,6 +1178,15 @@ impl Config {
     }
 
     /// Path of the journal file.
+    /// The section of a Meta platform, when it is configured (and so enabled).
+    pub fn meta(&self, platform: Platform) -> Option<&MetaConfig> {
+        match platform {
+            Platform::Whatsapp => self.whatsapp.as_ref(),
+            Platform::Messenger => self.messenger.as_ref(),
+            Platform::Instagram => self.instagram.as_ref(),
+        }
+    }
+
     pub fn journal_path(&self) -> PathBuf {
         self.storage.data_dir.join("handoffd.redb")
     }
@@ -1365,6 +1438,30 @@ team = "nobody"
             panic!("expected problems");
         };
         assert_eq!(p[0].line, Some(1), "{p:?}");
+    }
+
+    #[test]
+    fn meta_sections_take_secrets_from_the_environment_and_are_checked() {
+        // SAFETY: the variable is only used by this test.
+        unsafe { std::env::set_var("HANDOFFD_TEST_WA_SECRET", "wa-app-secret-0123") };
+        let text = "[widget]\ntoken_secret = \"0123456789abcdef0123\"\n[whatsapp]\napp_secret = \"${HANDOFFD_TEST_WA_SECRET}\"\nverify_token = \"v\"\naccess_token = \"t\"\n[[whatsapp.templates]]\nname = \"order_update\"\nlanguage = \"en_US\"\ntext = \"Hi {{1}}\"\n";
+        let c = Config::from_toml(text, Path::new(".")).expect("valid");
+        let wa = c.meta(Platform::Whatsapp).expect("whatsapp enabled");
+        assert_eq!(wa.app_secret, "wa-app-secret-0123");
+        assert_eq!(wa.templates.len(), 1);
+        assert!(c.meta(Platform::Messenger).is_none());
+        let text = "[widget]\ntoken_secret = \"0123456789abcdef0123\"\n[messenger]\napp_secret = \"x\"\nverify_token = \"v\"\naccess_token = \"\"\napi_version = \"latest\"\n";
+        let Err(ConfigError::Invalid(problems)) = Config::from_toml(text, Path::new(".")) else {
+            panic!("must be invalid")
+        };
+        for key in [
+            "messenger.app_secret",
+            "messenger.access_token",
+            "messenger.api_version",
+        ] {
+            let p = problems.iter().find(|p| p.key == key);
+            assert!(p.is_some_and(|p| p.line.is_some()), "{key}: {problems:?}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use actix::prelude::*;
 use handoffd_channels::{ChannelKind, DeliveryReceipt, Outbound, OutboundPayload};
 
 use crate::conversation::{DeliveryFailed, Directory, send_to};
-use crate::model::OutboxEntry;
+use crate::model::{OutboundRef, OutboxEntry};
 use crate::store::{Op, Store};
 
 /// Attempts before a delivery that keeps asking for retries is given up.
@@ -97,8 +97,33 @@ impl Outbox {
                 let store = self.store.clone();
                 let id = entry.delivery_id.clone();
                 let directory = self.directory.clone();
+                // Widget deliveries were never written to the outbox table.
+                let mut ops = Vec::new();
+                if entry.stored {
+                    ops.push(Op::DeleteOutbox(id.clone()));
+                }
+                // The platform's id of a delivered message: its later delivery and read
+                // reports find the message by it.
+                if let (
+                    DeliveryReceipt::Delivered {
+                        platform_message_id: Some(pid),
+                    },
+                    OutboundPayload::Message(m),
+                ) = (&final_receipt, &entry.payload)
+                {
+                    ops.push(Op::PutOutboundRef {
+                        channel: entry.channel,
+                        platform_message_id: pid.clone(),
+                        target: OutboundRef {
+                            conversation_id: entry.conversation_id.clone(),
+                            seq: m.seq,
+                        },
+                    });
+                }
                 actix::spawn(async move {
-                    if let Err(e) = store.commit(vec![Op::DeleteOutbox(id.clone())]).await {
+                    if !ops.is_empty()
+                        && let Err(e) = store.commit(ops).await
+                    {
                         tracing::error!(delivery = %id, error = %e, "cannot clear delivered outbox entry");
                     }
                     if let DeliveryReceipt::Failed { reason } = final_receipt {

@@ -62,6 +62,9 @@ pub struct TranscriptEntry {
     /// did not answer it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub automated: bool,
+    /// What the customer's platform last reported about a message sent to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<crate::model::DeliveryReport>,
 }
 
 impl From<&MessageRecord> for TranscriptEntry {
@@ -76,6 +79,7 @@ impl From<&MessageRecord> for TranscriptEntry {
             handoff: m.handoff,
             attachments: m.attachments.clone(),
             automated: m.automated,
+            delivery: m.delivery.clone(),
         }
     }
 }

@@ -26,6 +26,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web::{App, HttpServer, web};
 use handoffd_channels::email::EmailChannel;
+use handoffd_channels::meta::{MetaChannel, Platform};
 use handoffd_channels::widget::{WidgetChannel, WidgetSettings};
 use handoffd_channels::{ChannelKind, CoreLink};
 
@@ -50,6 +51,8 @@ pub enum StartError {
     Analysis(String),
     #[error("email: {0}")]
     Email(String),
+    #[error("channel: {0}")]
+    Channel(#[from] handoffd_channels::meta::StartError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -78,7 +81,10 @@ impl Gateway {
     /// Opens the store, starts every actor and the HTTP server. Must run inside an actix
     /// `System`.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
-        let store = Store::open(&config.journal_path())?;
+        let store = Store::open_with_cache(
+            &config.journal_path(),
+            config.storage.cache_mib.saturating_mul(1024 * 1024),
+        )?;
         let workers = if config.server.workers == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
@@ -94,6 +100,7 @@ impl Gateway {
             inbound: directory.clone().recipient(),
             typing: directory.clone().recipient(),
             history: directory.clone().recipient(),
+            delivery: directory.clone().recipient(),
         };
         let widget = WidgetChannel::start(
             WidgetSettings {
@@ -110,10 +117,27 @@ impl Gateway {
         if let Some(settings) = config.email.settings() {
             // The channel keeps its IMAP cursor and thread mappings in the journal.
             let state: Arc<dyn handoffd_channels::state::ChannelState> = Arc::new(store.clone());
-            let email = EmailChannel::start(settings, state, core)
+            let email = EmailChannel::start(settings, state, core.clone())
                 .map_err(|e| StartError::Email(e.to_string()))?;
             channels.insert(ChannelKind::Email, email.outbound());
         }
+        // Meta's channels run when their config section is present.
+        let mut meta = Vec::new();
+        let mut windows = HashMap::new();
+        for platform in Platform::ALL {
+            if let Some(c) = config.meta(platform) {
+                let channel = MetaChannel::start(platform, c, core.clone())?;
+                channels.insert(platform.channel(), channel.outbound());
+                windows.insert(platform.channel(), channel.window_rules().clone());
+                tracing::info!(
+                    path = platform.webhook_path(),
+                    "{} channel started",
+                    platform.channel()
+                );
+                meta.push(channel);
+            }
+        }
+        let windows = Arc::new(windows);
 
         let router_ctx = Context::<Router>::new();
         let router_addr = router_ctx.address();
@@ -128,6 +152,7 @@ impl Gateway {
             agents: registry.clone(),
             directory: directory.clone(),
             settings: ConversationSettings::from_config(&config),
+            windows: windows.clone(),
         });
         directory.do_send(SetServices(svc));
         router_ctx.run(Router::new(
@@ -155,19 +180,24 @@ impl Gateway {
             registry,
             teams,
             max_frame_bytes: config.agents.max_frame_bytes,
+            windows,
         });
         let max_body = config.server.max_body_bytes;
         let listen = config.server.listen.clone();
         let server = HttpServer::new(move || {
             let (state, widget, agents) = (state.clone(), widget.clone(), agents.clone());
+            let meta = meta.clone();
             App::new()
                 .wrap(
                     actix_web::middleware::Logger::new("%a \"%r\" %s %Dms")
                         .log_target("handoffd::http"),
                 )
-                .configure(move |cfg| http::configure(cfg, state, widget, agents, max_body))
+                .configure(move |cfg| http::configure(cfg, state, widget, agents, meta, max_body))
         })
         .workers(workers)
+        // Without it Nagle's algorithm holds a bot reply written right after the ack until
+        // the client acknowledges the ack: up to 40 ms per turn on an idle connection.
+        .tcp_nodelay(true)
         .shutdown_timeout(config.server.shutdown_timeout_secs)
         .bind(&listen)
         .map_err(|source| StartError::Listen {

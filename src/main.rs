@@ -12,6 +12,10 @@ use handoffd::handoff::HandoffPackage;
 use handoffd::http::api::new_agent_record;
 use handoffd::store::{Op, Store};
 
+/// The allocator: see the `mimalloc` line in Cargo.toml for why not glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "handoffd",

@@ -1,7 +1,9 @@
 //! The records handoffd keeps: conversations, their messages, the queue, assignments, agents
 //! and pending deliveries. They are plain serde types; `store/` decides how they sit on disk.
 
-use handoffd_channels::{Attachment, ChannelKind, Contact, OutboundPayload};
+use handoffd_channels::{
+    Attachment, ChannelKind, Contact, DeliveryMode, DeliveryStatus, OutboundPayload,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -128,6 +130,31 @@ pub struct MessageRecord {
     /// by the bot, and never a trigger for escalation.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub automated: bool,
+    /// How it was sent on a platform with a messaging window (tag, template).
+    #[serde(default, skip_serializing_if = "DeliveryMode::is_standard")]
+    pub delivery_mode: DeliveryMode,
+    /// What the platform last reported about an outbound message (delivered, read...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryReport>,
+}
+
+/// The latest delivery report on an outbound message, as the platform sent it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeliveryReport {
+    /// `sent`, `delivered`, `read` or `failed`.
+    #[schemars(with = "String")]
+    pub status: DeliveryStatus,
+    pub at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where a message the daemon sent lives, found by the id its platform gave it, so the
+/// platform's later delivery and read reports reach it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundRef {
+    pub conversation_id: String,
+    pub seq: u64,
 }
 
 impl MessageRecord {
@@ -171,6 +198,9 @@ pub struct ConversationRecord {
     /// The language the customer writes in, as last detected (ISO 639-1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// When the customer last wrote, by the platform's clock: messaging windows run from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_customer_message_ms: Option<u64>,
 }
 
 /// An entity found in the conversation and where.
@@ -214,6 +244,9 @@ pub struct QueueEntry {
     /// The customer's language: agents who speak it are offered first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// The conversation's channel: what it weighs against an agent's capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ChannelKind>,
 }
 
 /// Which agent holds a conversation. Written only on the router's decision.
@@ -255,6 +288,14 @@ pub struct OutboxEntry {
     pub payload: OutboundPayload,
     pub attempts: u32,
     pub created_at_ms: u64,
+    /// False for deliveries that were never written to the outbox table (channels that
+    /// replay from the journal): there is nothing to delete when they end.
+    #[serde(default = "stored_in_outbox")]
+    pub stored: bool,
+}
+
+fn stored_in_outbox() -> bool {
+    true
 }
 
 impl MessageRecord {
@@ -267,6 +308,7 @@ impl MessageRecord {
             text: self.text.clone(),
             sent_at_ms: self.at_ms,
             client_id: self.client_id().map(str::to_string),
+            delivery_mode: self.delivery_mode.clone(),
         }
     }
 }
@@ -296,6 +338,7 @@ impl ConversationRecord {
             last_agent: None,
             bot_resuming: false,
             language: None,
+            last_customer_message_ms: None,
         }
     }
 }

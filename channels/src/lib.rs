@@ -11,9 +11,13 @@ use actix::{Message, Recipient};
 use serde::{Deserialize, Serialize};
 
 pub mod email;
+pub mod meta;
 pub mod state;
 pub mod widget;
+pub mod window;
 pub mod ws;
+
+pub use window::{DeliveryMode, TemplateSpec, WindowRules, WindowState, WindowView};
 
 /// The platforms a customer can write from. Stable lowercase names are used in config,
 /// storage keys and the API.
@@ -55,6 +59,15 @@ impl ChannelKind {
             "email" => ChannelKind::Email,
             _ => return None,
         })
+    }
+}
+
+impl ChannelKind {
+    /// True for channels whose clients fetch what they missed from the journal when they
+    /// come back (the widget resumes after its last seen `seq`). For them a message that
+    /// could not be pushed is not lost, so it needs no outbox entry of its own.
+    pub fn replays_from_journal(self) -> bool {
+        matches!(self, ChannelKind::Widget)
     }
 }
 
@@ -189,6 +202,10 @@ pub struct VisibleMessage {
     /// The client's own id for a customer message, so a client can match it to its ack.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// How a platform with a messaging window must send it (tag, template); the daemon
+    /// decides it from the window rules, channels without a window ignore it.
+    #[serde(default, skip_serializing_if = "DeliveryMode::is_standard")]
+    pub delivery_mode: DeliveryMode,
 }
 
 /// Something the daemon wants a channel to deliver to a customer.
@@ -239,12 +256,64 @@ impl DeliveryReceipt {
     }
 }
 
+/// What became of a message the daemon sent, as the platform reports it later (WhatsApp
+/// `statuses`, Messenger `delivery`/`read`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The stable name used in the agent protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Read => "read",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Which outbound message(s) a delivery report is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum DeliveryTarget {
+    /// One message, by the id the platform gave it when it was sent.
+    Message { platform_message_id: String },
+    /// Everything sent in a conversation up to a time (Messenger's `read.watermark`).
+    UpTo {
+        conversation_key: String,
+        watermark_ms: u64,
+    },
+}
+
+/// A platform's report on a message the daemon sent. The reply comes once it is recorded, so
+/// a webhook can acknowledge the platform; an unknown message is answered `Ok(false)`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<bool, InboundError>")]
+pub struct DeliveryUpdate {
+    pub channel: ChannelKind,
+    pub target: DeliveryTarget,
+    pub status: DeliveryStatus,
+    /// When the platform says it happened (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// The platform's reason, for `Failed`.
+    pub error: Option<String>,
+}
+
 /// Where a channel sends what it receives. Given to every channel by the daemon.
 #[derive(Clone)]
 pub struct CoreLink {
     pub inbound: Recipient<Inbound>,
     pub typing: Recipient<CustomerTyping>,
     pub history: Recipient<HistoryRequest>,
+    /// Delivery and read reports on messages the daemon sent.
+    pub delivery: Recipient<DeliveryUpdate>,
 }
 
 /// Milliseconds since the Unix epoch, the time unit of every envelope.

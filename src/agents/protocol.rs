@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use handoffd_channels::WindowView;
+
 use crate::handoff::{HandoffPackage, TranscriptEntry};
 
 /// Agent presence as agents set it.
@@ -10,7 +12,10 @@ use crate::handoff::{HandoffPackage, TranscriptEntry};
 #[serde(rename_all = "snake_case")]
 pub enum Presence {
     Online,
+    /// Signed in but not taking new conversations (a break); keeps what they hold.
     Away,
+    /// Off duty while a client stays connected (an open inbox tab); no offers either.
+    Offline,
 }
 
 /// Where a transfer goes: another agent or a team.
@@ -34,6 +39,12 @@ pub enum ClientFrame {
     Accept {
         conversation_id: String,
     },
+    /// Take a waiting conversation from the queue without an offer (manual teams).
+    Claim {
+        conversation_id: String,
+    },
+    /// Ask for the waiting conversations of one's teams (answered with a `queue` frame).
+    GetQueue,
     Decline {
         conversation_id: String,
         #[serde(default)]
@@ -42,6 +53,15 @@ pub enum ClientFrame {
     Reply {
         conversation_id: String,
         text: String,
+        #[serde(default)]
+        client_id: Option<String>,
+    },
+    /// Sends a configured template (WhatsApp, the only thing allowed outside its window).
+    Template {
+        conversation_id: String,
+        template: String,
+        #[serde(default)]
+        params: Vec<String>,
         #[serde(default)]
         client_id: Option<String>,
     },
@@ -78,8 +98,11 @@ impl ClientFrame {
             ClientFrame::Auth { .. } => "auth",
             ClientFrame::Presence { .. } => "presence",
             ClientFrame::Accept { .. } => "accept",
+            ClientFrame::Claim { .. } => "claim",
+            ClientFrame::GetQueue => "get_queue",
             ClientFrame::Decline { .. } => "decline",
             ClientFrame::Reply { .. } => "reply",
+            ClientFrame::Template { .. } => "template",
             ClientFrame::Note { .. } => "note",
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::Transfer { .. } => "transfer",
@@ -135,6 +158,27 @@ pub enum ServerFrame {
         owner: crate::model::Owner,
         package: Option<Box<HandoffPackage>>,
         transcript: Vec<TranscriptEntry>,
+        /// The messaging window, on channels that have one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        window: Option<WindowView>,
+    },
+    /// Where the conversation stands in its channel's messaging window: sent when an agent
+    /// gets the conversation and after every customer message, so the agent knows what may
+    /// be sent before typing.
+    Window {
+        conversation_id: String,
+        window: WindowView,
+    },
+    /// The platform reported on a message sent to the customer (delivered, read, failed).
+    Delivery {
+        conversation_id: String,
+        seq: u64,
+        delivery: crate::model::DeliveryReport,
+    },
+    /// The waiting conversations of the agent's teams, in the order they will be served:
+    /// the answer to `get_queue`, and pushed to agents of manual teams when it changes.
+    Queue {
+        entries: Vec<crate::router::QueuedView>,
     },
     /// The conversation left this agent (closed, transferred, re-queued).
     Released {

@@ -3,7 +3,7 @@
 //! the router and conversations, and forwards what the daemon pushes. Every request gets an
 //! `ack` or an `error` frame; a bad frame never closes the session, except before auth.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use actix::prelude::*;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use handoffd_channels::ws::WsWriter;
+use handoffd_channels::{ChannelKind, WindowRules, now_ms};
 
 use super::AgentRegistry;
 use super::auth::hash_token;
@@ -19,7 +20,9 @@ use super::registry::AgentPush;
 use crate::conversation::{AgentAction, AgentRequest, Directory, TypingSignal, send_to};
 use crate::handoff::{HandoffPackage, TranscriptEntry};
 use crate::model::Owner;
-use crate::router::{Accept, AgentConnected, AgentDisconnected, Decline, Router, SetPresence};
+use crate::router::{
+    Accept, AgentConnected, AgentDisconnected, Claim, Decline, GetQueue, Router, SetPresence,
+};
 use crate::store::Store;
 
 /// Longest agent message accepted, in characters.
@@ -36,6 +39,8 @@ pub struct AgentEndpoint {
     pub registry: AgentRegistry,
     pub teams: Arc<HashSet<String>>,
     pub max_frame_bytes: usize,
+    /// Messaging windows of the channels that have one.
+    pub windows: Arc<HashMap<ChannelKind, WindowRules>>,
 }
 
 /// The actix-web handler for `GET /agent/ws`.
@@ -271,6 +276,40 @@ impl AgentSession {
                 });
                 self.send(ctx, ServerFrame::ack(kind, None));
             }
+            ClientFrame::GetQueue => {
+                let fut = self.endpoint.router.send(GetQueue {
+                    for_agent: Some(agent_id),
+                });
+                ctx.wait(fut.into_actor(self).map(move |res, act, ctx| {
+                    let frame = match res {
+                        Ok(entries) => ServerFrame::Queue { entries },
+                        Err(_) => ServerFrame::error(
+                            "unavailable",
+                            "the router is not running",
+                            Some(kind),
+                        ),
+                    };
+                    act.send(ctx, frame);
+                }));
+            }
+            ClientFrame::Claim { conversation_id } => {
+                let fut = self.endpoint.router.send(Claim {
+                    agent_id,
+                    conversation_id: conversation_id.clone(),
+                });
+                ctx.wait(fut.into_actor(self).map(move |res, act, ctx| {
+                    let frame = match res {
+                        Ok(Ok(())) => ServerFrame::ack(kind, Some(conversation_id)),
+                        Ok(Err(e)) => ServerFrame::error(e.code(), e.to_string(), Some(kind)),
+                        Err(_) => ServerFrame::error(
+                            "unavailable",
+                            "the router is not running",
+                            Some(kind),
+                        ),
+                    };
+                    act.send(ctx, frame);
+                }));
+            }
             ClientFrame::Accept { conversation_id } => {
                 let fut = self.endpoint.router.send(Accept {
                     agent_id,
@@ -339,6 +378,44 @@ impl AgentSession {
                 }
                 let action = AgentAction::Reply {
                     text,
+                    client_id: client_id.clone(),
+                };
+                self.conversation_request(
+                    ctx,
+                    kind,
+                    conversation_id,
+                    agent_id,
+                    agent_name,
+                    action,
+                    client_id,
+                );
+            }
+            ClientFrame::Template {
+                conversation_id,
+                template,
+                params,
+                client_id,
+            } => {
+                if template.is_empty()
+                    || params.len() > 20
+                    || params.iter().any(|p| check_text(p).is_err())
+                    || client_id
+                        .as_ref()
+                        .is_some_and(|c| c.is_empty() || c.len() > 128)
+                {
+                    self.send(
+                        ctx,
+                        ServerFrame::error(
+                            "invalid_request",
+                            "a template needs its name, at most 20 non-empty parameters and a client_id of 1 to 128 bytes",
+                            Some(kind),
+                        ),
+                    );
+                    return;
+                }
+                let action = AgentAction::Template {
+                    name: template,
+                    params,
                     client_id: client_id.clone(),
                 };
                 self.conversation_request(
@@ -570,6 +647,11 @@ impl AgentSession {
             owner: record.owner.clone(),
             package,
             transcript: messages.iter().map(TranscriptEntry::from).collect(),
+            window: self
+                .endpoint
+                .windows
+                .get(&record.channel)
+                .map(|w| w.view(record.last_customer_message_ms, now_ms())),
         }
     }
 }

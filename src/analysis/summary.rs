@@ -102,6 +102,8 @@ mod tests {
             handoff: None,
             bot: None,
             automated: false,
+            delivery_mode: Default::default(),
+            delivery: None,
         }
     }
 

@@ -179,6 +179,7 @@ mod tests {
             handoff: None,
             attachments: vec![],
             automated: false,
+            delivery: None,
         };
         BotTurn {
             conversation_id: "c".into(),

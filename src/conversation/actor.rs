@@ -13,13 +13,14 @@ use std::time::Instant;
 use actix::fut::{self, LocalBoxActorFuture};
 use actix::prelude::*;
 use handoffd_channels::{
-    ConversationStatus, InboundAck, InboundError, Outbound, OutboundPayload, now_ms,
+    ConversationStatus, DeliveryMode, InboundAck, InboundError, Outbound, OutboundPayload,
+    WindowView, now_ms,
 };
 use uuid::Uuid;
 
 use super::{
-    AgentAction, AgentRequest, AssignAgent, ConversationError, CustomerMessage, Requeue, Services,
-    TypingSignal,
+    AgentAction, AgentRequest, AssignAgent, ConversationError, CustomerMessage, RecordDelivery,
+    ReportTarget, Requeue, Services, TypingSignal,
 };
 use crate::agents::protocol::{ServerFrame, TransferTarget};
 use crate::analysis::{MessageAnalysis, summary};
@@ -30,8 +31,8 @@ use crate::escalation::{Decision, Tracker};
 use crate::handoff::{Escalation, TranscriptEntry};
 use crate::metrics::METRICS;
 use crate::model::{
-    BotTurnMeta, ConversationRecord, KnownEntity, MessageRecord, OutboxEntry, Owner, QueueEntry,
-    Role, next_ticket,
+    BotTurnMeta, ConversationRecord, DeliveryReport, KnownEntity, MessageRecord, OutboxEntry,
+    Owner, QueueEntry, Role, next_ticket,
 };
 use crate::router::{Enqueue, Released};
 use crate::store::Op;
@@ -119,11 +120,36 @@ impl ConversationActor {
         if matches!(self.record.owner, Owner::Agent { .. }) && msg.handoff.is_none() {
             msg.handoff = Some(self.record.handoffs);
         }
+        // On a channel with a messaging window, a message the window does not allow is
+        // kept in the transcript but not sent, and a note says why.
+        let mut withheld = None;
+        if msg.role.customer_visible()
+            && msg.role != Role::Customer
+            && msg.delivery_mode.is_standard()
+            && let Some(rules) = self.svc.windows.get(&self.record.channel)
+        {
+            match rules.free_form_mode(
+                msg.role == Role::Agent,
+                self.record.last_customer_message_ms,
+                now_ms(),
+            ) {
+                Ok(mode) => msg.delivery_mode = mode,
+                Err(e) => withheld = Some(e.to_string()),
+            }
+        }
+        if let Some(reason) = &withheld {
+            // Marked failed so no later report (a Messenger read watermark) claims it arrived.
+            msg.delivery = Some(DeliveryReport {
+                status: handoffd_channels::DeliveryStatus::Failed,
+                at_ms: msg.at_ms,
+                error: Some(format!("not sent: {reason}")),
+            });
+        }
         p.ops.push(Op::AppendMessage {
             conversation_id: self.record.id.clone(),
             message: Box::new(msg.clone()),
         });
-        if msg.role.customer_visible() && msg.role != Role::Customer {
+        if msg.role.customer_visible() && msg.role != Role::Customer && withheld.is_none() {
             let entry = OutboxEntry {
                 delivery_id: format!("{}:{seq}", self.record.id),
                 conversation_id: self.record.id.clone(),
@@ -132,8 +158,13 @@ impl ConversationActor {
                 payload: OutboundPayload::Message(msg.visible()),
                 attempts: 0,
                 created_at_ms: msg.at_ms,
+                stored: !self.record.channel.replays_from_journal(),
             };
-            p.ops.push(Op::PutOutbox(Box::new(entry.clone())));
+            // A widget client replays from the journal on reconnect, so the message
+            // itself (journaled above) is all that must be durable.
+            if entry.stored {
+                p.ops.push(Op::PutOutbox(Box::new(entry.clone())));
+            }
             p.deliveries.push(entry);
         }
         if let Some(pid) = &msg.platform_message_id {
@@ -141,7 +172,37 @@ impl ConversationActor {
         }
         p.for_agent.push(msg.clone());
         self.transcript.push(msg);
+        if let Some(reason) = withheld {
+            tracing::info!(conversation = %self.id(), seq, %reason, "message not sent: outside the messaging window");
+            let mut note =
+                Self::message(Role::Note, format!("Message {seq} was not sent: {reason}"));
+            note.author = Some("handoffd".into());
+            self.journal(p, note);
+        }
         seq
+    }
+
+    /// The conversation's messaging window now, on channels that have one.
+    fn window_view(&self) -> Option<WindowView> {
+        self.svc
+            .windows
+            .get(&self.record.channel)
+            .map(|w| w.view(self.record.last_customer_message_ms, now_ms()))
+    }
+
+    /// Tells the owning agent where the window stands.
+    fn push_window(&self) {
+        if let (Owner::Agent { agent_id, .. }, Some(window)) =
+            (&self.record.owner, self.window_view())
+        {
+            self.svc.agents.push(
+                agent_id,
+                &ServerFrame::Window {
+                    conversation_id: self.record.id.clone(),
+                    window,
+                },
+            );
+        }
     }
 
     fn message(role: Role, text: String) -> MessageRecord {
@@ -160,6 +221,8 @@ impl ConversationActor {
             handoff: None,
             bot: None,
             automated: false,
+            delivery_mode: DeliveryMode::Standard,
+            delivery: None,
         }
     }
 
@@ -252,6 +315,19 @@ impl ConversationActor {
         if inbound.contact.language.is_some() {
             self.record.contact.language = inbound.contact.language.clone();
         }
+        // Windows run from the platform's time of the message (never from the future); a
+        // late redelivery of an older message does not move it back.
+        let now = now_ms();
+        let sent = if inbound.sent_at_ms == 0 || inbound.sent_at_ms > now {
+            now
+        } else {
+            inbound.sent_at_ms
+        };
+        self.record.last_customer_message_ms = Some(
+            self.record
+                .last_customer_message_ms
+                .map_or(sent, |l| l.max(sent)),
+        );
         let analysis = self.svc.analyzer.analyze(&inbound.text);
         let score = analysis.sentiment;
         // An auto-reply's wording says nothing about how the customer feels.
@@ -303,6 +379,7 @@ impl ConversationActor {
                         return fut::ready(()).boxed_local();
                     }
                 }
+                act.push_window();
                 match act.record.owner {
                     // An auto-reply or bounce is on record; answering it could start a loop.
                     Owner::Bot if automated => fut::ready(()).boxed_local(),
@@ -497,6 +574,7 @@ impl ConversationActor {
             preferred_agent: self.record.last_agent.clone(),
             skills: route.skills,
             language: self.record.language.clone(),
+            channel: Some(self.record.channel),
         };
         p.ops.push(Op::PutQueueEntry(entry.clone()));
         if self.svc.settings.mode == HandoffMode::Warm {
@@ -599,9 +677,10 @@ impl ConversationActor {
         });
         let waited = a.assigned_at_ms.saturating_sub(a.queued.enqueued_at_ms);
         self.commit(p)
-            .map(move |res, _, _| {
+            .map(move |res, act, _| {
                 if res.is_ok() {
                     METRICS.time_to_assignment.observe(waited as f64 / 1000.0);
+                    act.push_window();
                 }
                 res
             })
@@ -640,6 +719,7 @@ impl ConversationActor {
                 preferred_agent: None,
                 skills: Vec::new(),
                 language: self.record.language.clone(),
+                channel: Some(self.record.channel),
             },
         };
         self.record.owner = Owner::Queued {
@@ -680,6 +760,14 @@ impl ConversationActor {
                 {
                     return fut::ready(Ok(Some(*seq))).boxed_local();
                 }
+                // Refused here, with the reason, rather than failing later at the platform.
+                if let Some(rules) = self.svc.windows.get(&self.record.channel)
+                    && let Err(e) =
+                        rules.free_form_mode(true, self.record.last_customer_message_ms, now_ms())
+                {
+                    return fut::ready(Err(ConversationError::WindowClosed(e.to_string())))
+                        .boxed_local();
+                }
                 m.handoff = Some(handoff);
                 let first_reply = !self
                     .transcript
@@ -690,6 +778,47 @@ impl ConversationActor {
                         .time_to_first_response
                         .observe(now_ms().saturating_sub(*since_ms) as f64 / 1000.0);
                 }
+                let seq = self.journal(&mut p, m);
+                self.commit(p)
+                    .map(move |r, _, _| r.map(|_| Some(seq)))
+                    .boxed_local()
+            }
+            AgentAction::Template {
+                name,
+                params,
+                client_id,
+            } => {
+                let Some(spec) = self
+                    .svc
+                    .windows
+                    .get(&self.record.channel)
+                    .and_then(|w| w.template(&name))
+                else {
+                    return fut::ready(Err(ConversationError::Invalid(format!(
+                        "no template `{name}` is configured for {}",
+                        self.record.channel
+                    ))))
+                    .boxed_local();
+                };
+                let text = match spec.render(&params) {
+                    Ok(t) => t,
+                    Err(e) => return fut::ready(Err(ConversationError::Invalid(e))).boxed_local(),
+                };
+                let mut m = Self::message(Role::Agent, text);
+                m.author = Some(req.agent_id.clone());
+                m.author_name = Some(req.agent_name.clone());
+                m.platform_message_id = client_id.map(|c| format!("a:{}:{c}", req.agent_id));
+                if let Some(pid) = &m.platform_message_id
+                    && let Some(seq) = self.seen.get(pid)
+                {
+                    return fut::ready(Ok(Some(*seq))).boxed_local();
+                }
+                m.delivery_mode = DeliveryMode::Template {
+                    name: spec.name.clone(),
+                    language: spec.language.clone(),
+                    params,
+                };
+                m.handoff = Some(handoff);
                 let seq = self.journal(&mut p, m);
                 self.commit(p)
                     .map(move |r, _, _| r.map(|_| Some(seq)))
@@ -759,6 +888,7 @@ impl ConversationActor {
                     // A new team: its own agents' skills apply, not the old route's.
                     skills: Vec::new(),
                     language: self.record.language.clone(),
+                    channel: Some(self.record.channel),
                 };
                 if let Some(e) = self.record.escalation.as_mut() {
                     e.team = to_team.clone();
@@ -965,5 +1095,74 @@ impl Handler<ResumeBotTurn> for ConversationActor {
             .unwrap_or_default();
         let analysis = self.svc.analyzer.analyze(&text);
         AtomicResponse::new(self.bot_step(msg.seq, &analysis))
+    }
+}
+
+impl Handler<RecordDelivery> for ConversationActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, msg: RecordDelivery, _ctx: &mut Self::Context) -> Self::Result {
+        let report = DeliveryReport {
+            status: msg.status,
+            at_ms: msg.at_ms,
+            error: msg.error.clone(),
+        };
+        let mut p = Pending::default();
+        let mut changed = Vec::new();
+        for m in self.transcript.iter_mut() {
+            let sent_by_us = m.role.customer_visible() && m.role != Role::Customer;
+            let hit = match msg.target {
+                ReportTarget::Seq(seq) => m.seq == seq,
+                ReportTarget::UpTo(watermark) => m.at_ms <= watermark,
+            };
+            // Reports only move forward: sent, delivered, read (or failed).
+            let advances = m.delivery.as_ref().is_none_or(|d| d.status < msg.status);
+            if sent_by_us && hit && advances {
+                m.delivery = Some(report.clone());
+                p.ops.push(Op::ReplaceMessage {
+                    conversation_id: self.record.id.clone(),
+                    message: Box::new(m.clone()),
+                });
+                changed.push(m.seq);
+            }
+        }
+        if changed.is_empty() {
+            return AtomicResponse::new(fut::ready(()).boxed_local());
+        }
+        if msg.status == handoffd_channels::DeliveryStatus::Failed {
+            for seq in &changed {
+                let reason = msg
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "the platform reported a failure".into());
+                let mut note = Self::message(
+                    Role::Note,
+                    format!("Message {seq} could not be delivered to the customer: {reason}"),
+                );
+                note.author = Some("handoffd".into());
+                self.journal(&mut p, note);
+            }
+        }
+        AtomicResponse::new(
+            self.commit(p)
+                .map(move |res, act, _| {
+                    if res.is_err() {
+                        return;
+                    }
+                    if let Owner::Agent { agent_id, .. } = &act.record.owner {
+                        for seq in changed {
+                            act.svc.agents.push(
+                                agent_id,
+                                &ServerFrame::Delivery {
+                                    conversation_id: act.record.id.clone(),
+                                    seq,
+                                    delivery: report.clone(),
+                                },
+                            );
+                        }
+                    }
+                })
+                .boxed_local(),
+        )
     }
 }

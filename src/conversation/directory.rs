@@ -10,14 +10,15 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use handoffd_channels::{
-    ChannelKind, ConversationStatus, CustomerTyping, History, HistoryRequest, Inbound, InboundAck,
-    InboundError, now_ms,
+    ChannelKind, ConversationStatus, CustomerTyping, DeliveryTarget, DeliveryUpdate, History,
+    HistoryRequest, Inbound, InboundAck, InboundError, now_ms,
 };
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::{
-    ConversationActor, ConversationError, CustomerMessage, QueuePosition, Services, TypingSignal,
+    ConversationActor, ConversationError, CustomerMessage, QueuePosition, RecordDelivery,
+    ReportTarget, Services, TypingSignal, send_to,
 };
 use crate::model::{ConversationRecord, Owner};
 use crate::store::Store;
@@ -335,5 +336,47 @@ impl Handler<TellPosition> for Directory {
                 tracing::debug!(conversation = %msg.conversation_id, error = %e, "no position update")
             }
         }
+    }
+}
+
+impl Handler<DeliveryUpdate> for Directory {
+    type Result = ResponseFuture<Result<bool, InboundError>>;
+
+    /// Finds the conversation (and message) a platform's report is about and has it
+    /// recorded; a report on a message this daemon does not know is answered `Ok(false)`.
+    fn handle(&mut self, msg: DeliveryUpdate, ctx: &mut Self::Context) -> Self::Result {
+        let storage = |e: crate::store::StoreError| InboundError::Storage(e.to_string());
+        let found = match &msg.target {
+            DeliveryTarget::Message {
+                platform_message_id,
+            } => self
+                .store
+                .outbound_ref(msg.channel, platform_message_id)
+                .map(|r| r.map(|r| (r.conversation_id, ReportTarget::Seq(r.seq)))),
+            DeliveryTarget::UpTo {
+                conversation_key,
+                watermark_ms,
+            } => self
+                .store
+                .conversation_by_key(msg.channel, conversation_key)
+                .map(|id| id.map(|id| (id, ReportTarget::UpTo(*watermark_ms)))),
+        };
+        let me = ctx.address();
+        Box::pin(async move {
+            let Some((conversation_id, target)) = found.map_err(storage)? else {
+                tracing::debug!(channel = %msg.channel, target = ?msg.target, "delivery report on an unknown message");
+                return Ok(false);
+            };
+            let record = RecordDelivery {
+                target,
+                status: msg.status,
+                at_ms: msg.at_ms,
+                error: msg.error,
+            };
+            send_to(&me, &conversation_id, record)
+                .await
+                .map_err(|e| InboundError::Storage(e.to_string()))?;
+            Ok(true)
+        })
     }
 }

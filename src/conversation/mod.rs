@@ -5,6 +5,7 @@
 mod actor;
 mod directory;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,9 @@ use crate::escalation::Policy;
 use crate::model::{Assignment, QueueEntry};
 use crate::router::Router;
 use crate::store::{Store, StoreError};
-use handoffd_channels::{Inbound, InboundAck, InboundError};
+use handoffd_channels::{
+    ChannelKind, DeliveryStatus, Inbound, InboundAck, InboundError, WindowRules,
+};
 
 pub use actor::ConversationActor;
 pub use directory::{Directory, LiveCount, Lookup, SetServices, TellPosition};
@@ -37,6 +40,8 @@ pub struct Services {
     pub agents: AgentRegistry,
     pub directory: Addr<Directory>,
     pub settings: ConversationSettings,
+    /// Messaging windows of the channels that have one (Meta's): enforced before sending.
+    pub windows: Arc<HashMap<ChannelKind, WindowRules>>,
 }
 
 /// The parts of the config conversations read.
@@ -85,6 +90,9 @@ pub enum ConversationError {
     Storage(String),
     #[error("the conversation is unavailable")]
     Unavailable,
+    /// The channel's messaging window does not allow this message now.
+    #[error("{0}")]
+    WindowClosed(String),
 }
 
 impl ConversationError {
@@ -97,6 +105,7 @@ impl ConversationError {
             ConversationError::Invalid(_) => "invalid_request",
             ConversationError::Storage(_) => "storage_error",
             ConversationError::Unavailable => "unavailable",
+            ConversationError::WindowClosed(_) => "window_closed",
         }
     }
 }
@@ -121,6 +130,12 @@ pub struct CustomerMessage {
 pub enum AgentAction {
     Reply {
         text: String,
+        client_id: Option<String>,
+    },
+    /// A configured template, filled with its parameters.
+    Template {
+        name: String,
+        params: Vec<String>,
         client_id: Option<String>,
     },
     Note {
@@ -209,4 +224,23 @@ pub struct DeliveryFailed {
 #[rtype(result = "()")]
 pub struct QueuePosition {
     pub position: usize,
+}
+
+/// Which outbound messages a platform's delivery report is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReportTarget {
+    /// One message.
+    Seq(u64),
+    /// Every message sent up to this time (Messenger's read watermark).
+    UpTo(u64),
+}
+
+/// A platform's delivery or read report, for the conversation to record and show its agent.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct RecordDelivery {
+    pub target: ReportTarget,
+    pub status: DeliveryStatus,
+    pub at_ms: u64,
+    pub error: Option<String>,
 }

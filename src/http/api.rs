@@ -247,7 +247,7 @@ pub async fn queue(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     authorize(&req, &state)?;
     let queue = state
         .router
-        .send(GetQueue)
+        .send(GetQueue { for_agent: None })
         .await
         .map_err(|_| ApiError::internal("the router is not running"))?;
     Ok(HttpResponse::Ok().json(json!({ "queue": queue })))
@@ -261,7 +261,11 @@ pub async fn metrics(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let unavailable = |_| ApiError::internal("the router is not running");
-    let queue = state.router.send(GetQueue).await.map_err(unavailable)?;
+    let queue = state
+        .router
+        .send(GetQueue { for_agent: None })
+        .await
+        .map_err(unavailable)?;
     let stats = state.router.send(GetStats).await.map_err(unavailable)?;
     let agents = state
         .router

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
+use handoffd_channels::meta::{MetaChannel, webhook};
 use handoffd_channels::widget::{self, WidgetChannel};
 use serde_json::json;
 
@@ -34,8 +35,13 @@ pub fn configure(
     state: web::Data<AppState>,
     widget: web::Data<WidgetChannel>,
     agents: web::Data<AgentEndpoint>,
+    meta: Vec<MetaChannel>,
     max_body: usize,
 ) {
+    // Meta's webhook endpoints (`/webhooks/<platform>`), for the channels that run.
+    for channel in meta {
+        webhook::configure(cfg, channel);
+    }
     cfg.app_data(state)
         .app_data(widget)
         .app_data(agents)

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use super::state::{AgentState, QueueKey, queue_key};
+use super::state::{AgentState, ChannelWeights, QueueKey, Slot, Strategy, TeamPolicy, queue_key};
 use crate::agents::protocol::Presence;
 use crate::model::{AgentRecord, Assignment, QueueEntry};
 
@@ -33,12 +33,21 @@ pub struct OpenOffer {
 pub enum Refusal {
     NoOffer,
     UnknownAgent,
+    /// A claim of a conversation that is not waiting (taken, closed, unknown).
+    NotQueued,
+    /// A claim by an agent who may not take it now (team, skills, capacity, presence).
+    NotEligible,
+    /// A claim of a conversation offered to someone else right now.
+    OfferedToAnother,
 }
 
 /// The router's state and rules.
 pub struct RouterCore {
     offer_timeout: Duration,
     decline_cooldown: Duration,
+    /// Strategy and limits per team; a team not listed is balanced with no team limit.
+    teams: HashMap<String, TeamPolicy>,
+    weights: ChannelWeights,
     /// Every waiting conversation, highest priority first, then oldest first.
     queue: BTreeMap<QueueKey, QueueEntry>,
     queued: HashMap<String, QueueKey>,
@@ -46,9 +55,11 @@ pub struct RouterCore {
     offers: HashMap<String, OpenOffer>,
     /// Conversations whose accept is being confirmed by the conversation actor.
     accepting: HashSet<String>,
-    /// (conversation, agent) -> when declined or let time out, and whether it was an
+    /// conversation -> agent -> when declined or let time out, and whether it was an
     /// explicit decline (strict) or a timeout (skipped only while someone else can take it).
-    declined: HashMap<(String, String), (Instant, bool)>,
+    declined: HashMap<String, HashMap<String, (Instant, bool)>>,
+    /// Round robin: the agent each team offered to last.
+    last_in_turn: HashMap<String, String>,
     next_offer_id: u64,
 }
 
@@ -57,14 +68,31 @@ impl RouterCore {
         RouterCore {
             offer_timeout,
             decline_cooldown,
+            teams: HashMap::new(),
+            weights: ChannelWeights::default(),
             queue: BTreeMap::new(),
             queued: HashMap::new(),
             agents: HashMap::new(),
             offers: HashMap::new(),
             accepting: HashSet::new(),
             declined: HashMap::new(),
+            last_in_turn: HashMap::new(),
             next_offer_id: 1,
         }
+    }
+
+    /// Sets each team's strategy and limits.
+    pub fn set_teams(&mut self, teams: HashMap<String, TeamPolicy>) {
+        self.teams = teams;
+    }
+
+    /// Sets what each channel's conversations weigh against capacity.
+    pub fn set_channel_weights(&mut self, weights: ChannelWeights) {
+        self.weights = weights;
+    }
+
+    fn policy(&self, team: &str) -> TeamPolicy {
+        self.teams.get(team).cloned().unwrap_or_default()
     }
 
     /// Adds or updates an agent account (sessions and presence are kept).
@@ -88,9 +116,10 @@ impl RouterCore {
 
     /// Restores an assignment read from the store.
     pub fn restore_assignment(&mut self, a: &Assignment) -> bool {
+        let slot = Slot::for_entry(&a.queued, &self.weights);
         match self.agents.get_mut(&a.agent_id) {
             Some(s) => {
-                s.assigned.insert(a.conversation_id.clone());
+                s.hold(a.conversation_id.clone(), slot);
                 true
             }
             None => false,
@@ -133,6 +162,11 @@ impl RouterCore {
         self.offers.len()
     }
 
+    /// The strategy of a team (balanced unless configured).
+    pub fn strategy(&self, team: &str) -> Strategy {
+        self.policy(team).strategy
+    }
+
     /// Invalidates the agent's pending re-queue timers (they carry the old generation).
     pub fn bump_generation(&mut self, agent_id: &str) {
         if let Some(a) = self.agents.get_mut(agent_id) {
@@ -157,6 +191,36 @@ impl RouterCore {
         }
     }
 
+    /// Conversations of `team` held or offered right now.
+    fn team_load(&self, team: &str) -> u32 {
+        self.agents.values().map(|a| a.team_load(team)).sum()
+    }
+
+    /// Whether the team may take one more conversation.
+    fn team_has_room(&self, team: &str) -> bool {
+        match self.policy(team).max_open {
+            Some(max) => self.team_load(team) < max,
+            None => true,
+        }
+    }
+
+    /// Whether `agent` could hold `entry` now: addressed to them (team and skills, or a
+    /// transfer by name), online with a session, and room for its weight.
+    fn can_hold(&self, agent: &AgentState, entry: &QueueEntry) -> bool {
+        // A transfer to a named agent goes to that agent whatever their teams.
+        let addressed = match &entry.only_agent {
+            Some(only) => *only == agent.record.id,
+            None => {
+                agent.record.teams.contains(&entry.team)
+                    && entry.skills.iter().all(|s| agent.record.skills.contains(s))
+            }
+        };
+        addressed
+            && agent.presence == Presence::Online
+            && agent.sessions > 0
+            && agent.fits(self.weights.of(entry))
+    }
+
     /// Whether `agent` may be offered `entry`. On the second pass an agent who only let an
     /// earlier offer time out is eligible again; one who declined is not, until the cooldown.
     fn eligible(
@@ -166,25 +230,14 @@ impl RouterCore {
         second_pass: bool,
         now: Instant,
     ) -> bool {
-        // A transfer to a named agent goes to that agent whatever their teams.
-        let addressed = match &entry.only_agent {
-            Some(only) => *only == agent.record.id,
-            None => {
-                agent.record.teams.contains(&entry.team)
-                    && entry.skills.iter().all(|s| agent.record.skills.contains(s))
-            }
-        };
-        if !addressed
-            || agent.presence != Presence::Online
-            || agent.sessions == 0
-            || agent.load() >= agent.record.capacity as usize
-        {
+        if !self.can_hold(agent, entry) {
             return false;
         }
-        match self
+        let declined = self
             .declined
-            .get(&(entry.conversation_id.clone(), agent.record.id.clone()))
-        {
+            .get(&entry.conversation_id)
+            .and_then(|by| by.get(&agent.record.id));
+        match declined {
             Some((at, strict)) if now.saturating_duration_since(*at) < self.decline_cooldown => {
                 !*strict && second_pass
             }
@@ -192,31 +245,89 @@ impl RouterCore {
         }
     }
 
-    /// Decides the offers to make now, in queue order: each waiting conversation goes to the
-    /// eligible agent with the fewest conversations, ties to the one idle longest. Each offer
-    /// reserves a slot of the agent's capacity at once.
+    /// Picks among the eligible agents by the team's strategy. Agents who write the
+    /// customer's language always come first.
+    fn pick(
+        &self,
+        entry: &QueueEntry,
+        strategy: Strategy,
+        second_pass: bool,
+        now: Instant,
+    ) -> Option<String> {
+        let miss = |x: &AgentState| {
+            entry
+                .language
+                .as_ref()
+                .is_some_and(|l| !x.record.languages.is_empty() && !x.record.languages.contains(l))
+        };
+        let eligible = self
+            .agents
+            .values()
+            .filter(|a| self.eligible(a, entry, second_pass, now));
+        match strategy {
+            // The least loaded, then the one idle longest.
+            Strategy::Balanced | Strategy::Manual => eligible
+                .min_by(|a, b| {
+                    (miss(a), a.load(), a.last_assigned, &a.record.id).cmp(&(
+                        miss(b),
+                        b.load(),
+                        b.last_assigned,
+                        &b.record.id,
+                    ))
+                })
+                .map(|a| a.record.id.clone()),
+            // The next agent after the last one offered, in a fixed order (by id).
+            Strategy::RoundRobin => {
+                let last = self.last_in_turn.get(&entry.team);
+                eligible
+                    .min_by(|a, b| {
+                        let after = |x: &AgentState| last.is_none_or(|l| x.record.id > *l);
+                        (miss(a), !after(a), &a.record.id).cmp(&(miss(b), !after(b), &b.record.id))
+                    })
+                    .map(|a| a.record.id.clone())
+            }
+        }
+    }
+
+    /// Decides the offers to make now, in queue order: each waiting conversation goes to an
+    /// eligible agent chosen by its team's strategy (none for manual teams, whose agents
+    /// claim). Each offer reserves the agent's capacity at once.
     pub fn dispatch(&mut self, now: Instant) -> Vec<NewOffer> {
         let cooldown = self.decline_cooldown;
-        self.declined
-            .retain(|_, (at, _)| now.saturating_duration_since(*at) < cooldown);
-        let waiting: Vec<QueueEntry> = self
+        self.declined.retain(|_, by| {
+            by.retain(|_, (at, _)| now.saturating_duration_since(*at) < cooldown);
+            !by.is_empty()
+        });
+        let mut made = Vec::new();
+        // Nobody has room: the whole queue waits (checked first, so a long queue costs
+        // nothing while every agent is full).
+        if !self.agents.values().any(AgentState::has_room) {
+            return made;
+        }
+        let waiting: Vec<QueueKey> = self
             .queue
-            .values()
-            .filter(|e| {
+            .iter()
+            .filter(|(_, e)| {
                 !self.offers.contains_key(&e.conversation_id)
                     && !self.accepting.contains(&e.conversation_id)
             })
-            .cloned()
+            .map(|(k, _)| *k)
             .collect();
-        let mut made = Vec::new();
-        for entry in waiting {
-            // Stop early once nobody has room: the rest of the queue waits.
-            if !self
-                .agents
-                .values()
-                .any(|a| a.sessions > 0 && a.load() < a.record.capacity as usize)
-            {
+        for key in waiting {
+            if !self.agents.values().any(AgentState::has_room) {
                 break;
+            }
+            let Some(entry) = self.queue.get(&key) else {
+                continue;
+            };
+            let policy = self.policy(&entry.team);
+            // Manual teams: agents claim from the queue; only a transfer to a named
+            // agent is offered.
+            if policy.strategy == Strategy::Manual && entry.only_agent.is_none() {
+                continue;
+            }
+            if entry.only_agent.is_none() && !self.team_has_room(&entry.team) {
+                continue;
             }
             // Sticky routing: a returning customer goes to the agent who helped them last,
             // when that agent can take them now.
@@ -224,41 +335,29 @@ impl RouterCore {
                 .preferred_agent
                 .as_ref()
                 .and_then(|id| self.agents.get(id))
-                .filter(|a| self.eligible(a, &entry, false, now))
+                .filter(|a| self.eligible(a, entry, false, now))
                 .map(|a| a.record.id.clone());
-            let pick = |second_pass: bool| {
-                self.agents
-                    .values()
-                    .filter(|a| self.eligible(a, &entry, second_pass, now))
-                    // Agents who speak the customer's language first, then the least loaded,
-                    // then the one idle longest.
-                    .min_by(|a, b| {
-                        let miss = |x: &AgentState| {
-                            entry.language.as_ref().is_some_and(|l| {
-                                !x.record.languages.is_empty() && !x.record.languages.contains(l)
-                            })
-                        };
-                        (miss(a), a.load(), a.last_assigned, &a.record.id).cmp(&(
-                            miss(b),
-                            b.load(),
-                            b.last_assigned,
-                            &b.record.id,
-                        ))
-                    })
-                    .map(|a| a.record.id.clone())
-            };
             // First skip agents who let this offer time out; fall back to them if nobody
             // else can take it.
-            let Some(agent_id) = sticky.or_else(|| pick(false)).or_else(|| pick(true)) else {
+            let Some(agent_id) = sticky
+                .or_else(|| self.pick(entry, policy.strategy, false, now))
+                .or_else(|| self.pick(entry, policy.strategy, true, now))
+            else {
                 continue;
             };
+            let slot = Slot::for_entry(entry, &self.weights);
+            let conversation_id = entry.conversation_id.clone();
+            if policy.strategy == Strategy::RoundRobin {
+                self.last_in_turn
+                    .insert(slot.team.clone(), agent_id.clone());
+            }
             let id = self.next_offer_id;
             self.next_offer_id += 1;
             if let Some(a) = self.agents.get_mut(&agent_id) {
-                a.offered.insert(entry.conversation_id.clone());
+                a.add_offer(conversation_id.clone(), slot);
             }
             self.offers.insert(
-                entry.conversation_id.clone(),
+                conversation_id.clone(),
                 OpenOffer {
                     id,
                     agent_id: agent_id.clone(),
@@ -267,7 +366,7 @@ impl RouterCore {
             );
             made.push(NewOffer {
                 offer_id: id,
-                conversation_id: entry.conversation_id,
+                conversation_id,
                 agent_id,
             });
         }
@@ -278,7 +377,7 @@ impl RouterCore {
     pub fn withdraw(&mut self, conversation_id: &str) -> Option<OpenOffer> {
         let offer = self.offers.remove(conversation_id)?;
         if let Some(a) = self.agents.get_mut(&offer.agent_id) {
-            a.offered.remove(conversation_id);
+            a.drop_offer(conversation_id);
         }
         Some(offer)
     }
@@ -289,10 +388,10 @@ impl RouterCore {
             return None;
         }
         let offer = self.withdraw(conversation_id)?;
-        self.declined.insert(
-            (conversation_id.to_string(), offer.agent_id.clone()),
-            (now, false),
-        );
+        self.declined
+            .entry(conversation_id.to_string())
+            .or_default()
+            .insert(offer.agent_id.clone(), (now, false));
         Some(offer.agent_id)
     }
 
@@ -307,10 +406,10 @@ impl RouterCore {
             _ => return Err(Refusal::NoOffer),
         }
         let offer = self.withdraw(conversation_id).ok_or(Refusal::NoOffer)?;
-        self.declined.insert(
-            (conversation_id.to_string(), agent_id.to_string()),
-            (now, true),
-        );
+        self.declined
+            .entry(conversation_id.to_string())
+            .or_default()
+            .insert(agent_id.to_string(), (now, true));
         Ok(offer)
     }
 
@@ -334,12 +433,54 @@ impl RouterCore {
             return Err(Refusal::UnknownAgent);
         }
         let offer = self.withdraw(conversation_id).ok_or(Refusal::NoOffer)?;
+        self.hold(agent_id, &entry, now);
+        Ok((entry, offer))
+    }
+
+    /// The agent holds the conversation while its actor confirms the assignment.
+    fn hold(&mut self, agent_id: &str, entry: &QueueEntry, now: Instant) {
+        let slot = Slot::for_entry(entry, &self.weights);
         if let Some(agent) = self.agents.get_mut(agent_id) {
-            agent.assigned.insert(conversation_id.to_string());
+            agent.hold(entry.conversation_id.clone(), slot);
             agent.last_assigned = now;
         }
-        self.accepting.insert(conversation_id.to_string());
-        Ok((entry, offer))
+        self.accepting.insert(entry.conversation_id.clone());
+    }
+
+    /// An agent takes a waiting conversation themselves (manual teams, or any team's queue
+    /// when the agent may hold it): the same checks as an offer, without the offer. The
+    /// conversation is then confirmed with [`RouterCore::finish_accept`] like an accept.
+    pub fn claim(
+        &mut self,
+        agent_id: &str,
+        conversation_id: &str,
+        now: Instant,
+    ) -> Result<QueueEntry, Refusal> {
+        if self.accepting.contains(conversation_id) {
+            return Err(Refusal::NotQueued);
+        }
+        let entry = self
+            .queued_entry(conversation_id)
+            .cloned()
+            .ok_or(Refusal::NotQueued)?;
+        let agent = self.agents.get(agent_id).ok_or(Refusal::UnknownAgent)?;
+        let own_offer = match self.offers.get(conversation_id) {
+            Some(o) if o.agent_id == agent_id => true,
+            Some(_) => return Err(Refusal::OfferedToAnother),
+            None => false,
+        };
+        // An offer already reserves its slot; without one the claim must fit.
+        if !own_offer
+            && (!self.can_hold(agent, &entry)
+                || (entry.only_agent.is_none() && !self.team_has_room(&entry.team)))
+        {
+            return Err(Refusal::NotEligible);
+        }
+        if own_offer {
+            self.withdraw(conversation_id);
+        }
+        self.hold(agent_id, &entry, now);
+        Ok(entry)
     }
 
     /// The conversation confirmed (`Ok`) or refused the assignment. `drop_from_queue` is set
@@ -357,7 +498,7 @@ impl RouterCore {
             return;
         }
         if let Some(a) = self.agents.get_mut(agent_id) {
-            a.assigned.remove(conversation_id);
+            a.drop_held(conversation_id);
         }
         if drop_from_queue {
             self.remove_queued(conversation_id);
@@ -367,14 +508,14 @@ impl RouterCore {
     /// The conversation left its agent (closed, transferred, re-queued).
     pub fn release(&mut self, agent_id: &str, conversation_id: &str) {
         if let Some(a) = self.agents.get_mut(agent_id) {
-            a.assigned.remove(conversation_id);
+            a.drop_held(conversation_id);
         }
     }
 
     /// Forgets a conversation's assignment whoever held it.
     pub fn release_from_all(&mut self, conversation_id: &str) {
         for a in self.agents.values_mut() {
-            a.assigned.remove(conversation_id);
+            a.drop_held(conversation_id);
         }
     }
 
@@ -395,16 +536,20 @@ impl RouterCore {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut holders: HashMap<&str, &str> = HashMap::new();
         for a in self.agents.values() {
-            if a.load() > a.record.capacity as usize {
+            if a.load() != a.recount() {
+                return Err(format!("agent {} load out of step", a.record.id));
+            }
+            if a.load() > a.capacity() {
                 return Err(format!(
-                    "agent {} holds {} + {} offers over capacity {}",
+                    "agent {} holds {} + {} offers (load {}) over capacity {}",
                     a.record.id,
-                    a.assigned.len(),
-                    a.offered.len(),
+                    a.assigned().len(),
+                    a.offered().len(),
+                    a.load(),
                     a.record.capacity
                 ));
             }
-            for c in &a.assigned {
+            for c in a.assigned().keys() {
                 if let Some(other) = holders.insert(c, &a.record.id) {
                     return Err(format!("{c} held by {other} and {}", a.record.id));
                 }
@@ -412,7 +557,7 @@ impl RouterCore {
                     return Err(format!("{c} is both held and waiting"));
                 }
             }
-            for c in &a.offered {
+            for c in a.offered().keys() {
                 match self.offers.get(c) {
                     Some(o) if o.agent_id == a.record.id => {}
                     _ => {
@@ -431,13 +576,22 @@ impl RouterCore {
             if !self
                 .agents
                 .get(&o.agent_id)
-                .is_some_and(|a| a.offered.contains(c))
+                .is_some_and(|a| a.offered().contains_key(c))
             {
                 return Err(format!("offer of {c} unknown to its agent"));
             }
         }
         if self.queued.len() != self.queue.len() {
             return Err("queue index out of step".into());
+        }
+        for (team, policy) in &self.teams {
+            if let Some(max) = policy.max_open {
+                // Transfers to a named agent are not counted (see `Slot::addressed`).
+                let load = self.team_load(team);
+                if load > max {
+                    return Err(format!("team {team} holds {load} over its limit {max}"));
+                }
+            }
         }
         Ok(())
     }

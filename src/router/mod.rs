@@ -24,14 +24,16 @@ use crate::handoff::HandoffPackage;
 use crate::model::{AgentRecord, Assignment, QueueEntry};
 use crate::store::Store;
 use core::{NewOffer, Refusal, RouterCore};
-pub use state::QueueKey;
+pub use state::{ChannelWeights, QueueKey, Strategy, TeamPolicy, UNIT};
 
-/// Timing settings of the router.
+/// The router's settings, read once from the config.
 #[derive(Debug, Clone)]
 pub struct RouterSettings {
     pub offer_timeout: Duration,
     pub requeue_after_disconnect: Duration,
     pub decline_cooldown: Duration,
+    pub teams: HashMap<String, TeamPolicy>,
+    pub channel_weights: ChannelWeights,
 }
 
 impl RouterSettings {
@@ -40,6 +42,28 @@ impl RouterSettings {
             offer_timeout: Duration::from_secs(c.router.offer_timeout_secs),
             requeue_after_disconnect: Duration::from_secs(c.router.requeue_after_disconnect_secs),
             decline_cooldown: Duration::from_secs(c.router.decline_cooldown_secs),
+            teams: c
+                .router
+                .teams
+                .iter()
+                .map(|t| {
+                    let policy = TeamPolicy {
+                        strategy: t.strategy,
+                        max_open: t.max_open,
+                    };
+                    (t.name.clone(), policy)
+                })
+                .collect(),
+            channel_weights: ChannelWeights(
+                c.router
+                    .channel_weights
+                    .iter()
+                    .filter_map(|(name, w)| {
+                        let kind = handoffd_channels::ChannelKind::parse(name)?;
+                        Some((kind, (w * f64::from(UNIT)).round().max(1.0) as u32))
+                    })
+                    .collect(),
+            ),
         }
     }
 }
@@ -53,6 +77,12 @@ pub enum RouterError {
     Conversation(#[from] ConversationError),
     #[error("unknown agent")]
     UnknownAgent,
+    #[error("`{0}` is not waiting in the queue")]
+    NotQueued(String),
+    #[error("you cannot take `{0}` now (team, skills, capacity or presence)")]
+    NotEligible(String),
+    #[error("`{0}` is offered to another agent right now")]
+    OfferedToAnother(String),
 }
 
 impl RouterError {
@@ -61,6 +91,9 @@ impl RouterError {
             RouterError::NoOffer(_) => "no_offer",
             RouterError::Conversation(e) => e.code(),
             RouterError::UnknownAgent => "unknown_agent",
+            RouterError::NotQueued(_) => "not_queued",
+            RouterError::NotEligible(_) => "not_eligible",
+            RouterError::OfferedToAnother(_) => "offered_to_another",
         }
     }
 }
@@ -77,6 +110,8 @@ pub struct Router {
     timers: HashMap<u64, SpawnHandle>,
     /// The position each queued customer was last told.
     told_position: HashMap<String, usize>,
+    /// The queue each agent of a manual team was last sent (conversation ids, in order).
+    pushed_queue: HashMap<String, Vec<String>>,
 }
 
 impl Router {
@@ -86,14 +121,18 @@ impl Router {
         registry: AgentRegistry,
         settings: RouterSettings,
     ) -> Self {
+        let mut core = RouterCore::new(settings.offer_timeout, settings.decline_cooldown);
+        core.set_teams(settings.teams.clone());
+        core.set_channel_weights(settings.channel_weights.clone());
         Router {
-            core: RouterCore::new(settings.offer_timeout, settings.decline_cooldown),
+            core,
             store,
             directory,
             registry,
             settings,
             timers: HashMap::new(),
             told_position: HashMap::new(),
+            pushed_queue: HashMap::new(),
         }
     }
 
@@ -119,7 +158,7 @@ impl Router {
         let ids: Vec<String> = self
             .core
             .agents()
-            .filter(|a| !a.assigned.is_empty())
+            .filter(|a| !a.assigned().is_empty())
             .map(|a| a.record.id.clone())
             .collect();
         for id in ids {
@@ -146,6 +185,7 @@ impl Router {
             self.deliver_offer(offer, ctx);
         }
         self.tell_positions();
+        self.push_manual_queues();
     }
 
     fn deliver_offer(&mut self, offer: NewOffer, ctx: &mut Context<Self>) {
@@ -254,7 +294,8 @@ impl Router {
         if a.disconnect_generation != generation {
             return;
         }
-        for conversation_id in a.assigned.clone() {
+        let held: Vec<String> = a.assigned().keys().cloned().collect();
+        for conversation_id in held {
             let directory = self.directory.clone();
             let agent = agent_id.to_string();
             let cid = conversation_id.clone();
@@ -345,11 +386,11 @@ impl Handler<AgentConnected> for Router {
             teams: a.record.teams.clone(),
             capacity: a.record.capacity,
         };
-        let mut held: Vec<String> = a.assigned.iter().cloned().collect();
+        let mut held: Vec<String> = a.assigned().keys().cloned().collect();
         held.sort();
         let presence = a.presence;
         // Offers already made to this agent reach the new session too, with the time left.
-        let pending: Vec<String> = a.offered.iter().cloned().collect();
+        let pending: Vec<String> = a.offered().keys().cloned().collect();
         for cid in pending {
             let left = self
                 .core
@@ -390,7 +431,7 @@ impl Handler<AgentDisconnected> for Router {
         let offered: Vec<String> = self
             .core
             .agent(&msg.agent_id)
-            .map(|a| a.offered.iter().cloned().collect())
+            .map(|a| a.offered().keys().cloned().collect())
             .unwrap_or_default();
         for cid in offered {
             self.withdraw(&cid, "the agent disconnected", ctx);
@@ -415,11 +456,11 @@ impl Handler<SetPresence> for Router {
         if !self.core.set_presence(&msg.agent_id, msg.presence) {
             return;
         }
-        if msg.presence == Presence::Away {
+        if msg.presence != Presence::Online {
             let offered: Vec<String> = self
                 .core
                 .agent(&msg.agent_id)
-                .map(|a| a.offered.iter().cloned().collect())
+                .map(|a| a.offered().keys().cloned().collect())
                 .unwrap_or_default();
             for cid in offered {
                 self.withdraw(&cid, "the agent is away", ctx);
@@ -448,29 +489,43 @@ impl Handler<Accept> for Router {
             Err(Refusal::UnknownAgent) => {
                 return Box::pin(fut::ready(Err(RouterError::UnknownAgent)));
             }
+            Err(_) => return Box::pin(fut::ready(Err(RouterError::NoOffer(cid)))),
         };
         if let Some(t) = self.timers.remove(&offer.id) {
             ctx.cancel_future(t);
         }
+        self.assign(msg.agent_id, entry)
+    }
+}
+
+impl Router {
+    /// Hands a conversation the core has reserved for `agent_id` to that agent: the
+    /// conversation actor journals the assignment, then the agent gets the package.
+    fn assign(
+        &mut self,
+        agent_id: String,
+        entry: QueueEntry,
+    ) -> ResponseActFuture<Self, Result<(), RouterError>> {
+        let cid = entry.conversation_id.clone();
         let agent_name = self
             .core
-            .agent(&msg.agent_id)
+            .agent(&agent_id)
             .map(|a| a.record.display_name.clone())
-            .unwrap_or_else(|| msg.agent_id.clone());
+            .unwrap_or_else(|| agent_id.clone());
         let assignment = Assignment {
             conversation_id: cid.clone(),
-            agent_id: msg.agent_id.clone(),
+            agent_id: agent_id.clone(),
             team: entry.team.clone(),
             assigned_at_ms: now_ms(),
             queued: entry,
         };
         let directory = self.directory.clone();
-        let agent_id = msg.agent_id;
+        let target = cid.clone();
         Box::pin(
             async move {
                 send_to(
                     &directory,
-                    &cid,
+                    &target,
                     AssignAgent {
                         agent_name,
                         assignment,
@@ -480,7 +535,6 @@ impl Handler<Accept> for Router {
             }
             .into_actor(self)
             .map(move |res, act, ctx| {
-                let cid = msg.conversation_id;
                 let res = res.and_then(|r| r);
                 let out = match res {
                     Ok(()) => {
@@ -510,6 +564,45 @@ impl Handler<Accept> for Router {
                 out
             }),
         )
+    }
+}
+
+/// An agent takes a waiting conversation from the queue themselves (manual teams; any
+/// team's when they may hold it); answered once the conversation is theirs.
+#[derive(Message)]
+#[rtype(result = "Result<(), RouterError>")]
+pub struct Claim {
+    pub agent_id: String,
+    pub conversation_id: String,
+}
+
+impl Handler<Claim> for Router {
+    type Result = ResponseActFuture<Self, Result<(), RouterError>>;
+
+    fn handle(&mut self, msg: Claim, ctx: &mut Self::Context) -> Self::Result {
+        let cid = msg.conversation_id;
+        // Claiming one's own open offer is an accept: its timer must go too.
+        let own_offer = self
+            .core
+            .offer_of(&cid)
+            .filter(|o| o.agent_id == msg.agent_id)
+            .map(|o| o.id);
+        let entry = match self.core.claim(&msg.agent_id, &cid, Instant::now()) {
+            Ok(e) => e,
+            Err(r) => {
+                let e = match r {
+                    Refusal::UnknownAgent => RouterError::UnknownAgent,
+                    Refusal::NotEligible => RouterError::NotEligible(cid),
+                    Refusal::OfferedToAnother => RouterError::OfferedToAnother(cid),
+                    Refusal::NotQueued | Refusal::NoOffer => RouterError::NotQueued(cid),
+                };
+                return Box::pin(fut::ready(Err(e)));
+            }
+        };
+        if let Some(t) = own_offer.and_then(|id| self.timers.remove(&id)) {
+            ctx.cancel_future(t);
+        }
+        self.assign(msg.agent_id, entry)
     }
 }
 
@@ -603,50 +696,110 @@ impl Handler<GetStats> for Router {
             queued: self.core.queue_len(),
             offers: self.core.offers_len(),
             agents_online: self.core.agents().filter(|a| a.sessions > 0).count(),
-            assigned: self.core.agents().map(|a| a.assigned.len()).sum(),
+            assigned: self.core.agents().map(|a| a.assigned().len()).sum(),
         })
     }
 }
 
-/// One line of the queue as the API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+/// One line of the queue as the API and agents see it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct QueuedView {
     pub conversation_id: String,
     pub team: String,
     pub priority: u8,
     pub enqueued_at_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<handoffd_channels::ChannelKind>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skills: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// 1-based position among the team's waiting conversations.
     pub position: usize,
     /// The agent it is offered to right now, if any.
     pub offered_to: Option<String>,
 }
 
-/// Asks the router for the queue, in the order it will be served.
+/// Asks the router for the queue, in the order it will be served: all of it, or the part an
+/// agent's teams serve.
 #[derive(Message)]
 #[rtype(result = "Vec<QueuedView>")]
-pub struct GetQueue;
+pub struct GetQueue {
+    pub for_agent: Option<String>,
+}
 
 impl Handler<GetQueue> for Router {
     type Result = MessageResult<GetQueue>;
 
-    fn handle(&mut self, _msg: GetQueue, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: GetQueue, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.queue_view(msg.for_agent.as_deref()))
+    }
+}
+
+impl Router {
+    /// The queue as agents and the API see it; `for_agent` keeps what their teams serve
+    /// (and transfers addressed to them).
+    fn queue_view(&self, for_agent: Option<&str>) -> Vec<QueuedView> {
+        let teams: Option<&[String]> = match for_agent {
+            Some(id) => match self.core.agent(id) {
+                Some(a) => Some(&a.record.teams),
+                None => return Vec::new(),
+            },
+            None => None,
+        };
         let positions: HashMap<String, usize> = self.core.positions().into_iter().collect();
-        MessageResult(
-            self.core
-                .queue()
-                .map(|e| QueuedView {
-                    conversation_id: e.conversation_id.clone(),
-                    team: e.team.clone(),
-                    priority: e.priority,
-                    enqueued_at_ms: e.enqueued_at_ms,
-                    position: positions.get(&e.conversation_id).copied().unwrap_or(0),
-                    offered_to: self
-                        .core
-                        .offer_of(&e.conversation_id)
-                        .map(|o| o.agent_id.clone()),
-                })
-                .collect(),
-        )
+        self.core
+            .queue()
+            .filter(|e| match (teams, &e.only_agent) {
+                (None, _) => true,
+                (Some(_), Some(only)) => Some(only.as_str()) == for_agent,
+                (Some(t), None) => t.contains(&e.team),
+            })
+            .map(|e| QueuedView {
+                conversation_id: e.conversation_id.clone(),
+                team: e.team.clone(),
+                priority: e.priority,
+                enqueued_at_ms: e.enqueued_at_ms,
+                channel: e.channel,
+                skills: e.skills.clone(),
+                language: e.language.clone(),
+                position: positions.get(&e.conversation_id).copied().unwrap_or(0),
+                offered_to: self
+                    .core
+                    .offer_of(&e.conversation_id)
+                    .map(|o| o.agent_id.clone()),
+            })
+            .collect()
+    }
+
+    /// Agents of manual teams work from the queue: each online one gets the new `queue`
+    /// frame when the waiting conversations of their teams change.
+    fn push_manual_queues(&mut self) {
+        let manual: Vec<String> = self
+            .settings
+            .teams
+            .iter()
+            .filter(|(_, p)| p.strategy == Strategy::Manual)
+            .map(|(t, _)| t.clone())
+            .collect();
+        if manual.is_empty() {
+            return;
+        }
+        let agents: Vec<String> = self
+            .core
+            .agents()
+            .filter(|a| a.sessions > 0 && a.record.teams.iter().any(|t| manual.contains(t)))
+            .map(|a| a.record.id.clone())
+            .collect();
+        for id in agents {
+            let entries = self.queue_view(Some(&id));
+            let ids: Vec<String> = entries.iter().map(|e| e.conversation_id.clone()).collect();
+            if self.pushed_queue.get(&id) == Some(&ids) {
+                continue;
+            }
+            self.pushed_queue.insert(id.clone(), ids);
+            self.registry.push(&id, &ServerFrame::Queue { entries });
+        }
     }
 }
 
@@ -662,7 +815,7 @@ impl Handler<GetAgentLoads> for Router {
         let mut loads: Vec<(String, usize, u32)> = self
             .core
             .agents()
-            .map(|a| (a.record.id.clone(), a.assigned.len(), a.record.capacity))
+            .map(|a| (a.record.id.clone(), a.assigned().len(), a.record.capacity))
             .collect();
         loads.sort();
         MessageResult(loads)

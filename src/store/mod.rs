@@ -16,7 +16,8 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    AgentRecord, Assignment, ConversationRecord, MessageRecord, OutboxEntry, QueueEntry,
+    AgentRecord, Assignment, ConversationRecord, MessageRecord, OutboundRef, OutboxEntry,
+    QueueEntry,
 };
 use tables::*;
 pub use writer::WriteStats;
@@ -40,6 +41,17 @@ pub enum Op {
     PutChannelState {
         key: String,
         value: Vec<u8>,
+    },
+    /// Rewrites a journaled message in place (its delivery report changed).
+    ReplaceMessage {
+        conversation_id: String,
+        message: Box<MessageRecord>,
+    },
+    /// Remembers the platform's id of a delivered message.
+    PutOutboundRef {
+        channel: ChannelKind,
+        platform_message_id: String,
+        target: OutboundRef,
     },
 }
 
@@ -93,14 +105,25 @@ pub struct Store {
     writer: writer::Writer,
 }
 
+/// The journal's page cache unless configured otherwise (`storage.cache_mib`).
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 impl Store {
-    /// Opens (or creates) the journal file and starts the writer thread.
+    /// Opens (or creates) the journal file with the default page cache
+    /// ([`DEFAULT_CACHE_BYTES`]) and starts the writer thread.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens the journal with a page cache of `cache_bytes`. redb's own default is 1 GiB,
+    /// which a daemon meant for small machines cannot afford: the cache fills as the file is
+    /// read (after a crash redb reads it all to repair it) and is never given back.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Storage(format!("{}: {e}", dir.display())))?;
         }
-        let db = match Database::create(path) {
+        let db = match Database::builder().set_cache_size(cache_bytes).create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::Storage(format!(
@@ -237,6 +260,17 @@ impl Store {
         Ok(table.get(key)?.map(|v| v.value().to_vec()))
     }
 
+    /// The message the daemon sent that the platform knows as `platform_message_id`.
+    pub fn outbound_ref(
+        &self,
+        channel: ChannelKind,
+        platform_message_id: &str,
+    ) -> Result<Option<OutboundRef>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OUTBOUND_REFS)?;
+        get_json(&table, &channel_key(channel, platform_message_id))
+    }
+
     fn all<T: DeserializeOwned>(
         &self,
         def: redb::TableDefinition<&str, &[u8]>,
@@ -323,6 +357,7 @@ mod tests {
             last_agent: None,
             bot_resuming: false,
             language: None,
+            last_customer_message_ms: None,
         }
     }
 
@@ -342,6 +377,8 @@ mod tests {
             handoff: None,
             bot: None,
             automated: false,
+            delivery_mode: Default::default(),
+            delivery: None,
         }
     }
 
@@ -426,6 +463,61 @@ mod tests {
         assert_eq!(ChannelState::get(&store, "email:nope").expect("get"), None);
     }
 
+    #[tokio::test]
+    async fn outbound_refs_find_a_sent_message_and_replace_rewrites_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("j.redb")).expect("open");
+        let mut m = msg(1, "sent to WhatsApp");
+        store
+            .commit(vec![
+                Op::PutConversation(Box::new(conv("c1"))),
+                Op::AppendMessage {
+                    conversation_id: "c1".into(),
+                    message: Box::new(m.clone()),
+                },
+                Op::PutOutboundRef {
+                    channel: ChannelKind::Whatsapp,
+                    platform_message_id: "wamid.X".into(),
+                    target: OutboundRef {
+                        conversation_id: "c1".into(),
+                        seq: 1,
+                    },
+                },
+            ])
+            .await
+            .expect("commit");
+        let found = store
+            .outbound_ref(ChannelKind::Whatsapp, "wamid.X")
+            .expect("read");
+        assert_eq!(
+            found,
+            Some(OutboundRef {
+                conversation_id: "c1".into(),
+                seq: 1
+            })
+        );
+        // Ids are per channel.
+        assert_eq!(
+            store
+                .outbound_ref(ChannelKind::Messenger, "wamid.X")
+                .expect("read"),
+            None
+        );
+        m.delivery = Some(crate::model::DeliveryReport {
+            status: handoffd_channels::DeliveryStatus::Read,
+            at_ms: 5,
+            error: None,
+        });
+        store
+            .commit(vec![Op::ReplaceMessage {
+                conversation_id: "c1".into(),
+                message: Box::new(m.clone()),
+            }])
+            .await
+            .expect("replace");
+        assert_eq!(store.messages_after("c1", 0).expect("read"), vec![m]);
+    }
+
     #[test]
     fn a_second_open_of_the_same_file_is_refused_clearly() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -435,5 +527,31 @@ mod tests {
             panic!("second open must fail")
         };
         assert!(e.to_string().contains("in use"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_key_index_follows_updates_and_a_new_owner_of_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_with_cache(&dir.path().join("j.redb"), 1 << 20).expect("open");
+        let mut c = conv("c1");
+        for n in 0..3 {
+            c.updated_at_ms = n;
+            store
+                .commit(vec![Op::PutConversation(Box::new(c.clone()))])
+                .await
+                .expect("commit");
+        }
+        let found = store.conversation_by_key(ChannelKind::Widget, "k-c1");
+        assert_eq!(found.expect("read").as_deref(), Some("c1"));
+        // A later conversation that takes over the same key (a new thread for the same
+        // visitor) must move the index, not be skipped as already known.
+        let mut later = conv("c2");
+        later.key = "k-c1".into();
+        store
+            .commit(vec![Op::PutConversation(Box::new(later))])
+            .await
+            .expect("commit");
+        let found = store.conversation_by_key(ChannelKind::Widget, "k-c1");
+        assert_eq!(found.expect("read").as_deref(), Some("c2"));
     }
 }

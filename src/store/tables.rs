@@ -24,6 +24,9 @@ pub const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
 /// channel-chosen key (e.g. "email:cursor:INBOX") -> opaque bytes a channel keeps for itself
 pub const CHANNEL_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("channel_state");
 
+/// "channel:platform message id" of a message the daemon sent -> OutboundRef
+pub const OUTBOUND_REFS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_refs");
+
 /// Creates every table so that readers never meet a missing one.
 pub fn create_all(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
@@ -36,6 +39,7 @@ pub fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(AGENTS)?;
     txn.open_table(OUTBOX)?;
     txn.open_table(CHANNEL_STATE)?;
+    txn.open_table(OUTBOUND_REFS)?;
     txn.commit()?;
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
-use redb::Database;
+use redb::{Database, ReadableTable};
 use tokio::sync::oneshot;
 
 use super::tables::*;
@@ -150,11 +150,18 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), StoreError> {
         let mut agents = txn.open_table(AGENTS)?;
         let mut outbox = txn.open_table(OUTBOX)?;
         let mut channel_state = txn.open_table(CHANNEL_STATE)?;
+        let mut outbound_refs = txn.open_table(OUTBOUND_REFS)?;
         for op in batch.iter().flat_map(|r| r.ops.iter()) {
             match op {
                 Op::PutConversation(c) => {
                     conversations.insert(c.id.as_str(), encode(c)?.as_slice())?;
-                    keys.insert(channel_key(c.channel, &c.key).as_str(), c.id.as_str())?;
+                    // The key of a conversation never changes: writing it on every update
+                    // would copy the key table's pages into every commit for nothing.
+                    let key = channel_key(c.channel, &c.key);
+                    let known = keys.get(key.as_str())?.is_some_and(|v| v.value() == c.id);
+                    if !known {
+                        keys.insert(key.as_str(), c.id.as_str())?;
+                    }
                 }
                 Op::AppendMessage {
                     conversation_id,
@@ -192,6 +199,25 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), StoreError> {
                 }
                 Op::PutChannelState { key, value } => {
                     channel_state.insert(key.as_str(), value.as_slice())?;
+                }
+                Op::ReplaceMessage {
+                    conversation_id,
+                    message,
+                } => {
+                    messages.insert(
+                        (conversation_id.as_str(), message.seq),
+                        encode(message)?.as_slice(),
+                    )?;
+                }
+                Op::PutOutboundRef {
+                    channel,
+                    platform_message_id,
+                    target,
+                } => {
+                    outbound_refs.insert(
+                        channel_key(*channel, platform_message_id).as_str(),
+                        encode(target)?.as_slice(),
+                    )?;
                 }
             }
         }

@@ -363,9 +363,11 @@ async fn deliveries_pending_at_a_crash_are_delivered_after_restart() {
                 text: "pending".into(),
                 sent_at_ms: 1,
                 client_id: None,
+                delivery_mode: Default::default(),
             }),
             attempts: 0,
             created_at_ms: 1,
+            stored: true,
         };
         store
             .commit(vec![

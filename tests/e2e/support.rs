@@ -115,6 +115,9 @@ name = "billing"
 impl Daemon {
     /// A fresh data directory with a config, and agents added through the CLI.
     pub fn prepare(o: &Options, agents: &[(&str, &str, u32)]) -> (tempfile::TempDir, Vec<String>) {
+        // reqwest is built with rustls for the Graph API client; its clients here need the
+        // process's crypto provider.
+        handoffd_channels::meta::install_crypto_provider();
         let dir = tempfile::tempdir().expect("tempdir");
         let config = write_config(dir.path(), o);
         let mut tokens = Vec::new();
@@ -138,6 +141,7 @@ impl Daemon {
 
     /// Starts the daemon on a prepared directory and waits for its address.
     pub fn start(dir: tempfile::TempDir) -> Daemon {
+        handoffd_channels::meta::install_crypto_provider();
         let config = dir.path().join("config.toml");
         let mut child = Command::new(binary())
             .arg("--config")

@@ -147,6 +147,7 @@ mod tests {
             text: text.into(),
             sent_at_ms: 0,
             client_id: None,
+            delivery_mode: Default::default(),
         }
     }
 

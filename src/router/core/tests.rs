@@ -5,9 +5,12 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
+use proptest::strategy::Strategy;
 
 use super::*;
 use crate::model::{AgentRecord, QueueEntry};
+use crate::router::state::{ChannelWeights, Strategy as Assign, TeamPolicy, UNIT};
+use handoffd_channels::ChannelKind;
 
 const TEAMS: [&str; 2] = ["support", "billing"];
 
@@ -26,11 +29,22 @@ fn agent(id: &str, teams: &[&str], capacity: u32) -> AgentRecord {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Escalate { team: usize, priority: u8 },
+    Escalate {
+        team: usize,
+        priority: u8,
+        email: bool,
+    },
+    Claim {
+        agent: usize,
+        pick: usize,
+    },
     Connect(usize),
     Disconnect(usize),
     Away(usize, bool),
-    Accept { pick: usize, confirmed: bool },
+    Accept {
+        pick: usize,
+        confirmed: bool,
+    },
     Decline(usize),
     Expire(usize),
     Close(usize),
@@ -40,7 +54,9 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0..2usize, 0..4u8).prop_map(|(team, priority)| Step::Escalate { team, priority }),
+        4 => (0..2usize, 0..4u8, any::<bool>())
+            .prop_map(|(team, priority, email)| Step::Escalate { team, priority, email }),
+        2 => (0..4usize, 0..8usize).prop_map(|(agent, pick)| Step::Claim { agent, pick }),
         2 => (0..4usize).prop_map(Step::Connect),
         1 => (0..4usize).prop_map(Step::Disconnect),
         1 => (0..4usize, any::<bool>()).prop_map(|(a, away)| Step::Away(a, away)),
@@ -66,9 +82,66 @@ struct World {
     declined: HashSet<(String, String)>,
 }
 
+/// How the teams are set up for one run: strategies, the billing team's limit, and whether
+/// emails weigh half a chat.
+#[derive(Debug, Clone)]
+struct Setup {
+    support: Assign,
+    billing: Assign,
+    billing_max_open: Option<u32>,
+    light_email: bool,
+}
+
+fn setup() -> impl Strategy<Value = Setup> {
+    let strategy = || {
+        prop_oneof![
+            Just(Assign::Balanced),
+            Just(Assign::RoundRobin),
+            Just(Assign::Manual)
+        ]
+    };
+    (
+        strategy(),
+        strategy(),
+        prop::option::of(1..4u32),
+        any::<bool>(),
+    )
+        .prop_map(|(support, billing, billing_max_open, light_email)| Setup {
+            support,
+            billing,
+            billing_max_open,
+            light_email,
+        })
+}
+
 impl World {
-    fn new() -> World {
+    fn with(setup: &Setup) -> World {
         let mut core = RouterCore::new(Duration::from_secs(30), Duration::from_secs(300));
+        core.set_teams(
+            [
+                (
+                    "support".to_string(),
+                    TeamPolicy {
+                        strategy: setup.support,
+                        max_open: None,
+                    },
+                ),
+                (
+                    "billing".to_string(),
+                    TeamPolicy {
+                        strategy: setup.billing,
+                        max_open: setup.billing_max_open,
+                    },
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        if setup.light_email {
+            core.set_channel_weights(ChannelWeights(
+                [(ChannelKind::Email, UNIT / 2)].into_iter().collect(),
+            ));
+        }
         core.upsert_agent(agent("a0", &["support"], 1));
         core.upsert_agent(agent("a1", &["support", "billing"], 2));
         core.upsert_agent(agent("a2", &["billing"], 3));
@@ -100,7 +173,11 @@ impl World {
 
     fn apply(&mut self, s: &Step) {
         match s {
-            Step::Escalate { team, priority } => {
+            Step::Escalate {
+                team,
+                priority,
+                email,
+            } => {
                 self.ticket += 1;
                 self.core.enqueue(QueueEntry {
                     conversation_id: format!("c{}", self.ticket),
@@ -112,7 +189,29 @@ impl World {
                     preferred_agent: None,
                     skills: Vec::new(),
                     language: None,
+                    channel: Some(if *email {
+                        ChannelKind::Email
+                    } else {
+                        ChannelKind::Widget
+                    }),
                 });
+            }
+            Step::Claim { agent, pick } => {
+                let waiting: Vec<String> = self
+                    .core
+                    .queue()
+                    .map(|e| e.conversation_id.clone())
+                    .collect();
+                if waiting.is_empty() {
+                    return;
+                }
+                let c = waiting[pick % waiting.len()].clone();
+                let a = self.ids[*agent].clone();
+                if let Ok(entry) = self.core.claim(&a, &c, self.now) {
+                    self.core.check_invariants().expect("while claiming");
+                    self.core.finish_accept(&a, &c, true, false);
+                    self.held.push((c, a, entry));
+                }
             }
             Step::Connect(a) => {
                 let id = &self.ids[*a];
@@ -125,7 +224,7 @@ impl World {
                 let offered: Vec<String> = self
                     .core
                     .agent(&id)
-                    .map(|s| s.offered.iter().cloned().collect())
+                    .map(|s| s.offered().keys().cloned().collect())
                     .unwrap_or_default();
                 for c in offered {
                     self.core.withdraw(&c);
@@ -143,7 +242,7 @@ impl World {
                     let offered: Vec<String> = self
                         .core
                         .agent(&id)
-                        .map(|s| s.offered.iter().cloned().collect())
+                        .map(|s| s.offered().keys().cloned().collect())
                         .unwrap_or_default();
                     for c in offered {
                         self.core.withdraw(&c);
@@ -225,10 +324,13 @@ impl World {
             if self.core.offer_of(&e.conversation_id).is_some() {
                 continue;
             }
+            if self.core.strategy(&e.team) == Assign::Manual || !self.core.team_has_room(&e.team) {
+                continue;
+            }
             for a in self.core.agents() {
                 let free = a.sessions > 0
                     && a.presence == Presence::Online
-                    && a.load() < a.record.capacity as usize
+                    && a.fits(self.core.weights.of(e))
                     && a.record.teams.contains(&e.team);
                 if free
                     && !self
@@ -250,8 +352,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
-    fn invariants_hold_for_any_sequence(steps in prop::collection::vec(step(), 1..120)) {
-        let mut w = World::new();
+    fn invariants_hold_for_any_sequence(
+        setup in setup(),
+        steps in prop::collection::vec(step(), 1..120),
+    ) {
+        let mut w = World::with(&setup);
         for s in &steps {
             w.apply(s);
             w.core.check_invariants().map_err(|e| TestCaseError::fail(format!("after {s:?}: {e}")))?;
@@ -278,7 +383,7 @@ proptest! {
                 prop_assert_eq!(states.iter().filter(|s| **s).count(), 1, "{} is {:?}", c, states);
             }
             for (c, a, _) in &w.held {
-                prop_assert!(w.core.agent(a).is_some_and(|s| s.assigned.contains(c)));
+                prop_assert!(w.core.agent(a).is_some_and(|s| s.assigned().contains_key(c)));
             }
         }
     }
@@ -303,6 +408,7 @@ fn a_burst_of_a_thousand_escalations_against_fifty_agents_respects_capacity() {
             preferred_agent: None,
             skills: Vec::new(),
             language: None,
+            channel: None,
         });
     }
     let capacity: usize = core.agents().map(|a| a.record.capacity as usize).sum();
@@ -344,6 +450,7 @@ fn a_declined_conversation_waits_for_someone_else_and_a_timed_out_one_does_not()
         preferred_agent: None,
         skills: Vec::new(),
         language: None,
+        channel: None,
     });
     let o = core.dispatch(now).pop().expect("offer");
     assert!(core.expire("c1", o.offer_id, now).is_some());
@@ -375,6 +482,7 @@ fn a_returning_customer_goes_first_to_the_agent_who_helped_last() {
         preferred_agent: preferred.map(String::from),
         skills: Vec::new(),
         language: None,
+        channel: None,
     };
     // Whoever takes the first conversation then holds one more than the other agent, so
     // balancing alone would send the next one to the other.
@@ -421,6 +529,7 @@ fn skills_are_required_and_the_customers_language_is_preferred() {
         preferred_agent: None,
         skills: skills.iter().map(|s| s.to_string()).collect(),
         language: language.map(String::from),
+        channel: None,
     };
     core.enqueue(entry("plain", 1, &[], None));
     assert_eq!(
@@ -446,4 +555,174 @@ fn skills_are_required_and_the_customers_language_is_preferred() {
     assert!(made.iter().all(|o| o.agent_id == "rui"), "{made:?}");
     assert!(made.len() <= 1);
     core.check_invariants().expect("invariants");
+}
+
+fn plain(id: &str, t: u64, team: &str, channel: Option<ChannelKind>) -> QueueEntry {
+    QueueEntry {
+        conversation_id: id.into(),
+        team: team.into(),
+        priority: 1,
+        enqueued_at_ms: t,
+        ticket: t,
+        only_agent: None,
+        preferred_agent: None,
+        skills: Vec::new(),
+        language: None,
+        channel,
+    }
+}
+
+fn with_team(strategy: Assign, max_open: Option<u32>) -> RouterCore {
+    let mut core = RouterCore::new(Duration::from_secs(30), Duration::from_secs(300));
+    core.set_teams(
+        [("support".to_string(), TeamPolicy { strategy, max_open })]
+            .into_iter()
+            .collect(),
+    );
+    core
+}
+
+#[test]
+fn round_robin_takes_agents_in_turn_whatever_they_hold() {
+    let mut core = with_team(Assign::RoundRobin, None);
+    for id in ["a", "b", "c"] {
+        core.upsert_agent(agent(id, &["support"], 5));
+        core.set_sessions(id, 1);
+    }
+    let now = Instant::now();
+    let mut got = Vec::new();
+    for t in 0..7u64 {
+        core.enqueue(plain(&format!("c{t}"), t, "support", None));
+        let o = core.dispatch(now).pop().expect("offer");
+        core.begin_accept(&o.agent_id, &o.conversation_id, now)
+            .expect("accept");
+        core.finish_accept(&o.agent_id, &o.conversation_id, true, false);
+        got.push(o.agent_id);
+    }
+    assert_eq!(got, ["a", "b", "c", "a", "b", "c", "a"]);
+    // An agent who cannot take one is skipped, and the turn goes on after whoever took it.
+    core.set_sessions("b", 0);
+    core.enqueue(plain("x", 10, "support", None));
+    assert_eq!(core.dispatch(now).pop().expect("offer").agent_id, "c");
+}
+
+#[test]
+fn a_manual_team_gets_no_offers_and_its_agents_claim() {
+    let mut core = with_team(Assign::Manual, None);
+    core.upsert_agent(agent("ana", &["support"], 1));
+    core.upsert_agent(agent("outsider", &["billing"], 3));
+    core.set_sessions("ana", 1);
+    core.set_sessions("outsider", 1);
+    let now = Instant::now();
+    core.enqueue(plain("c1", 1, "support", None));
+    core.enqueue(plain("c2", 2, "support", None));
+    assert!(
+        core.dispatch(now).is_empty(),
+        "manual teams are not offered"
+    );
+    assert_eq!(core.claim("outsider", "c1", now), Err(Refusal::NotEligible));
+    assert_eq!(core.claim("ana", "nope", now), Err(Refusal::NotQueued));
+    let entry = core.claim("ana", "c2", now).expect("claim");
+    assert_eq!(
+        entry.conversation_id, "c2",
+        "any waiting one, not only the oldest"
+    );
+    assert_eq!(
+        core.claim("ana", "c2", now),
+        Err(Refusal::NotQueued),
+        "claimed once"
+    );
+    core.finish_accept("ana", "c2", true, false);
+    assert_eq!(
+        core.claim("ana", "c1", now),
+        Err(Refusal::NotEligible),
+        "capacity holds"
+    );
+    core.check_invariants().expect("invariants");
+    // A transfer to a named agent is still offered to that agent.
+    core.release("ana", "c2");
+    let mut named = plain("c3", 3, "support", None);
+    named.only_agent = Some("ana".into());
+    core.enqueue(named);
+    let o = core.dispatch(now).pop().expect("offer");
+    assert_eq!(
+        (o.agent_id.as_str(), o.conversation_id.as_str()),
+        ("ana", "c3")
+    );
+    // An agent may also claim what is offered to them.
+    assert_eq!(
+        core.claim("ana", "c3", now).map(|_| ()),
+        Ok(()),
+        "own offer"
+    );
+}
+
+#[test]
+fn an_offer_made_to_someone_else_cannot_be_claimed() {
+    let mut core = with_team(Assign::Balanced, None);
+    core.upsert_agent(agent("ana", &["support"], 2));
+    core.upsert_agent(agent("bo", &["support"], 2));
+    core.set_sessions("ana", 1);
+    core.set_sessions("bo", 1);
+    let now = Instant::now();
+    core.enqueue(plain("c1", 1, "support", None));
+    let o = core.dispatch(now).pop().expect("offer");
+    let other = if o.agent_id == "ana" { "bo" } else { "ana" };
+    assert_eq!(core.claim(other, "c1", now), Err(Refusal::OfferedToAnother));
+}
+
+#[test]
+fn channel_weights_let_an_agent_hold_more_of_a_lighter_channel() {
+    let mut core = with_team(Assign::Balanced, None);
+    core.set_channel_weights(ChannelWeights(
+        [(ChannelKind::Email, UNIT / 2)].into_iter().collect(),
+    ));
+    core.upsert_agent(agent("ana", &["support"], 1));
+    core.set_sessions("ana", 1);
+    let now = Instant::now();
+    for t in 0..3u64 {
+        core.enqueue(plain(
+            &format!("mail{t}"),
+            t,
+            "support",
+            Some(ChannelKind::Email),
+        ));
+    }
+    let made = core.dispatch(now);
+    assert_eq!(
+        made.len(),
+        2,
+        "two emails at half a chat each fill a capacity of one"
+    );
+    core.check_invariants().expect("invariants");
+    for o in &made {
+        core.begin_accept("ana", &o.conversation_id, now)
+            .expect("accept");
+        core.finish_accept("ana", &o.conversation_id, true, false);
+    }
+    core.release("ana", "mail0");
+    // Half a unit free: another email fits, a chat does not.
+    core.enqueue(plain("chat", 0, "support", Some(ChannelKind::Widget)));
+    let made = core.dispatch(now);
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].conversation_id, "mail2");
+}
+
+#[test]
+fn a_team_limit_holds_whatever_its_agents_could_take() {
+    let mut core = with_team(Assign::Balanced, Some(2));
+    for id in ["a", "b"] {
+        core.upsert_agent(agent(id, &["support"], 5));
+        core.set_sessions(id, 1);
+    }
+    let now = Instant::now();
+    for t in 0..5u64 {
+        core.enqueue(plain(&format!("c{t}"), t, "support", None));
+    }
+    let made = core.dispatch(now);
+    assert_eq!(made.len(), 2, "the team holds at most two at once");
+    assert_eq!(core.claim("a", "c4", now), Err(Refusal::NotEligible));
+    core.check_invariants().expect("invariants");
+    core.withdraw(&made[0].conversation_id);
+    assert_eq!(core.dispatch(now).len(), 1, "a freed place is used again");
 }

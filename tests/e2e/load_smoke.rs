@@ -1,0 +1,63 @@
+//! The load generator's own smoke run: `handoffd-load suite --quick` starts a baseline and
+//! fresh daemons, runs every scenario for a second or two, and fails on any error, lost or
+//! doubled message. Running it here keeps the harness of `docs/benchmarks.md` working as
+//! the daemon changes; the figures it prints mean nothing at this size.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_quick_benchmark_suite_runs_every_scenario_cleanly() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_handoffd-load"))
+        .args(["suite", "--quick", "--json", "--handoffd"])
+        .arg(env!("CARGO_BIN_EXE_handoffd"))
+        .arg("--config")
+        .arg(repo.join("config.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start handoffd-load");
+    // The suite bounds every scenario itself; this is only the last line of defence.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        match child.try_wait().expect("wait for handoffd-load") {
+            Some(_) => break,
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                panic!("handoffd-load suite --quick did not finish in 240 s");
+            }
+            None => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+    let out = child.wait_with_output().expect("collect output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "quick suite failed:\n{stderr}");
+    let reports: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).expect("the suite prints its reports as JSON");
+    let scenarios: Vec<&str> = reports
+        .iter()
+        .filter_map(|r| r["scenario"].as_str())
+        .collect();
+    for wanted in [
+        "echo",
+        "steady",
+        "escalation-storm",
+        "mixed",
+        "reconnect-storm",
+    ] {
+        assert!(
+            scenarios.contains(&wanted),
+            "no {wanted} report in {scenarios:?}"
+        );
+    }
+    for r in &reports {
+        let label = r["label"].as_str().unwrap_or("?");
+        assert!(
+            r["throughput"].as_f64().unwrap_or(0.0) > 0.0,
+            "{label} moved nothing:\n{stderr}"
+        );
+        assert_eq!(r["problems"].as_u64(), Some(0), "{label}:\n{stderr}");
+    }
+}
