@@ -89,11 +89,24 @@ impl Dovecot {
             let gid = unsafe { libc::getgid() };
             format!("uid={uid} gid={gid}")
         };
+        // Not root: every Dovecot process runs as this user and group (checked by hand as
+        // `nobody`; the tests themselves run as root in CI).
         let run_as = if uid == 0 {
             String::new()
         } else {
-            let name = std::env::var("USER").unwrap_or_else(|_| uid.to_string());
-            format!("default_login_user = {name}\ndefault_internal_user = {name}\n")
+            let id = |flag: &str| {
+                Command::new("id")
+                    .arg(flag)
+                    .output()
+                    .ok()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                    .unwrap_or_default()
+            };
+            let (user, group) = (id("-un"), id("-gn"));
+            format!(
+                "default_login_user = {user}\ndefault_internal_user = {user}\n\
+                 default_internal_group = {group}\n"
+            )
         };
         std::fs::write(d.join("users"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).expect("users");
         set_mode(&d.join("users"), 0o644);
@@ -131,7 +144,11 @@ userdb {{
   driver = static
   args = {user_section} home={d}/mail/%u
 }}
+service anvil {{
+  chroot =
+}}
 service imap-login {{
+  chroot =
   inet_listener imap {{
     address = 127.0.0.1
     port = {port}
