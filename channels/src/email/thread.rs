@@ -1,6 +1,8 @@
 //! Which conversation a mail belongs to.
 //!
-//! In order: a message id in In-Reply-To or anywhere in References that we have seen
+//! In order: the mail's own Message-ID when it was read before (a mail read again after a
+//! restart or a UIDVALIDITY change goes where it went the first time); a message id in
+//! In-Reply-To or anywhere in References that we have seen
 //! (clients truncate References, so every id listed is looked up, latest first); then a
 //! plus address of ours (`support+<conversation>@domain`) among the recipients when that
 //! conversation exists; else a new conversation whose key is derived from the mail's own
@@ -31,7 +33,11 @@ pub fn resolve(
     support_address: (&str, &str),
     fallback_id: &str,
 ) -> Result<(String, Found), StateError> {
-    let candidates = mail.in_reply_to.iter().chain(mail.references.iter().rev());
+    let candidates = mail
+        .message_id
+        .iter()
+        .chain(mail.in_reply_to.iter())
+        .chain(mail.references.iter().rev());
     for id in candidates {
         if let Some(key) = state.conversation_of(id)? {
             return Ok((key, Found::Reference(id.clone())));
@@ -145,6 +151,14 @@ mod tests {
         assert_eq!(key, new_key("new@client.test"));
         // Deterministic: the same mail read twice lands in the same conversation.
         assert_eq!(resolve(&m, &state, SUPPORT, "uid").expect("resolve").0, key);
+        // A mail read before goes where it went, whatever its headers say now.
+        let mut b = Batch::default();
+        b.message("new@client.test", "mkey2");
+        state.commit(b).await.expect("commit");
+        assert_eq!(
+            resolve(&m, &state, SUPPORT, "uid").expect("resolve"),
+            ("mkey2".into(), Found::Reference("new@client.test".into()))
+        );
         // Without a Message-ID the fallback id decides.
         m.message_id = None;
         assert_eq!(
