@@ -8,6 +8,10 @@ need_apt=()
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # The email tests start their own throwaway Dovecot on a loopback port (never the system service).
 command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)
+# The browser tests (tests/browser/, run by tests/e2e/browser.rs) drive Debian's chromium.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium fonts-dejavu-core)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -17,6 +21,9 @@ fi
 
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+echo "== npm ci (tests/browser: playwright-core, no browser download)"
+(cd tests/browser && npm ci --no-audit --no-fund)
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

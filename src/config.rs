@@ -217,6 +217,45 @@ pub struct BotConfig {
     /// A TOML file with more `[[faq]]` entries, relative to the config file.
     #[serde(default)]
     pub faq_file: Option<PathBuf>,
+    /// External bots called over HTTP (`[[bot.webhooks]]`); the FAQ bot serves the
+    /// channels none of them names.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookBotConfig>,
+}
+
+/// A bot behind an HTTP endpoint (see `docs/bots.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookBotConfig {
+    /// Recorded as the author of its messages; unique among bots.
+    pub name: String,
+    /// Where customer messages and handoff events are POSTed.
+    pub url: String,
+    /// Key of the HMAC-SHA256 signature over each body (`X-Handoffd-Signature-256`).
+    pub secret: String,
+    /// What the bot presents (`Authorization: Bearer`) to post asynchronous replies; empty
+    /// means it answers only synchronously.
+    #[serde(default)]
+    pub api_key: String,
+    /// Channels this bot serves; empty means every channel no other bot names.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// `wait` for the customer after a handback, or `resume`: the bot's answer to
+    /// `handoff.completed` is sent (a satisfaction question, say).
+    #[serde(default)]
+    pub after_handoff: crate::bot::AfterHandoff,
+    /// Failures in a row before the bot is not called for `circuit_open_secs`.
+    #[serde(default = "default_failure_threshold")]
+    pub failure_threshold: u32,
+    #[serde(default = "default_circuit_open")]
+    pub circuit_open_secs: u64,
+}
+
+fn default_failure_threshold() -> u32 {
+    5
+}
+fn default_circuit_open() -> u64 {
+    30
 }
 
 fn default_bot_kind() -> String {
@@ -249,6 +288,7 @@ impl Default for BotConfig {
             greeting: None,
             faq: Vec::new(),
             faq_file: None,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -1092,6 +1132,51 @@ impl Config {
             && let Err(e) = crate::bot::faq::load_faq_file(f)
         {
             bad("bot.faq_file".into(), e.to_string());
+        }
+        let mut bot_names = HashSet::new();
+        let mut bot_channels = HashSet::new();
+        for (i, w) in self.bot.webhooks.iter().enumerate() {
+            let key = |k: &str| format!("bot.webhooks[{i}].{k}");
+            if !valid_name(&w.name) || w.name == "faq-bot" {
+                bad(
+                    key("name"),
+                    "a bot name is 1 to 64 letters, digits, `.`, `-` or `_`, not `faq-bot`".into(),
+                );
+            }
+            if !bot_names.insert(w.name.as_str()) {
+                bad(key("name"), format!("bot `{}` is defined twice", w.name));
+            }
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                bad(key("url"), "must be an http:// or https:// URL".into());
+            }
+            if w.secret.len() < 16 {
+                bad(
+                    key("secret"),
+                    "at least 16 characters (it keys the body signature)".into(),
+                );
+            }
+            if !w.api_key.is_empty() && w.api_key.len() < 16 {
+                bad(key("api_key"), "at least 16 characters, or empty".into());
+            }
+            if !w.api_key.is_empty() && self.api.keys.contains(&w.api_key) {
+                bad(
+                    key("api_key"),
+                    "must differ from the admin keys in api.keys".into(),
+                );
+            }
+            if w.failure_threshold == 0 {
+                bad(key("failure_threshold"), "must be above 0".into());
+            }
+            for c in &w.channels {
+                if handoffd_channels::ChannelKind::parse(c).is_none() {
+                    bad(key("channels"), format!("unknown channel `{c}`"));
+                } else if !bot_channels.insert(c.as_str()) {
+                    bad(
+                        key("channels"),
+                        format!("channel `{c}` is already served by another bot"),
+                    );
+                }
+            }
         }
         let mut teams = HashSet::new();
         for (i, t) in self.router.teams.iter().enumerate() {

@@ -46,7 +46,7 @@ pub enum StartError {
     #[error("{0}")]
     Store(#[from] store::StoreError),
     #[error("bot: {0}")]
-    Bot(#[from] bot::faq::FaqFileError),
+    Bot(#[from] bot::registry::BotsError),
     #[error("analysis: {0}")]
     Analysis(String),
     #[error("email: {0}")]
@@ -142,9 +142,10 @@ impl Gateway {
         let router_ctx = Context::<Router>::new();
         let router_addr = router_ctx.address();
         let outbox = Outbox::new(store.clone(), channels, directory.clone()).start();
+        let bots = Arc::new(bot::Bots::from_config(&config.bot)?);
         let svc = Arc::new(Services {
             store: store.clone(),
-            bot: bot::from_config(&config.bot)?,
+            bots: bots.clone(),
             analyzer: analyzer_from(&config)?,
             policy: Policy::new(&config.escalation),
             router: router_addr.clone(),
@@ -171,6 +172,10 @@ impl Gateway {
             api_keys: config.api.keys.clone(),
             teams: teams.clone(),
             default_capacity: config.agents.default_capacity,
+            bots,
+        });
+        let pages = web::Data::new(http::pages::WebSettings {
+            allowed_origins: config.widget.allowed_origins.clone(),
         });
         let widget = web::Data::new(widget);
         let agents = web::Data::new(AgentEndpoint {
@@ -185,14 +190,17 @@ impl Gateway {
         let max_body = config.server.max_body_bytes;
         let listen = config.server.listen.clone();
         let server = HttpServer::new(move || {
-            let (state, widget, agents) = (state.clone(), widget.clone(), agents.clone());
+            let (state, widget, agents, pages) =
+                (state.clone(), widget.clone(), agents.clone(), pages.clone());
             let meta = meta.clone();
             App::new()
                 .wrap(
                     actix_web::middleware::Logger::new("%a \"%r\" %s %Dms")
                         .log_target("handoffd::http"),
                 )
-                .configure(move |cfg| http::configure(cfg, state, widget, agents, meta, max_body))
+                .configure(move |cfg| {
+                    http::configure(cfg, state, widget, agents, pages, meta, max_body)
+                })
         })
         .workers(workers)
         // Without it Nagle's algorithm holds a bot reply written right after the ack until

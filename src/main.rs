@@ -217,7 +217,15 @@ fn schema(name: &str) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        other => anyhow::bail!("unknown schema `{other}`; known: handoff-package"),
+        other => match handoffd::bot::webhook::json_schema(other) {
+            Some(s) => {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+                Ok(())
+            }
+            None => anyhow::bail!(
+                "unknown schema `{other}`; known: handoff-package, bot-message, bot-event, bot-reply"
+            ),
+        },
     }
 }
 

@@ -21,7 +21,8 @@ use crate::conversation::{AgentAction, AgentRequest, Directory, TypingSignal, se
 use crate::handoff::{HandoffPackage, TranscriptEntry};
 use crate::model::Owner;
 use crate::router::{
-    Accept, AgentConnected, AgentDisconnected, Claim, Decline, GetQueue, Router, SetPresence,
+    Accept, AgentConnected, AgentDisconnected, Claim, Decline, GetQueue, QueuedView, Router,
+    SetPresence,
 };
 use crate::store::Store;
 
@@ -282,7 +283,9 @@ impl AgentSession {
                 });
                 ctx.wait(fut.into_actor(self).map(move |res, act, ctx| {
                     let frame = match res {
-                        Ok(entries) => ServerFrame::Queue { entries },
+                        Ok(entries) => ServerFrame::Queue {
+                            entries: act.with_contacts(entries),
+                        },
                         Err(_) => ServerFrame::error(
                             "unavailable",
                             "the router is not running",
@@ -567,6 +570,17 @@ impl AgentSession {
                 self.send(ctx, frame);
             }
         }
+    }
+
+    /// Adds each waiting customer's contact (name, language) from the store, so the inbox
+    /// can list them by name. A failed read leaves that one without: the list still works.
+    fn with_contacts(&self, mut entries: Vec<QueuedView>) -> Vec<QueuedView> {
+        for e in &mut entries {
+            if let Ok(Some(record)) = self.endpoint.store.conversation(&e.conversation_id) {
+                e.contact = Some(record.contact);
+            }
+        }
+        entries
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -3,12 +3,17 @@
 //! timeout and never trusts it to answer.
 
 pub mod faq;
+pub mod registry;
+pub mod webhook;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use handoffd_channels::{ChannelKind, Contact};
+
+pub use registry::Bots;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{BotConfig, FaqEntry};
@@ -18,10 +23,13 @@ use crate::handoff::TranscriptEntry;
 pub type BotFuture = Pin<Box<dyn Future<Output = Result<BotReply, BotError>> + Send>>;
 
 /// Everything a bot is given for one customer message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct BotTurn {
     pub conversation_id: String,
+    /// widget, telegram, discord, whatsapp, messenger, instagram or email.
+    #[schemars(with = "String")]
     pub channel: ChannelKind,
+    #[schemars(with = "crate::handoff::PackageContact")]
     pub contact: Contact,
     /// The message to answer.
     pub message: TranscriptEntry,
@@ -30,10 +38,13 @@ pub struct BotTurn {
     pub transcript: Vec<TranscriptEntry>,
     /// True on the first turn after an agent handed the conversation back.
     pub resumed_after_handoff: bool,
+    /// The conversation's language as detected (ISO 639-1), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// A bot's request to hand the conversation to people.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HandoffRequest {
     pub reason: String,
     #[serde(default)]
@@ -43,14 +54,109 @@ pub struct HandoffRequest {
 }
 
 /// What a bot answers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BotReply {
     /// Messages to send, in order; may be empty.
+    #[serde(default)]
     pub messages: Vec<String>,
     /// How sure the bot is, 0..1, when it knows.
+    #[serde(default)]
     pub confidence: Option<f64>,
+    #[serde(default)]
     pub intent: Option<String>,
+    #[serde(default)]
     pub handoff: Option<HandoffRequest>,
+    /// The bot took the message and will answer later through the API (HTTP 202): no
+    /// fallback is sent and the turn is not judged.
+    #[serde(skip)]
+    pub deferred: bool,
+}
+
+impl BotReply {
+    /// Checks what serde cannot: ranges and sizes.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(c) = self.confidence
+            && !(0.0..=1.0).contains(&c)
+        {
+            return Err(format!("confidence {c} is outside 0..1"));
+        }
+        if let Some(p) = self.handoff.as_ref().and_then(|h| h.priority)
+            && p > 3
+        {
+            return Err(format!("handoff priority {p} is outside 0..3"));
+        }
+        if self.messages.len() > 20 {
+            return Err("a reply holds at most 20 messages".into());
+        }
+        if self.messages.iter().any(|m| m.trim().is_empty()) {
+            return Err("a message must not be empty".into());
+        }
+        if self.messages.iter().any(|m| m.chars().count() > 8000) {
+            return Err("a message holds at most 8000 characters".into());
+        }
+        Ok(())
+    }
+}
+
+/// What happened to a handoff, as a bot is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+pub enum BotEventKind {
+    /// An agent took the conversation.
+    #[serde(rename = "handoff.accepted")]
+    Accepted,
+    /// The handoff could not be served; the conversation is the bot's again.
+    #[serde(rename = "handoff.failed")]
+    Failed,
+    /// The agent closed the conversation; it is the bot's again.
+    #[serde(rename = "handoff.completed")]
+    Completed,
+}
+
+impl BotEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BotEventKind::Accepted => "handoff.accepted",
+            BotEventKind::Failed => "handoff.failed",
+            BotEventKind::Completed => "handoff.completed",
+        }
+    }
+}
+
+/// A handoff event sent to the bot of a conversation.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BotEvent {
+    #[serde(skip)]
+    pub kind: BotEventKind,
+    pub conversation_id: String,
+    #[schemars(with = "String")]
+    pub channel: ChannelKind,
+    pub at_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `handoff.completed`: the messages of the human stretch that just ended (customer,
+    /// agent and system turns; internal notes left out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub agent_transcript: Vec<TranscriptEntry>,
+    /// `handoff.completed`: the last `seq` of the human stretch; the bot's turn starts after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub human_stretch_ended_at_seq: Option<u64>,
+    /// `handoff.completed`: whether the bot's reply to this event is sent to the customer
+    /// (`after_handoff = "resume"`) or ignored (`"wait"`: the bot waits for the customer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume: Option<bool>,
+}
+
+/// What a bot does when an agent hands a conversation back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterHandoff {
+    /// Wait for the customer's next message.
+    #[default]
+    Wait,
+    /// Speak first: the bot's answer to `handoff.completed` is sent (a rating question...).
+    Resume,
 }
 
 /// Why a bot gave no answer.
@@ -67,10 +173,20 @@ pub trait Bot: Send + Sync {
     /// Name recorded as the author of the bot's messages.
     fn name(&self) -> &str;
     fn answer(&self, turn: BotTurn) -> BotFuture;
+
+    /// Tells the bot what became of a handoff. Bots that do not care answer nothing.
+    fn event(&self, _event: BotEvent) -> BotFuture {
+        Box::pin(async { Ok(BotReply::default()) })
+    }
+
+    /// Whether the bot speaks first after a handback.
+    fn after_handoff(&self) -> AfterHandoff {
+        AfterHandoff::Wait
+    }
 }
 
-/// Builds the configured bot.
-pub fn from_config(cfg: &BotConfig) -> Result<Arc<dyn Bot>, faq::FaqFileError> {
+/// Builds the built-in FAQ bot.
+pub fn faq_from_config(cfg: &BotConfig) -> Result<Arc<dyn Bot>, faq::FaqFileError> {
     let mut entries: Vec<FaqEntry> = cfg.faq.clone();
     if let Some(path) = &cfg.faq_file {
         entries.extend(faq::load_faq_file(path)?);
@@ -127,6 +243,7 @@ impl FaqBot {
                         team: None,
                         priority: None,
                     }),
+                    deferred: false,
                 }
             }
             None => {
@@ -136,6 +253,7 @@ impl FaqBot {
                     confidence: Some(confidence),
                     intent: None,
                     handoff: None,
+                    deferred: false,
                 }
             }
         }
@@ -188,6 +306,7 @@ mod tests {
             message: m.clone(),
             transcript: vec![m],
             resumed_after_handoff: false,
+            language: None,
         }
     }
 

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::agents::protocol::{ServerFrame, TransferTarget};
 use crate::analysis::{MessageAnalysis, summary};
-use crate::bot::{BotError, BotReply, BotTurn};
+use crate::bot::{AfterHandoff, BotError, BotEvent, BotEventKind, BotReply, BotTurn};
 use crate::config::HandoffMode;
 use crate::delivery::{Deliver, Ephemeral};
 use crate::escalation::{Decision, Tracker};
@@ -422,6 +422,7 @@ impl ConversationActor {
             message,
             transcript,
             resumed_after_handoff: self.record.bot_resuming,
+            language: self.record.language.clone(),
         };
         let meta = BotTurnMeta {
             confidence: None,
@@ -431,7 +432,7 @@ impl ConversationActor {
             resumed_after_handoff: turn.resumed_after_handoff,
             failure: None,
         };
-        let bot = self.svc.bot.clone();
+        let bot = self.svc.bots.for_channel(self.record.channel);
         let timeout = self.svc.settings.bot_timeout;
         async move {
             match tokio::time::timeout(timeout, bot.answer(turn)).await {
@@ -440,7 +441,7 @@ impl ConversationActor {
             }
         }
         .into_actor(self)
-        .then(move |res, act, _ctx| act.on_bot_reply(seq, res, meta))
+        .then(move |res, act, _ctx| act.on_bot_reply(seq, res, meta).map(|_, _, _| ()))
         .boxed_local()
     }
 
@@ -449,11 +450,11 @@ impl ConversationActor {
         seq: u64,
         res: Result<BotReply, BotError>,
         mut meta: BotTurnMeta,
-    ) -> LocalBoxActorFuture<Self, ()> {
+    ) -> LocalBoxActorFuture<Self, Result<Vec<u64>, ConversationError>> {
         // The bot may have been slow: if someone took the conversation meanwhile, it is
         // no longer the bot's to answer.
         if self.record.owner != Owner::Bot {
-            return fut::ready(()).boxed_local();
+            return fut::ready(Err(ConversationError::NotOwner)).boxed_local();
         }
         let (reply, failure) = match res {
             Ok(r) => (r, None),
@@ -466,6 +467,8 @@ impl ConversationActor {
         meta.intent = reply.intent.clone();
         meta.failure = failure.clone();
         let decision = match &failure {
+            // The bot will answer later through the API: nothing to judge yet.
+            None if reply.deferred && reply.messages.is_empty() => None,
             None => {
                 self.tracker.observe_bot(&reply.messages, reply.confidence);
                 self.svc.policy.on_bot_reply(seq, &reply, &self.tracker)
@@ -479,19 +482,25 @@ impl ConversationActor {
         };
         self.record.bot_resuming = false;
         let mut p = Pending::default();
-        let bot_name = self.svc.bot.name().to_string();
+        let bot_name = self
+            .svc
+            .bots
+            .for_channel(self.record.channel)
+            .name()
+            .to_string();
         // Low confidence: the fallback would only add noise before the handoff message.
         let send_messages = match &decision {
             None => true,
             Some(d) => d.triggers.iter().any(|t| t.trigger == "bot_handoff"),
         };
         let mut journaled = false;
+        let mut seqs = Vec::new();
         if send_messages {
             for text in &reply.messages {
                 let mut m = Self::message(Role::Bot, text.clone());
                 m.author = Some(bot_name.clone());
                 m.bot = Some(meta.clone());
-                self.journal(&mut p, m);
+                seqs.push(self.journal(&mut p, m));
                 journaled = true;
             }
         }
@@ -512,9 +521,118 @@ impl ConversationActor {
             }
         }
         match decision {
-            None => self.commit(p).map(|_, _, _| ()).boxed_local(),
-            Some(d) => self.escalate(d, Some(p)).map(|_, _, _| ()).boxed_local(),
+            None => self.commit(p).map(|r, _, _| r.map(|_| seqs)).boxed_local(),
+            Some(d) => self
+                .escalate(d, Some(p))
+                .map(|r, _, _| r.map(|_| seqs))
+                .boxed_local(),
         }
+    }
+
+    /// A bot posts messages on its own (an asynchronous reply through the API): taken only
+    /// while the bot owns the conversation, judged like a synchronous reply.
+    fn on_bot_post(
+        &mut self,
+        msg: super::BotPost,
+    ) -> LocalBoxActorFuture<Self, Result<Vec<u64>, ConversationError>> {
+        if self.record.owner != Owner::Bot
+            || self.svc.bots.for_channel(self.record.channel).name() != msg.bot
+        {
+            return fut::ready(Err(ConversationError::NotOwner)).boxed_local();
+        }
+        // It answers the customer's latest message.
+        let seq = self
+            .transcript
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::Customer)
+            .map_or(0, |m| m.seq);
+        let meta = BotTurnMeta {
+            confidence: None,
+            intent: None,
+            transcript_len: self.transcript.len(),
+            agent_messages_seen: self
+                .transcript
+                .iter()
+                .filter(|m| m.role == Role::Agent)
+                .count(),
+            resumed_after_handoff: self.record.bot_resuming,
+            failure: None,
+        };
+        self.on_bot_reply(seq, Ok(msg.reply), meta)
+    }
+
+    /// Tells the conversation's bot what became of a handoff. With `after_handoff =
+    /// "resume"` the bot's answer to `handoff.completed` is sent to the customer, if the bot
+    /// still owns the conversation by then.
+    fn tell_bot(
+        &mut self,
+        kind: BotEventKind,
+        agent_name: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let bot = self.svc.bots.for_channel(self.record.channel);
+        let resume = bot.after_handoff() == AfterHandoff::Resume;
+        let mut event = BotEvent {
+            kind,
+            conversation_id: self.record.id.clone(),
+            channel: self.record.channel,
+            at_ms: now_ms(),
+            agent_name,
+            reason: None,
+            agent_transcript: Vec::new(),
+            human_stretch_ended_at_seq: None,
+            resume: None,
+        };
+        if kind == BotEventKind::Completed {
+            let stretch = self.record.handoffs;
+            event.agent_transcript = self
+                .transcript
+                .iter()
+                .filter(|m| m.handoff == Some(stretch) && m.role != Role::Note)
+                .map(TranscriptEntry::from)
+                .collect();
+            event.human_stretch_ended_at_seq = Some(self.record.last_seq);
+            event.resume = Some(resume);
+        }
+        let timeout = self.svc.settings.bot_timeout;
+        async move {
+            match tokio::time::timeout(timeout, bot.event(event)).await {
+                Ok(r) => r,
+                Err(_) => Err(BotError::Timeout(timeout.as_millis() as u64)),
+            }
+        }
+        .into_actor(self)
+        .then(move |res, act, _| {
+            match res {
+                Ok(reply)
+                    if kind == BotEventKind::Completed
+                        && resume
+                        && !reply.messages.is_empty()
+                        && act.record.owner == Owner::Bot =>
+                {
+                    let seq = act.record.last_seq;
+                    let meta = BotTurnMeta {
+                        confidence: reply.confidence,
+                        intent: reply.intent.clone(),
+                        transcript_len: act.transcript.len(),
+                        agent_messages_seen: 0,
+                        resumed_after_handoff: true,
+                        failure: None,
+                    };
+                    return act
+                        .on_bot_reply(seq, Ok(reply), meta)
+                        .map(|_, _, _| ())
+                        .boxed_local();
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(conversation = %act.id(), event = kind.as_str(), error = %e, "the bot was not told")
+                }
+            }
+            fut::ready(()).boxed_local()
+        })
+        .spawn(ctx);
     }
 
     /// Hands the conversation to people: queued for the decision's team, the customer told
@@ -672,15 +790,17 @@ impl ConversationActor {
         // The agent gets the whole package in the `assigned` frame; no need to repeat the
         // join notice as a live message.
         p.for_agent.clear();
+        let agent_name = msg.agent_name.clone();
         p.status = Some(ConversationStatus::Agent {
             agent_name: msg.agent_name,
         });
         let waited = a.assigned_at_ms.saturating_sub(a.queued.enqueued_at_ms);
         self.commit(p)
-            .map(move |res, act, _| {
+            .map(move |res, act, ctx| {
                 if res.is_ok() {
                     METRICS.time_to_assignment.observe(waited as f64 / 1000.0);
                     act.push_window();
+                    act.tell_bot(BotEventKind::Accepted, Some(agent_name), ctx);
                 }
                 res
             })
@@ -853,10 +973,12 @@ impl ConversationActor {
                     agent_id: req.agent_id,
                     conversation_id: self.record.id.clone(),
                 };
+                let agent_name = req.agent_name.clone();
                 self.commit(p)
-                    .map(move |r, act, _| {
+                    .map(move |r, act, ctx| {
                         if r.is_ok() {
                             act.svc.router.do_send(release);
+                            act.tell_bot(BotEventKind::Completed, Some(agent_name), ctx);
                         }
                         r.map(|_| None)
                     })
@@ -969,6 +1091,15 @@ impl Handler<CustomerMessage> for ConversationActor {
     fn handle(&mut self, msg: CustomerMessage, _ctx: &mut Self::Context) -> Self::Result {
         self.last_active = Instant::now();
         AtomicResponse::new(self.on_customer_message(msg))
+    }
+}
+
+impl Handler<super::BotPost> for ConversationActor {
+    type Result = AtomicResponse<Self, Result<Vec<u64>, ConversationError>>;
+
+    fn handle(&mut self, msg: super::BotPost, _ctx: &mut Self::Context) -> Self::Result {
+        self.last_active = Instant::now();
+        AtomicResponse::new(self.on_bot_post(msg))
     }
 }
 

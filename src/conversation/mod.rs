@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use crate::agents::AgentRegistry;
 use crate::agents::protocol::TransferTarget;
 use crate::analysis::Analyzer;
-use crate::bot::Bot;
+use crate::bot::Bots;
 use crate::config::{Config, HandoffMode};
 use crate::delivery::Outbox;
 use crate::escalation::Policy;
@@ -32,7 +32,7 @@ pub use directory::{Directory, LiveCount, Lookup, SetServices, TellPosition};
 /// What every conversation actor needs, shared.
 pub struct Services {
     pub store: Store,
-    pub bot: Arc<dyn Bot>,
+    pub bots: Arc<Bots>,
     pub analyzer: Analyzer,
     pub policy: Policy,
     pub router: Addr<Router>,
@@ -155,6 +155,15 @@ pub struct AgentRequest {
     pub agent_id: String,
     pub agent_name: String,
     pub action: AgentAction,
+}
+
+/// A bot's asynchronous reply (posted through the API); answered with the sequence numbers
+/// of the journaled messages. Refused with `NotOwner` unless this bot owns the conversation.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<Vec<u64>, ConversationError>")]
+pub struct BotPost {
+    pub bot: String,
+    pub reply: crate::bot::BotReply,
 }
 
 /// The router gives the conversation to an agent who accepted the offer.

@@ -119,6 +119,7 @@ pub fn replay(conv: &RecordedConversation, analyzer: &Analyzer, policy: &Policy)
                     team: None,
                     priority: None,
                 }),
+                deferred: false,
             };
             tracker.observe_bot(&reply.messages, reply.confidence);
             if let Some(d) = policy.on_bot_reply(seq, &reply, &tracker) {

@@ -52,6 +52,7 @@ impl Convo {
             confidence: Some(confidence),
             intent: None,
             handoff: None,
+            deferred: false,
         };
         self.tracker.observe_bot(&reply.messages, reply.confidence);
         self.policy.on_bot_reply(self.seq, &reply, &self.tracker)
@@ -238,6 +239,7 @@ fn the_bot_asking_for_a_handoff_sets_team_and_priority() {
             team: Some("billing".into()),
             priority: Some(2),
         }),
+        deferred: false,
     };
     c.tracker.observe_bot(&reply.messages, reply.confidence);
     let d = c

@@ -1,8 +1,10 @@
 //! The HTTP face of the daemon (actix-web): websocket endpoints for widgets and agents, the
-//! REST API, health checks. Every error is JSON with a 4xx or 5xx status.
+//! REST API, health checks, and the widget and inbox pages. Every error is JSON with a 4xx or 5xx status.
 
 pub mod api;
+pub mod bot_api;
 pub mod error;
+pub mod pages;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,6 +29,8 @@ pub struct AppState {
     pub api_keys: Vec<String>,
     pub teams: Arc<HashSet<String>>,
     pub default_capacity: u32,
+    /// The running bots: their API keys authorize asynchronous replies.
+    pub bots: Arc<crate::bot::Bots>,
 }
 
 /// Mounts every route; used by the server and nothing else.
@@ -35,6 +39,7 @@ pub fn configure(
     state: web::Data<AppState>,
     widget: web::Data<WidgetChannel>,
     agents: web::Data<AgentEndpoint>,
+    web_pages: web::Data<pages::WebSettings>,
     meta: Vec<MetaChannel>,
     max_body: usize,
 ) {
@@ -64,10 +69,15 @@ pub fn configure(
         .route("/metrics", web::get().to(api::metrics))
         .route("/widget/ws", web::get().to(widget::ws_route))
         .route("/agent/ws", web::get().to(session::ws_route))
+        .configure(|cfg| pages::configure(cfg, web_pages))
         .service(
             web::scope("/api/v1")
                 .route("/conversations", web::get().to(api::list_conversations))
                 .route("/conversations/{id}", web::get().to(api::get_conversation))
+                .route(
+                    "/conversations/{id}/messages",
+                    web::post().to(bot_api::post_messages),
+                )
                 .route("/queue", web::get().to(api::queue))
                 .route("/agents", web::get().to(api::list_agents))
                 .route("/agents", web::post().to(api::add_agent)),

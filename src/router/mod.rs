@@ -718,6 +718,10 @@ pub struct QueuedView {
     pub position: usize,
     /// The agent it is offered to right now, if any.
     pub offered_to: Option<String>,
+    /// The customer, so an inbox can list them by name. The router does not keep it: the
+    /// agent session fills it in from the store when it answers `get_queue`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<handoffd_channels::Contact>,
 }
 
 /// Asks the router for the queue, in the order it will be served: all of it, or the part an
@@ -768,6 +772,7 @@ impl Router {
                     .core
                     .offer_of(&e.conversation_id)
                     .map(|o| o.agent_id.clone()),
+                contact: None,
             })
             .collect()
     }

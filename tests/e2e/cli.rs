@@ -306,3 +306,23 @@ fn analyze_prints_one_json_object_per_line() {
     assert_eq!(lines[2]["intents"][0]["act"], false);
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 3"));
 }
+
+#[test]
+fn the_published_bot_webhook_schemas_are_current() {
+    for name in ["bot-message", "bot-event", "bot-reply"] {
+        let out = handoffd().args(["schema", name]).output().expect("run");
+        assert!(out.status.success(), "{name}");
+        let generated: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let file = format!("docs/{name}.schema.json");
+        let published: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(repo(&file)).expect("schema file"))
+                .expect("JSON");
+        assert_eq!(
+            generated, published,
+            "{file} is stale: regenerate with `handoffd schema {name}`"
+        );
+    }
+    let unknown = handoffd().args(["schema", "nope"]).output().expect("run");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("bot-reply"));
+}

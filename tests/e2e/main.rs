@@ -2,6 +2,8 @@
 //! One test binary keeps link time down.
 
 mod bad_input;
+mod bots;
+mod browser;
 mod burst;
 mod cli;
 mod email;
@@ -15,3 +17,4 @@ mod resume;
 mod strategies;
 mod support;
 mod triggers;
+mod web;

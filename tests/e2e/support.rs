@@ -22,6 +22,8 @@ pub struct Options {
     pub offer_timeout_secs: u64,
     pub requeue_after_disconnect_secs: u64,
     pub conversation_idle_secs: u64,
+    /// `widget.allowed_origins`, written as TOML strings.
+    pub allowed_origins: Vec<String>,
     pub extra: String,
 }
 
@@ -31,6 +33,7 @@ impl Default for Options {
             offer_timeout_secs: 30,
             requeue_after_disconnect_secs: 60,
             conversation_idle_secs: 300,
+            allowed_origins: vec!["*".into()],
             extra: String::new(),
         }
     }
@@ -63,6 +66,7 @@ keys = ["{API_KEY}"]
 
 [widget]
 token_secret = "test-widget-secret-0123456789"
+allowed_origins = {origins}
 
 [conversations]
 idle_timeout_secs = {idle}
@@ -104,6 +108,7 @@ name = "billing"
         data = dir.join("data").display(),
         idle = o.conversation_idle_secs,
         offer = o.offer_timeout_secs,
+        origins = serde_json::to_string(&o.allowed_origins).expect("origins as a TOML array"),
         requeue = o.requeue_after_disconnect_secs,
         extra = o.extra,
     );
