@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# The email tests start their own throwaway Dovecot on a loopback port (never the system service).
+command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || need_apt+=(dovecot-imapd)
 # The browser tests (tests/browser/, run by tests/e2e/browser.rs) drive Debian's chromium.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium fonts-dejavu-core)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)

@@ -38,6 +38,8 @@ pub struct Config {
     pub router: RouterConfig,
     #[serde(default)]
     pub agents: AgentsConfig,
+    #[serde(default)]
+    pub email: EmailConfig,
     /// WhatsApp Cloud API; the channel runs when the section is present.
     #[serde(default)]
     pub whatsapp: Option<MetaConfig>,
@@ -647,6 +649,341 @@ pub struct TeamConfig {
     pub max_open: Option<u32>,
 }
 
+/// The email channel (`[email]`, `[email.imap]`, `[email.smtp]`). Off by default so the
+/// default daemon needs no mail server. See `docs/channels/email.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// The support address customers write to, e.g. `support@example.com`.
+    #[serde(default)]
+    pub address: String,
+    /// Display name on outgoing mail.
+    #[serde(default = "default_email_from_name")]
+    pub from_name: String,
+    /// Subject of replies when the customer's mail had none.
+    #[serde(default = "default_email_subject")]
+    pub default_subject: String,
+    /// Longest text kept from one mail, in characters.
+    #[serde(default = "default_message_chars")]
+    pub max_text_chars: usize,
+    #[serde(default)]
+    pub imap: ImapConfig,
+    #[serde(default)]
+    pub smtp: SmtpConfig,
+}
+
+fn default_email_from_name() -> String {
+    "Support".into()
+}
+fn default_email_subject() -> String {
+    "Your message".into()
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            address: String::new(),
+            from_name: default_email_from_name(),
+            default_subject: default_email_subject(),
+            max_text_chars: default_message_chars(),
+            imap: ImapConfig::default(),
+            smtp: SmtpConfig::default(),
+        }
+    }
+}
+
+/// Where customer mail is read (`[email.imap]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapConfig {
+    #[serde(default)]
+    pub host: String,
+    /// Default: 993 with `tls`, 143 with `starttls` or `plain`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `tls`, `starttls`, or `plain` (loopback hosts only).
+    #[serde(default = "default_tls")]
+    pub security: String,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default = "default_mailbox")]
+    pub mailbox: String,
+    /// Wait for new mail with IDLE when the server offers it; `false` always polls.
+    #[serde(default = "default_true")]
+    pub idle: bool,
+    /// How often the mailbox is checked when IDLE is not used.
+    #[serde(default = "default_poll_secs")]
+    pub poll_interval_secs: u64,
+    /// IDLE is re-issued this often (at most 29 minutes, RFC 2177).
+    #[serde(default = "default_idle_renew_secs")]
+    pub idle_renew_secs: u64,
+    /// Longest wait for one server answer.
+    #[serde(default = "default_mail_timeout_secs")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_backoff_min")]
+    pub reconnect_min_secs: u64,
+    #[serde(default = "default_backoff_max")]
+    pub reconnect_max_secs: u64,
+    /// On the very first start, also answer mail already in the mailbox.
+    #[serde(default)]
+    pub read_backlog: bool,
+    /// Larger mail is recorded from its headers only.
+    #[serde(default = "default_max_mail_bytes")]
+    pub max_message_bytes: u32,
+    /// PEM file of extra trusted root certificates (a private CA); relative to the config.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_tls() -> String {
+    "tls".into()
+}
+fn default_starttls() -> String {
+    "starttls".into()
+}
+fn default_mailbox() -> String {
+    "INBOX".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_poll_secs() -> u64 {
+    60
+}
+fn default_idle_renew_secs() -> u64 {
+    25 * 60
+}
+fn default_mail_timeout_secs() -> u64 {
+    60
+}
+fn default_backoff_min() -> u64 {
+    1
+}
+fn default_backoff_max() -> u64 {
+    300
+}
+fn default_max_mail_bytes() -> u32 {
+    25 * 1024 * 1024
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: None,
+            security: default_tls(),
+            username: String::new(),
+            password: String::new(),
+            mailbox: default_mailbox(),
+            idle: true,
+            poll_interval_secs: default_poll_secs(),
+            idle_renew_secs: default_idle_renew_secs(),
+            timeout_secs: default_mail_timeout_secs(),
+            reconnect_min_secs: default_backoff_min(),
+            reconnect_max_secs: default_backoff_max(),
+            read_backlog: false,
+            max_message_bytes: default_max_mail_bytes(),
+            ca_file: None,
+        }
+    }
+}
+
+/// Where answers are sent (`[email.smtp]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    #[serde(default)]
+    pub host: String,
+    /// Default: 465 with `tls`, 587 with `starttls`, 25 with `plain`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `tls`, `starttls`, or `plain` (loopback hosts only).
+    #[serde(default = "default_starttls")]
+    pub security: String,
+    /// Empty: no authentication.
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default = "default_smtp_timeout_secs")]
+    pub timeout_secs: u64,
+    /// PEM file of extra trusted root certificates (a private CA); relative to the config.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_smtp_timeout_secs() -> u64 {
+    30
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: None,
+            security: default_starttls(),
+            username: String::new(),
+            password: String::new(),
+            timeout_secs: default_smtp_timeout_secs(),
+            ca_file: None,
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl EmailConfig {
+    /// Checks an enabled email section; a disabled one is not looked at.
+    fn validate(&self) -> Vec<ConfigProblem> {
+        use handoffd_channels::email::Security;
+        let mut out = Vec::new();
+        if !self.enabled {
+            return out;
+        }
+        let mut bad = |key: &str, message: String| {
+            out.push(ConfigProblem {
+                key: format!("email.{key}"),
+                line: None,
+                message,
+            })
+        };
+        match self.address.rsplit_once('@') {
+            Some((local, domain))
+                if !local.is_empty()
+                    && !domain.is_empty()
+                    && !local.contains('+')
+                    && !self.address.contains(char::is_whitespace) => {}
+            _ => bad(
+                "address",
+                "must be a plain address like support@example.com (no +tag)".into(),
+            ),
+        }
+        if self.max_text_chars == 0 {
+            bad("max_text_chars", "must be above 0".into());
+        }
+        for (section, host, security) in [
+            ("imap", &self.imap.host, &self.imap.security),
+            ("smtp", &self.smtp.host, &self.smtp.security),
+        ] {
+            if host.trim().is_empty() {
+                bad(&format!("{section}.host"), "is required".into());
+            }
+            match Security::parse(security) {
+                None => bad(
+                    &format!("{section}.security"),
+                    format!("unknown `{security}`; known: tls, starttls, plain"),
+                ),
+                Some(Security::Plain) if !is_loopback(host) => bad(
+                    &format!("{section}.security"),
+                    "`plain` sends passwords in clear text: only allowed for a loopback host"
+                        .into(),
+                ),
+                _ => {}
+            }
+        }
+        if self.imap.username.is_empty() {
+            bad("imap.username", "is required".into());
+        }
+        if self.imap.mailbox.trim().is_empty() {
+            bad("imap.mailbox", "must not be empty".into());
+        }
+        if self.imap.poll_interval_secs == 0 {
+            bad("imap.poll_interval_secs", "must be above 0".into());
+        }
+        if !(10..=29 * 60).contains(&self.imap.idle_renew_secs) {
+            bad(
+                "imap.idle_renew_secs",
+                "must be between 10 and 1740 (29 minutes, RFC 2177)".into(),
+            );
+        }
+        if self.imap.timeout_secs == 0 || self.smtp.timeout_secs == 0 {
+            bad("imap.timeout_secs", "timeouts must be above 0".into());
+        }
+        if self.imap.reconnect_min_secs == 0
+            || self.imap.reconnect_max_secs < self.imap.reconnect_min_secs
+        {
+            bad(
+                "imap.reconnect_max_secs",
+                "need 0 < reconnect_min_secs <= reconnect_max_secs".into(),
+            );
+        }
+        if self.imap.max_message_bytes < 1024 {
+            bad("imap.max_message_bytes", "must be at least 1024".into());
+        }
+        for (section, file) in [("imap", &self.imap.ca_file), ("smtp", &self.smtp.ca_file)] {
+            if let Some(f) = file
+                && let Err(e) = std::fs::metadata(f)
+            {
+                bad(
+                    &format!("{section}.ca_file"),
+                    format!("{}: {e}", f.display()),
+                );
+            }
+        }
+        out
+    }
+
+    /// The channel's settings; `None` when disabled or invalid (validation said why).
+    pub fn settings(&self) -> Option<handoffd_channels::email::EmailSettings> {
+        use handoffd_channels::email::{EmailSettings, ImapSettings, Security, SmtpSettings};
+        use std::time::Duration;
+        if !self.enabled {
+            return None;
+        }
+        let imap_sec = Security::parse(&self.imap.security)?;
+        let smtp_sec = Security::parse(&self.smtp.security)?;
+        Some(EmailSettings {
+            address: self.address.clone(),
+            from_name: self.from_name.clone(),
+            default_subject: self.default_subject.clone(),
+            max_text_chars: self.max_text_chars,
+            imap: ImapSettings {
+                host: self.imap.host.clone(),
+                port: self.imap.port.unwrap_or(match imap_sec {
+                    Security::Tls => 993,
+                    _ => 143,
+                }),
+                security: imap_sec,
+                username: self.imap.username.clone(),
+                password: self.imap.password.clone(),
+                mailbox: self.imap.mailbox.clone(),
+                use_idle: self.imap.idle,
+                poll_interval: Duration::from_secs(self.imap.poll_interval_secs),
+                idle_renew: Duration::from_secs(self.imap.idle_renew_secs),
+                io_timeout: Duration::from_secs(self.imap.timeout_secs),
+                backoff_min: Duration::from_secs(self.imap.reconnect_min_secs),
+                backoff_max: Duration::from_secs(self.imap.reconnect_max_secs),
+                read_backlog: self.imap.read_backlog,
+                max_message_bytes: self.imap.max_message_bytes,
+                ca_file: self.imap.ca_file.clone(),
+            },
+            smtp: SmtpSettings {
+                host: self.smtp.host.clone(),
+                port: self.smtp.port.unwrap_or(match smtp_sec {
+                    Security::Tls => 465,
+                    Security::StartTls => 587,
+                    Security::Plain => 25,
+                }),
+                security: smtp_sec,
+                username: self.smtp.username.clone(),
+                password: self.smtp.password.clone(),
+                timeout: Duration::from_secs(self.smtp.timeout_secs),
+                ca_file: self.smtp.ca_file.clone(),
+            },
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentsConfig {
@@ -748,6 +1085,17 @@ impl Config {
             && f.is_relative()
         {
             config.bot.faq_file = Some(base.join(f));
+        }
+        for f in [
+            &mut config.email.imap.ca_file,
+            &mut config.email.smtp.ca_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if f.is_relative() {
+                *f = base.join(&*f);
+            }
         }
         problems.extend(config.validate());
         for p in problems.iter_mut() {
@@ -1063,6 +1411,7 @@ impl Config {
                 });
             }
         }
+        out.extend(self.email.validate());
         out.extend(self.escalation.validate(&teams));
         out.extend(
             self.analysis
@@ -1379,5 +1728,71 @@ team = "nobody"
         assert!(p.iter().any(|p| p.line == Some(3)
             && p.key == "widget.token_secret"
             && p.message.contains("HANDOFFD_SURELY_UNSET_VAR")));
+    }
+
+    #[test]
+    fn email_is_off_by_default_and_reads_passwords_from_the_environment() {
+        let c = Config::from_toml(GOOD, Path::new("/tmp")).expect("valid");
+        assert!(!c.email.enabled);
+        assert!(c.email.settings().is_none());
+
+        // SAFETY: no other test reads this variable.
+        unsafe { std::env::set_var("HANDOFFD_TEST_IMAP_PASSWORD", "imap-from-env") };
+        let text = format!(
+            "{GOOD}\n[email]\nenabled = true\naddress = \"support@shop.test\"\n\
+             [email.imap]\nhost = \"imap.shop.test\"\nusername = \"support@shop.test\"\n\
+             password = \"${{HANDOFFD_TEST_IMAP_PASSWORD}}\"\n\
+             [email.smtp]\nhost = \"smtp.shop.test\"\nusername = \"support@shop.test\"\n\
+             password = \"${{HANDOFFD_TEST_SMTP_PASSWORD_UNSET:-smtp-default}}\"\n"
+        );
+        let c = Config::from_toml(&text, Path::new(".")).expect("valid");
+        let s = c.email.settings().expect("enabled");
+        assert_eq!(s.imap.password, "imap-from-env");
+        assert_eq!(s.smtp.password, "smtp-default");
+        assert_eq!((s.imap.port, s.smtp.port), (993, 587));
+        assert_eq!(s.imap.security, handoffd_channels::email::Security::Tls);
+        assert_eq!(
+            s.smtp.security,
+            handoffd_channels::email::Security::StartTls
+        );
+        assert_eq!(s.imap.mailbox, "INBOX");
+    }
+
+    #[test]
+    fn an_enabled_email_section_is_checked() {
+        let text = format!(
+            "{GOOD}\n[email]\nenabled = true\naddress = \"support+x@shop.test\"\n\
+             [email.imap]\nhost = \"imap.shop.test\"\nsecurity = \"plain\"\n\
+             idle_renew_secs = 3600\n[email.smtp]\nhost = \"\"\nsecurity = \"ssl\"\n"
+        );
+        let Err(ConfigError::Invalid(p)) = Config::from_toml(&text, Path::new(".")) else {
+            panic!("expected problems");
+        };
+        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "email.address",
+            "email.imap.security",
+            "email.imap.username",
+            "email.imap.idle_renew_secs",
+            "email.smtp.host",
+            "email.smtp.security",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {p:?}");
+        }
+        let plain = p
+            .iter()
+            .find(|p| p.key == "email.imap.security")
+            .expect("plain refused");
+        assert!(plain.message.contains("loopback"), "{plain:?}");
+        assert!(plain.line.is_some(), "{plain:?}");
+        // `plain` is fine on loopback.
+        let text = format!(
+            "{GOOD}\n[email]\nenabled = true\naddress = \"support@shop.test\"\n\
+             [email.imap]\nhost = \"127.0.0.1\"\nport = 1143\nsecurity = \"plain\"\n\
+             username = \"u\"\n[email.smtp]\nhost = \"localhost\"\nsecurity = \"plain\"\n"
+        );
+        let c = Config::from_toml(&text, Path::new(".")).expect("valid");
+        let s = c.email.settings().expect("enabled");
+        assert_eq!((s.imap.port, s.smtp.port), (1143, 25));
     }
 }

@@ -58,6 +58,10 @@ pub struct TranscriptEntry {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(with = "Vec<serde_json::Value>")]
     pub attachments: Vec<Attachment>,
+    /// A machine wrote this customer message (auto-reply, out-of-office, bounce): the bot
+    /// did not answer it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub automated: bool,
     /// What the customer's platform last reported about a message sent to them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<crate::model::DeliveryReport>,
@@ -74,6 +78,7 @@ impl From<&MessageRecord> for TranscriptEntry {
             sentiment: m.sentiment,
             handoff: m.handoff,
             attachments: m.attachments.clone(),
+            automated: m.automated,
             delivery: m.delivery.clone(),
         }
     }

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::{App, HttpServer, web};
+use handoffd_channels::email::EmailChannel;
 use handoffd_channels::meta::{MetaChannel, Platform};
 use handoffd_channels::widget::{WidgetChannel, WidgetSettings};
 use handoffd_channels::{ChannelKind, CoreLink};
@@ -48,6 +49,8 @@ pub enum StartError {
     Bot(#[from] bot::registry::BotsError),
     #[error("analysis: {0}")]
     Analysis(String),
+    #[error("email: {0}")]
+    Email(String),
     #[error("channel: {0}")]
     Channel(#[from] handoffd_channels::meta::StartError),
     #[error("cannot listen on {addr}: {source}")]
@@ -111,6 +114,13 @@ impl Gateway {
         );
         let mut channels = HashMap::new();
         channels.insert(ChannelKind::Widget, widget.outbound());
+        if let Some(settings) = config.email.settings() {
+            // The channel keeps its IMAP cursor and thread mappings in the journal.
+            let state: Arc<dyn handoffd_channels::state::ChannelState> = Arc::new(store.clone());
+            let email = EmailChannel::start(settings, state, core.clone())
+                .map_err(|e| StartError::Email(e.to_string()))?;
+            channels.insert(ChannelKind::Email, email.outbound());
+        }
         // Meta's channels run when their config section is present.
         let mut meta = Vec::new();
         let mut windows = HashMap::new();

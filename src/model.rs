@@ -126,6 +126,10 @@ pub struct MessageRecord {
     pub handoff: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot: Option<BotTurnMeta>,
+    /// A machine wrote this customer message (auto-reply, bounce): recorded, never answered
+    /// by the bot, and never a trigger for escalation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub automated: bool,
     /// How it was sent on a platform with a messaging window (tag, template).
     #[serde(default, skip_serializing_if = "DeliveryMode::is_standard")]
     pub delivery_mode: DeliveryMode,

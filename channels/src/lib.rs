@@ -10,7 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use actix::{Message, Recipient};
 use serde::{Deserialize, Serialize};
 
+pub mod email;
 pub mod meta;
+pub mod state;
 pub mod widget;
 pub mod window;
 pub mod ws;
@@ -118,6 +120,9 @@ pub struct Inbound {
     pub attachments: Vec<Attachment>,
     /// When the platform says the message was sent (ms since the Unix epoch).
     pub sent_at_ms: u64,
+    /// A machine wrote it (an auto-reply, out-of-office or bounce): the conversation records
+    /// it, but the bot never answers it, so two auto-responders cannot loop.
+    pub automated: bool,
 }
 
 /// What the daemon answers once an inbound message is durable.

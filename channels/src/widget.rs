@@ -469,6 +469,7 @@ impl WidgetSession {
             text: trimmed.to_string(),
             attachments: Vec::new(),
             sent_at_ms: now_ms(),
+            automated: false,
         };
         // `wait` keeps this connection's frames in order: the next frame is read only after
         // this one is journaled and acknowledged.

@@ -101,6 +101,7 @@ mod tests {
             intents: vec![],
             handoff: None,
             bot: None,
+            automated: false,
             delivery_mode: Default::default(),
             delivery: None,
         }

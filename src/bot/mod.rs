@@ -298,6 +298,7 @@ mod tests {
             sentiment: None,
             handoff: None,
             attachments: vec![],
+            automated: false,
             delivery: None,
         };
         BotTurn {

@@ -220,6 +220,7 @@ impl ConversationActor {
             intents: Vec::new(),
             handoff: None,
             bot: None,
+            automated: false,
             delivery_mode: DeliveryMode::Standard,
             delivery: None,
         }
@@ -329,7 +330,10 @@ impl ConversationActor {
         );
         let analysis = self.svc.analyzer.analyze(&inbound.text);
         let score = analysis.sentiment;
-        self.record.sentiment.update(score);
+        // An auto-reply's wording says nothing about how the customer feels.
+        if !inbound.automated {
+            self.record.sentiment.update(score);
+        }
         let mut p = Pending::default();
         let mut m = Self::message(Role::Customer, inbound.text.clone());
         m.platform_message_id = Some(inbound.platform_message_id.clone());
@@ -338,11 +342,13 @@ impl ConversationActor {
         m.language = analysis.language.map(|l| l.as_str().to_string());
         m.intents = analysis.intents.iter().map(|i| i.name.clone()).collect();
         m.at_ms = now_ms();
+        m.automated = inbound.automated;
+        let automated = inbound.automated;
         let seq = self.journal(&mut p, m);
         if let Some(lang) = analysis.language {
             self.record.language = Some(lang.as_str().to_string());
         }
-        if !matches!(self.record.owner, Owner::Agent { .. }) {
+        if !matches!(self.record.owner, Owner::Agent { .. }) && !automated {
             self.tracker.observe_customer(seq, &inbound.text);
         }
         for found in analysis.entities.iter().cloned() {
@@ -375,6 +381,8 @@ impl ConversationActor {
                 }
                 act.push_window();
                 match act.record.owner {
+                    // An auto-reply or bounce is on record; answering it could start a loop.
+                    Owner::Bot if automated => fut::ready(()).boxed_local(),
                     Owner::Bot => act.bot_step(seq, &analysis),
                     // The agent saw it live (after_commit); while queued the bot stays silent.
                     Owner::Queued { .. } | Owner::Agent { .. } => fut::ready(()).boxed_local(),
@@ -1048,6 +1056,7 @@ impl Actor for ConversationActor {
             && let Some(last) = self.transcript.last()
             && last.role == Role::Customer
             && last.bot.is_none()
+            && !last.automated
         {
             ctx.notify(ResumeBotTurn { seq: last.seq });
         }
@@ -1203,10 +1212,9 @@ impl Handler<ResumeBotTurn> for ConversationActor {
     fn handle(&mut self, msg: ResumeBotTurn, _ctx: &mut Self::Context) -> Self::Result {
         // Only if nothing happened since: the message is still the last one, still unanswered.
         let still_pending = self.record.owner == Owner::Bot
-            && self
-                .transcript
-                .last()
-                .is_some_and(|m| m.seq == msg.seq && m.role == Role::Customer && m.bot.is_none());
+            && self.transcript.last().is_some_and(|m| {
+                m.seq == msg.seq && m.role == Role::Customer && m.bot.is_none() && !m.automated
+            });
         if !still_pending {
             return AtomicResponse::new(fut::ready(()).boxed_local());
         }

@@ -37,6 +37,11 @@ pub enum Op {
     PutAgent(Box<AgentRecord>),
     PutOutbox(Box<OutboxEntry>),
     DeleteOutbox(String),
+    /// A value a channel keeps for itself (see [`handoffd_channels::state`]).
+    PutChannelState {
+        key: String,
+        value: Vec<u8>,
+    },
     /// Rewrites a journaled message in place (its delivery report changed).
     ReplaceMessage {
         conversation_id: String,
@@ -248,6 +253,13 @@ impl Store {
         self.all(OUTBOX)
     }
 
+    /// A value a channel stored for itself.
+    pub fn channel_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CHANNEL_STATE)?;
+        Ok(table.get(key)?.map(|v| v.value().to_vec()))
+    }
+
     /// The message the daemon sent that the platform knows as `platform_message_id`.
     pub fn outbound_ref(
         &self,
@@ -271,6 +283,33 @@ impl Store {
             out.push(decode(v.value())?);
         }
         Ok(out)
+    }
+}
+
+/// Channels keep their own state (an IMAP cursor, thread mappings) in the journal, through
+/// the key/value contract of the channels crate; writes go through the group-commit writer.
+impl handoffd_channels::state::ChannelState for Store {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, handoffd_channels::state::StateError> {
+        self.channel_state(key)
+            .map_err(|e| handoffd_channels::state::StateError(e.to_string()))
+    }
+
+    fn put(
+        &self,
+        entries: Vec<(String, Vec<u8>)>,
+    ) -> futures_util::future::BoxFuture<'static, Result<(), handoffd_channels::state::StateError>>
+    {
+        let store = self.clone();
+        let ops = entries
+            .into_iter()
+            .map(|(key, value)| Op::PutChannelState { key, value })
+            .collect();
+        Box::pin(async move {
+            store
+                .commit(ops)
+                .await
+                .map_err(|e| handoffd_channels::state::StateError(e.to_string()))
+        })
     }
 }
 
@@ -337,6 +376,7 @@ mod tests {
             intents: vec![],
             handoff: None,
             bot: None,
+            automated: false,
             delivery_mode: Default::default(),
             delivery: None,
         }
@@ -397,6 +437,30 @@ mod tests {
         assert_eq!(store.conversations(&f).expect("list").len(), 20);
         f.owner = Some("agent".into());
         assert!(store.conversations(&f).expect("list").is_empty());
+    }
+
+    #[tokio::test]
+    async fn channel_state_is_durable_across_reopen() {
+        use handoffd_channels::state::ChannelState;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        let store = Store::open(&path).expect("open");
+        ChannelState::put(
+            &store,
+            vec![
+                ("email:cursor:INBOX".into(), b"{\"last_uid\":7}".to_vec()),
+                ("email:msgid:a@b".into(), b"mkey".to_vec()),
+            ],
+        )
+        .await
+        .expect("put");
+        drop(store);
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(
+            ChannelState::get(&store, "email:msgid:a@b").expect("get"),
+            Some(b"mkey".to_vec())
+        );
+        assert_eq!(ChannelState::get(&store, "email:nope").expect("get"), None);
     }
 
     #[tokio::test]

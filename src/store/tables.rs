@@ -21,6 +21,8 @@ pub const ASSIGNMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("assi
 pub const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
 /// delivery id -> OutboxEntry
 pub const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
+/// channel-chosen key (e.g. "email:cursor:INBOX") -> opaque bytes a channel keeps for itself
+pub const CHANNEL_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("channel_state");
 
 /// "channel:platform message id" of a message the daemon sent -> OutboundRef
 pub const OUTBOUND_REFS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_refs");
@@ -36,6 +38,7 @@ pub fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(ASSIGNMENTS)?;
     txn.open_table(AGENTS)?;
     txn.open_table(OUTBOX)?;
+    txn.open_table(CHANNEL_STATE)?;
     txn.open_table(OUTBOUND_REFS)?;
     txn.commit()?;
     Ok(())

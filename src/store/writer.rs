@@ -149,6 +149,7 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), StoreError> {
         let mut assignments = txn.open_table(ASSIGNMENTS)?;
         let mut agents = txn.open_table(AGENTS)?;
         let mut outbox = txn.open_table(OUTBOX)?;
+        let mut channel_state = txn.open_table(CHANNEL_STATE)?;
         let mut outbound_refs = txn.open_table(OUTBOUND_REFS)?;
         for op in batch.iter().flat_map(|r| r.ops.iter()) {
             match op {
@@ -195,6 +196,9 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), StoreError> {
                 }
                 Op::DeleteOutbox(id) => {
                     outbox.remove(id.as_str())?;
+                }
+                Op::PutChannelState { key, value } => {
+                    channel_state.insert(key.as_str(), value.as_slice())?;
                 }
                 Op::ReplaceMessage {
                     conversation_id,

@@ -164,7 +164,10 @@ widget = 0.5
         let offer = cy.expect("offer").await;
         offered.push(offer["conversation_id"].as_str().unwrap_or("").to_string());
     }
-    assert_eq!(offered, cids[..2]);
+    // (Which two depends on the order the three escalations reached the router.)
+    assert_ne!(offered[0], offered[1]);
+    assert!(offered.iter().all(|o| cids.contains(o)), "{offered:?}");
+    let left: Vec<&String> = cids.iter().filter(|c| !offered.contains(c)).collect();
     let more = cy.drain(Duration::from_millis(500)).await;
     assert!(more.iter().all(|f| f["type"] != "offer"), "{more:?}");
     let (_, queue) = d.api_get("/api/v1/queue").await;
@@ -175,5 +178,5 @@ widget = 0.5
         .filter(|e| e["offered_to"].is_null())
         .filter_map(|e| e["conversation_id"].as_str())
         .collect();
-    assert_eq!(waiting, [cids[2].as_str()]);
+    assert_eq!(waiting, [left[0].as_str()]);
 }

@@ -140,6 +140,7 @@ pub fn parse(
                 text,
                 attachments: Vec::new(),
                 sent_at_ms: at_ms,
+                automated: false,
             }));
         } else if let Some(d) = &ev.delivery {
             for mid in &d.mids {
@@ -226,6 +227,7 @@ fn customer_message(ev: &Messaging, channel: ChannelKind, m: &Message, at_ms: u6
         text: m.text.clone().unwrap_or_default(),
         attachments,
         sent_at_ms: at_ms,
+        automated: false,
     }
 }
 

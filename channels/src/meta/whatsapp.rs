@@ -189,6 +189,7 @@ fn inbound(
         text,
         attachments,
         sent_at_ms: seconds_to_ms(str_at(m, &["timestamp"])),
+        automated: false,
     })
 }
 
