@@ -54,6 +54,7 @@ fn router(strategy: Strategy) -> RouterCore {
             TeamPolicy {
                 strategy,
                 max_open: None,
+                ..TeamPolicy::default()
             },
         )]
         .into_iter()

@@ -567,6 +567,10 @@ pub struct RouterConfig {
     /// Routing rules, tried in order; the first that matches applies.
     #[serde(default)]
     pub rules: Vec<RoutingRule>,
+    /// Told to the customer when their conversation goes back to the bot for want of an
+    /// agent (`when_no_agent = "bot"`).
+    #[serde(default = "default_no_agent_message")]
+    pub no_agent_message: String,
     /// What a conversation of each channel counts against an agent's capacity (1 = a live
     /// chat; e.g. `email = 0.5` lets an agent of capacity 3 hold six emails). Channels not
     /// listed count 1.
@@ -614,11 +618,16 @@ fn default_requeue() -> u64 {
 fn default_decline_cooldown() -> u64 {
     300
 }
+fn default_no_agent_message() -> String {
+    "Nobody from our team can take this right now, so I'll keep helping you here. You can ask for a person again later.".into()
+}
 fn default_teams() -> Vec<TeamConfig> {
     vec![TeamConfig {
         name: crate::escalation::config::default_team(),
         strategy: Default::default(),
         max_open: None,
+        when_no_agent: Default::default(),
+        max_wait_secs: None,
     }]
 }
 
@@ -631,6 +640,7 @@ impl Default for RouterConfig {
             teams: default_teams(),
             rules: Vec::new(),
             channel_weights: BTreeMap::new(),
+            no_agent_message: default_no_agent_message(),
         }
     }
 }
@@ -647,6 +657,13 @@ pub struct TeamConfig {
     /// capacities add up to; unset means no team limit.
     #[serde(default)]
     pub max_open: Option<u32>,
+    /// When nobody of the team is online at escalation (or `max_wait_secs` passes): `queue`
+    /// (wait) or `bot` (back to the bot, which is told `handoff.failed`).
+    #[serde(default)]
+    pub when_no_agent: crate::router::NoAgentFallback,
+    /// Longest wait in the queue before `when_no_agent` applies even with agents online.
+    #[serde(default)]
+    pub max_wait_secs: Option<u64>,
 }
 
 /// The email channel (`[email]`, `[email.imap]`, `[email.smtp]`). Off by default so the
@@ -1360,6 +1377,19 @@ impl Config {
             bad("router.teams".into(), "at least one team is needed".into());
         }
         for (i, t) in self.router.teams.iter().enumerate() {
+            if t.max_wait_secs == Some(0) {
+                bad(
+                    format!("router.teams[{i}].max_wait_secs"),
+                    "must be above 0 (leave it out for no limit)".into(),
+                );
+            }
+            if t.max_wait_secs.is_some() && t.when_no_agent != crate::router::NoAgentFallback::Bot {
+                bad(
+                    format!("router.teams[{i}].max_wait_secs"),
+                    "only applies with when_no_agent = \"bot\" (a queue fallback keeps waiting)"
+                        .into(),
+                );
+            }
             if t.max_open == Some(0) {
                 bad(
                     format!("router.teams[{i}].max_open"),

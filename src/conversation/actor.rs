@@ -569,6 +569,7 @@ impl ConversationActor {
         &mut self,
         kind: BotEventKind,
         agent_name: Option<String>,
+        reason: Option<String>,
         ctx: &mut Context<Self>,
     ) {
         let bot = self.svc.bots.for_channel(self.record.channel);
@@ -579,7 +580,7 @@ impl ConversationActor {
             channel: self.record.channel,
             at_ms: now_ms(),
             agent_name,
-            reason: None,
+            reason,
             agent_transcript: Vec::new(),
             human_stretch_ended_at_seq: None,
             resume: None,
@@ -719,6 +720,43 @@ impl ConversationActor {
             .boxed_local()
     }
 
+    /// Nobody can take the conversation: back to the bot, the customer told so, the bot told
+    /// `handoff.failed`. Only a waiting conversation goes back (an agent may have just
+    /// taken it).
+    fn on_return_to_bot(
+        &mut self,
+        msg: super::ReturnToBot,
+    ) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
+        let Owner::Queued { .. } = &self.record.owner else {
+            return fut::ready(Err(ConversationError::NotQueued)).boxed_local();
+        };
+        let mut p = Pending::default();
+        p.ops.push(Op::DeleteQueueEntry(self.record.id.clone()));
+        self.record.owner = Owner::Bot;
+        self.record.bot_resuming = true;
+        // The same loop guard as a handback: a failing bot does not bounce the customer
+        // straight back into a queue nobody serves.
+        self.tracker.handback(now_ms());
+        let mut note = Self::message(Role::Note, format!("Returned to the bot: {}", msg.reason));
+        note.author = Some("handoffd".into());
+        self.journal(&mut p, note);
+        if !msg.message.trim().is_empty() {
+            self.journal(&mut p, Self::message(Role::System, msg.message));
+        }
+        p.for_agent.clear();
+        p.status = Some(ConversationStatus::Bot);
+        let reason = msg.reason;
+        self.commit(p)
+            .map(move |res, act, ctx| {
+                if res.is_ok() {
+                    tracing::info!(conversation = %act.id(), %reason, "handed back to the bot: no agent");
+                    act.tell_bot(BotEventKind::Failed, None, Some(reason), ctx);
+                }
+                res
+            })
+            .boxed_local()
+    }
+
     /// Applies the routing rules to the policy's decision.
     fn route(&self, decision: &Decision) -> crate::router::rules::Route {
         let mut intents: Vec<String> = self
@@ -800,7 +838,7 @@ impl ConversationActor {
                 if res.is_ok() {
                     METRICS.time_to_assignment.observe(waited as f64 / 1000.0);
                     act.push_window();
-                    act.tell_bot(BotEventKind::Accepted, Some(agent_name), ctx);
+                    act.tell_bot(BotEventKind::Accepted, Some(agent_name), None, ctx);
                 }
                 res
             })
@@ -978,7 +1016,7 @@ impl ConversationActor {
                     .map(move |r, act, ctx| {
                         if r.is_ok() {
                             act.svc.router.do_send(release);
-                            act.tell_bot(BotEventKind::Completed, Some(agent_name), ctx);
+                            act.tell_bot(BotEventKind::Completed, Some(agent_name), None, ctx);
                         }
                         r.map(|_| None)
                     })
@@ -1118,6 +1156,15 @@ impl Handler<AssignAgent> for ConversationActor {
     fn handle(&mut self, msg: AssignAgent, _ctx: &mut Self::Context) -> Self::Result {
         self.last_active = Instant::now();
         AtomicResponse::new(self.on_assign(msg))
+    }
+}
+
+impl Handler<super::ReturnToBot> for ConversationActor {
+    type Result = AtomicResponse<Self, Result<(), ConversationError>>;
+
+    fn handle(&mut self, msg: super::ReturnToBot, _ctx: &mut Self::Context) -> Self::Result {
+        self.last_active = Instant::now();
+        AtomicResponse::new(self.on_return_to_bot(msg))
     }
 }
 

@@ -182,6 +182,16 @@ pub struct Requeue {
     pub reason: String,
 }
 
+/// The router gives up on finding an agent (none online, or the team's longest wait
+/// passed): the conversation goes back to its bot, the customer is told `message`, and the
+/// bot hears `handoff.failed` with `reason`.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(), ConversationError>")]
+pub struct ReturnToBot {
+    pub reason: String,
+    pub message: String,
+}
+
 /// Typing from the customer (to the agent) or from the agent (to the customer).
 #[derive(Message, Clone)]
 #[rtype(result = "()")]

@@ -191,6 +191,23 @@ impl RouterCore {
         }
     }
 
+    /// Whether any agent of `team` is online with a session (could be offered its
+    /// conversations, capacity aside).
+    pub fn team_online(&self, team: &str) -> bool {
+        self.agents.values().any(|a| {
+            a.sessions > 0
+                && a.presence == Presence::Online
+                && a.record.teams.iter().any(|t| t == team)
+        })
+    }
+
+    /// Whether the conversation waits with no offer and no accept in flight.
+    pub fn waiting_unoffered(&self, conversation_id: &str) -> bool {
+        self.queued.contains_key(conversation_id)
+            && !self.offers.contains_key(conversation_id)
+            && !self.accepting.contains(conversation_id)
+    }
+
     /// Conversations of `team` held or offered right now.
     fn team_load(&self, team: &str) -> u32 {
         self.agents.values().map(|a| a.team_load(team)).sum()

@@ -18,13 +18,13 @@ use crate::agents::AgentRegistry;
 use crate::agents::protocol::{AgentInfo, Presence, ServerFrame};
 use crate::config::Config;
 use crate::conversation::{
-    AssignAgent, ConversationError, Directory, Requeue, TellPosition, send_to,
+    AssignAgent, ConversationError, Directory, Requeue, ReturnToBot, TellPosition, send_to,
 };
 use crate::handoff::HandoffPackage;
 use crate::model::{AgentRecord, Assignment, QueueEntry};
 use crate::store::Store;
 use core::{NewOffer, Refusal, RouterCore};
-pub use state::{ChannelWeights, QueueKey, Strategy, TeamPolicy, UNIT};
+pub use state::{ChannelWeights, NoAgentFallback, QueueKey, Strategy, TeamPolicy, UNIT};
 
 /// The router's settings, read once from the config.
 #[derive(Debug, Clone)]
@@ -34,6 +34,7 @@ pub struct RouterSettings {
     pub decline_cooldown: Duration,
     pub teams: HashMap<String, TeamPolicy>,
     pub channel_weights: ChannelWeights,
+    pub no_agent_message: String,
 }
 
 impl RouterSettings {
@@ -50,6 +51,8 @@ impl RouterSettings {
                     let policy = TeamPolicy {
                         strategy: t.strategy,
                         max_open: t.max_open,
+                        when_no_agent: t.when_no_agent,
+                        max_wait: t.max_wait_secs.map(Duration::from_secs),
                     };
                     (t.name.clone(), policy)
                 })
@@ -64,6 +67,7 @@ impl RouterSettings {
                     })
                     .collect(),
             ),
+            no_agent_message: c.router.no_agent_message.clone(),
         }
     }
 }
@@ -141,6 +145,7 @@ impl Router {
             self.core.upsert_agent(a);
         }
         for e in self.store.queue_entries()? {
+            self.schedule_max_wait(&e, ctx);
             self.core.enqueue(e);
         }
         for a in self.store.assignments()? {
@@ -272,6 +277,58 @@ impl Router {
         }
     }
 
+    /// Starts the team's longest-wait timer for a queued conversation, counted from when it
+    /// was enqueued (so a restart keeps the original deadline).
+    fn schedule_max_wait(&mut self, entry: &QueueEntry, ctx: &mut Context<Self>) {
+        let Some(policy) = self.settings.teams.get(&entry.team) else {
+            return;
+        };
+        let (Some(max), NoAgentFallback::Bot) = (policy.max_wait, policy.when_no_agent) else {
+            return;
+        };
+        if entry.only_agent.is_some() {
+            return;
+        }
+        let waited = Duration::from_millis(now_ms().saturating_sub(entry.enqueued_at_ms));
+        let cid = entry.conversation_id.clone();
+        let ticket = entry.ticket;
+        ctx.run_later(max.saturating_sub(waited), move |act, ctx| {
+            // Only the same stay in the queue, still waiting with nobody looking at it.
+            let same = act
+                .core
+                .queued_entry(&cid)
+                .is_some_and(|e| e.ticket == ticket);
+            if same && act.core.waiting_unoffered(&cid) {
+                let reason = format!("nobody took it within {} s", max.as_secs());
+                act.return_to_bot(cid, reason, ctx);
+            }
+        });
+    }
+
+    /// Gives up on a waiting conversation: back to its bot (see `ReturnToBot`).
+    fn return_to_bot(&mut self, conversation_id: String, reason: String, ctx: &mut Context<Self>) {
+        let directory = self.directory.clone();
+        let msg = ReturnToBot {
+            reason,
+            message: self.settings.no_agent_message.clone(),
+        };
+        let cid = conversation_id.clone();
+        async move { send_to(&directory, &cid, msg).await }
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                match res.and_then(|r| r) {
+                    Ok(()) => {
+                        act.core.withdraw(&conversation_id);
+                        act.core.remove_queued(&conversation_id);
+                    }
+                    // Taken or closed meanwhile: nothing to undo.
+                    Err(e) => tracing::debug!(conversation = %conversation_id, error = %e, "not returned to the bot"),
+                }
+                act.dispatch(ctx);
+            })
+            .spawn(ctx);
+    }
+
     fn schedule_requeue_check(&mut self, agent_id: &str, ctx: &mut Context<Self>) {
         let Some(a) = self.core.agent(agent_id) else {
             return;
@@ -351,7 +408,25 @@ impl Handler<Enqueue> for Router {
     type Result = ();
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Self::Context) {
-        self.core.enqueue(msg.0);
+        let entry = msg.0;
+        let policy = self
+            .settings
+            .teams
+            .get(&entry.team)
+            .cloned()
+            .unwrap_or_default();
+        self.schedule_max_wait(&entry, ctx);
+        let cid = entry.conversation_id.clone();
+        let team = entry.team.clone();
+        let addressed = entry.only_agent.is_some();
+        self.core.enqueue(entry);
+        if policy.when_no_agent == NoAgentFallback::Bot
+            && !addressed
+            && !self.core.team_online(&team)
+        {
+            self.return_to_bot(cid, format!("no agent of team {team} is online"), ctx);
+            return;
+        }
         self.dispatch(ctx);
     }
 }

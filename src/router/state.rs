@@ -35,6 +35,17 @@ pub enum Strategy {
     Manual,
 }
 
+/// What happens to a conversation nobody in its team can take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoAgentFallback {
+    /// It waits in the queue (the customer keeps seeing their position).
+    #[default]
+    Queue,
+    /// It goes back to the bot, which is told `handoff.failed`.
+    Bot,
+}
+
 /// What the router needs to know of a team.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TeamPolicy {
@@ -42,6 +53,11 @@ pub struct TeamPolicy {
     /// Conversations the team may hold (assigned or offered) at once; `None` is no limit
     /// beyond its agents' capacities.
     pub max_open: Option<u32>,
+    /// What to do when no agent of the team is online at escalation, or when `max_wait`
+    /// passes.
+    pub when_no_agent: NoAgentFallback,
+    /// Longest wait before `when_no_agent` applies anyway.
+    pub max_wait: Option<std::time::Duration>,
 }
 
 /// What each channel's conversation costs of an agent's capacity, in [`UNIT`]s.

@@ -802,3 +802,86 @@ channels = ["widget"]
         "{frames:?}"
     );
 }
+
+#[tokio::test]
+async fn with_nobody_to_take_it_the_conversation_goes_back_to_the_bot_which_is_told() {
+    let bot = FakeBot::start();
+    let o = bot_config(
+        &bot,
+        r#"
+[[router.teams]]
+name = "nights"
+when_no_agent = "bot"
+max_wait_secs = 1
+
+[[router.rules]]
+team = "nights"
+"#,
+    );
+    let (dir, tokens) = Daemon::prepare(&o, &[("owl", "nights", 1)]);
+    let d = Daemon::start(dir);
+
+    // Nobody of the team online: straight back to the bot.
+    let mut v = Visitor::new(&d).await;
+    let (cid, _) = v.say("I want to talk to a human please").await;
+    let back = v.message_from("system").await;
+    let back = if back["text"].as_str().unwrap_or("").contains("Nobody") {
+        back
+    } else {
+        v.message_from("system").await
+    };
+    assert!(
+        back["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Nobody from our team"),
+        "{back}"
+    );
+    let failed = bot.wait_for("handoff.failed", 0).await;
+    assert!(failed.signature_ok);
+    assert_eq!(failed.body["conversation_id"], json!(cid));
+    assert!(
+        failed.body["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no agent"),
+        "{:?}",
+        failed.body
+    );
+    let c = d.conversation(&cid).await;
+    assert_eq!(c["conversation"]["owner"]["state"], "bot", "{c}");
+    // The bot answers again.
+    v.say("ok then, what are your hours").await;
+    assert_eq!(
+        v.message_from("bot").await["text"],
+        "echo: ok then, what are your hours"
+    );
+
+    // An agent online but full: the second conversation waits, then after max_wait_secs
+    // goes back to the bot. The first, offered to the agent, stays.
+    let (mut owl, _) = d.agent(&tokens[0]).await;
+    let mut first = Visitor::new(&d).await;
+    let (c1, _) = first.say("I want to talk to a human please").await;
+    assert_eq!(owl.expect("offer").await["conversation_id"], json!(c1));
+    let before = bot.got().len();
+    let mut second = Visitor::new(&d).await;
+    let (c2, _) = second.say("I want to talk to a human please").await;
+    let failed = bot.wait_for("handoff.failed", before).await;
+    assert_eq!(failed.body["conversation_id"], json!(c2));
+    assert!(
+        failed.body["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("within 1 s"),
+        "{:?}",
+        failed.body
+    );
+    assert_eq!(
+        d.conversation(&c2).await["conversation"]["owner"]["state"],
+        "bot"
+    );
+    assert_eq!(
+        d.conversation(&c1).await["conversation"]["owner"]["state"],
+        "queued"
+    );
+}

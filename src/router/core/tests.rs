@@ -124,6 +124,7 @@ impl World {
                     TeamPolicy {
                         strategy: setup.support,
                         max_open: None,
+                        ..TeamPolicy::default()
                     },
                 ),
                 (
@@ -131,6 +132,7 @@ impl World {
                     TeamPolicy {
                         strategy: setup.billing,
                         max_open: setup.billing_max_open,
+                        ..TeamPolicy::default()
                     },
                 ),
             ]
@@ -575,9 +577,16 @@ fn plain(id: &str, t: u64, team: &str, channel: Option<ChannelKind>) -> QueueEnt
 fn with_team(strategy: Assign, max_open: Option<u32>) -> RouterCore {
     let mut core = RouterCore::new(Duration::from_secs(30), Duration::from_secs(300));
     core.set_teams(
-        [("support".to_string(), TeamPolicy { strategy, max_open })]
-            .into_iter()
-            .collect(),
+        [(
+            "support".to_string(),
+            TeamPolicy {
+                strategy,
+                max_open,
+                ..TeamPolicy::default()
+            },
+        )]
+        .into_iter()
+        .collect(),
     );
     core
 }
