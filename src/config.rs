@@ -380,6 +380,9 @@ pub struct FaqEntry {
     /// Answering this entry asks for a handoff (for topics only people handle).
     #[serde(default)]
     pub handoff: bool,
+    /// One-tap follow-ups offered with the answer (buttons on the widget).
+    #[serde(default)]
+    pub quick_replies: Vec<String>,
 }
 
 /// `[analysis]`: the languages to expect, and the business's own intents and entities.

@@ -136,6 +136,9 @@ pub struct MessageRecord {
     /// What the platform last reported about an outbound message (delivered, read...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<DeliveryReport>,
+    /// A bot's quick replies, for channels that show them as buttons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quick_replies: Vec<String>,
 }
 
 /// The latest delivery report on an outbound message, as the platform sent it.
@@ -309,6 +312,7 @@ impl MessageRecord {
             sent_at_ms: self.at_ms,
             client_id: self.client_id().map(str::to_string),
             delivery_mode: self.delivery_mode.clone(),
+            quick_replies: self.quick_replies.clone(),
         }
     }
 }

@@ -71,6 +71,13 @@ impl ChannelKind {
     }
 }
 
+impl ChannelKind {
+    /// True for channels whose clients show quick replies as buttons (the widget).
+    pub fn shows_quick_replies(self) -> bool {
+        matches!(self, ChannelKind::Widget)
+    }
+}
+
 impl std::fmt::Display for ChannelKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -206,6 +213,10 @@ pub struct VisibleMessage {
     /// decides it from the window rules, channels without a window ignore it.
     #[serde(default, skip_serializing_if = "DeliveryMode::is_standard")]
     pub delivery_mode: DeliveryMode,
+    /// Answers the customer can pick with one tap (a bot's quick replies). Only channels
+    /// that show them as buttons get them; for the others they are already in `text`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quick_replies: Vec<String>,
 }
 
 /// Something the daemon wants a channel to deliver to a customer.

@@ -528,6 +528,7 @@ mod tests {
             answer: answer.to_string(),
             intent: None,
             handoff: false,
+            quick_replies: Vec::new(),
         }
     }
 

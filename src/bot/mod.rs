@@ -68,6 +68,10 @@ pub struct BotReply {
     pub intent: Option<String>,
     #[serde(default)]
     pub handoff: Option<HandoffRequest>,
+    /// One-tap answers offered after the last message (buttons on the widget; listed after
+    /// the text on channels without buttons).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quick_replies: Vec<String>,
     /// The bot took the message and will answer later through the API (HTTP 202): no
     /// fallback is sent and the turn is not judged.
     #[serde(skip)]
@@ -95,6 +99,19 @@ impl BotReply {
         }
         if self.messages.iter().any(|m| m.chars().count() > 8000) {
             return Err("a message holds at most 8000 characters".into());
+        }
+        if self.quick_replies.len() > 10 {
+            return Err("at most 10 quick replies".into());
+        }
+        if self
+            .quick_replies
+            .iter()
+            .any(|q| q.trim().is_empty() || q.chars().count() > 80)
+        {
+            return Err("a quick reply is 1 to 80 characters".into());
+        }
+        if !self.quick_replies.is_empty() && self.messages.is_empty() {
+            return Err("quick replies need a message to follow".into());
         }
         Ok(())
     }
@@ -246,6 +263,7 @@ impl FaqBot {
                         priority: None,
                     }),
                     deferred: false,
+                    quick_replies: entry.quick_replies.clone(),
                 }
             }
             None => {
@@ -256,6 +274,7 @@ impl FaqBot {
                     intent: None,
                     handoff: None,
                     deferred: false,
+                    quick_replies: Vec::new(),
                 }
             }
         }
@@ -285,6 +304,7 @@ mod tests {
             answer: a.into(),
             intent: Some("hours".into()),
             handoff: false,
+            quick_replies: Vec::new(),
         }
     }
 

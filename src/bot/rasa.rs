@@ -6,7 +6,7 @@
 //!
 //! Handoff events reach Rasa the way Rasa takes external events: as a message that triggers
 //! an intent directly (`/handoff_completed{"agent": "Alice"}`), so a story or rule can react
-//! (ask for a rating, reset a form).
+//! (ask for a rating, reset a form). Buttons become quick replies.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -178,11 +178,14 @@ fn read_reply(
     for m in messages {
         let mut text = m.text.unwrap_or_default();
         if !m.buttons.is_empty() {
-            let titles: Vec<&str> = m.buttons.iter().map(|b| b.title.as_str()).collect();
-            if !text.is_empty() {
-                text.push('\n');
+            let titles: Vec<String> = m.buttons.iter().map(|b| b.title.clone()).collect();
+            if text.trim().is_empty() {
+                // Buttons with no text of their own: listed as the text.
+                text = titles.join(" | ");
+            } else {
+                // The buttons of the last message that has them become quick replies.
+                reply.quick_replies = titles;
             }
-            text.push_str(&titles.join(" | "));
         }
         if let Some(img) = m.image {
             if !text.is_empty() {
@@ -263,10 +266,11 @@ mod tests {
             r.messages,
             [
                 "Hi! How can I help?",
-                "Pick one:\nOrders | Returns",
+                "Pick one:",
                 "https://example.com/map.png"
             ]
         );
+        assert_eq!(r.quick_replies, ["Orders", "Returns"]);
         assert_eq!(r.confidence, Some(0.97));
         assert_eq!(r.intent.as_deref(), Some("greet"));
         assert!(r.handoff.is_none());

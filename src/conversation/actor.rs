@@ -223,6 +223,7 @@ impl ConversationActor {
             automated: false,
             delivery_mode: DeliveryMode::Standard,
             delivery: None,
+            quick_replies: Vec::new(),
         }
     }
 
@@ -496,10 +497,20 @@ impl ConversationActor {
         let mut journaled = false;
         let mut seqs = Vec::new();
         if send_messages {
-            for text in &reply.messages {
+            let last = reply.messages.len().saturating_sub(1);
+            for (i, text) in reply.messages.iter().enumerate() {
                 let mut m = Self::message(Role::Bot, text.clone());
                 m.author = Some(bot_name.clone());
                 m.bot = Some(meta.clone());
+                // Quick replies go with the last message: as buttons where the channel
+                // shows them, else listed under the text so the customer still sees them.
+                if i == last && !reply.quick_replies.is_empty() {
+                    if self.record.channel.shows_quick_replies() {
+                        m.quick_replies = reply.quick_replies.clone();
+                    } else {
+                        m.text = format!("{}\n{}", m.text, reply.quick_replies.join(" | "));
+                    }
+                }
                 seqs.push(self.journal(&mut p, m));
                 journaled = true;
             }

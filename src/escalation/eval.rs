@@ -120,6 +120,7 @@ pub fn replay(conv: &RecordedConversation, analyzer: &Analyzer, policy: &Policy)
                     priority: None,
                 }),
                 deferred: false,
+                quick_replies: Vec::new(),
             };
             tracker.observe_bot(&reply.messages, reply.confidence);
             if let Some(d) = policy.on_bot_reply(seq, &reply, &tracker) {

@@ -53,6 +53,7 @@ impl Convo {
             intent: None,
             handoff: None,
             deferred: false,
+            quick_replies: Vec::new(),
         };
         self.tracker.observe_bot(&reply.messages, reply.confidence);
         self.policy.on_bot_reply(self.seq, &reply, &self.tracker)
@@ -240,6 +241,7 @@ fn the_bot_asking_for_a_handoff_sets_team_and_priority() {
             priority: Some(2),
         }),
         deferred: false,
+        quick_replies: Vec::new(),
     };
     c.tracker.observe_bot(&reply.messages, reply.confidence);
     let d = c

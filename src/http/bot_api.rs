@@ -29,6 +29,8 @@ pub struct BotMessages {
     intent: Option<String>,
     #[serde(default)]
     handoff: Option<HandoffRequest>,
+    #[serde(default)]
+    quick_replies: Vec<String>,
 }
 
 pub(super) fn bot_of(req: &HttpRequest, state: &AppState) -> Result<String, ApiError> {
@@ -68,6 +70,7 @@ pub async fn post_messages(
         intent: b.intent,
         handoff: b.handoff,
         deferred: false,
+        quick_replies: b.quick_replies,
     };
     reply.validate().map_err(ApiError::bad_request)?;
     if reply.messages.is_empty() && reply.handoff.is_none() {

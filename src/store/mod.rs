@@ -379,6 +379,7 @@ mod tests {
             automated: false,
             delivery_mode: Default::default(),
             delivery: None,
+            quick_replies: Vec::new(),
         }
     }
 

@@ -139,12 +139,17 @@ async function main() {
     await widgetHas(visitor, "bot", "We are open 9 to 5.");
     await widgetHas(visitor, "customer", "what are your opening hours?");
     assert.equal(await visitor.locator(W.status).textContent(), "Assistant");
+    // The FAQ entry offers a quick reply: a button under the answer.
+    await until("quick reply shown", async () => (await visitor.locator(".hd-quick-reply").count()) === 1);
+    assert.equal(await visitor.locator(".hd-quick-reply").textContent(), "Are you open on Sundays?");
+    assert.equal(await visitor.locator(".hd-quick").getAttribute("role"), "group");
     await visitor.screenshot({ path: path.join(shots, "widget-desktop.png") });
 
     step("agent goes away; visitor asks for a person: 'connecting you' state");
     await agent.locator("#presence").uncheck();
     await until("agent away", async () => (await agent.locator("#presence-label").textContent()) === "Away");
     await say(visitor, "I want to talk to a human please");
+    await until("quick reply gone once answered", async () => (await visitor.locator(".hd-quick-reply").count()) === 0);
     await until("warm handoff notice", async () => (await widgetMessages(visitor)).some((m) => m.role === "hd-system" && m.text.includes("person")));
     await until("queue position", async () => (await visitor.locator(W.status).textContent()) === "Connecting you with a person… You are number 1 in the queue.");
     assert.equal(await visitor.locator(".hd-wrap").getAttribute("data-state"), "queued");

@@ -235,12 +235,23 @@ async fn a_webhook_bot_answers_defers_hands_off_is_told_and_resumes() {
         &d,
         BOT_KEY,
         &cid,
-        json!({"text": "It ships tomorrow.", "confidence": 0.9}),
+        json!({"text": "It ships tomorrow.", "confidence": 0.9,
+               "quick_replies": ["Thanks", "Track it"]}),
     )
     .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["seqs"].as_array().map(Vec::len), Some(1));
-    assert_eq!(v.message_from("bot").await["text"], "It ships tomorrow.");
+    let shipped = v.message_from("bot").await;
+    assert_eq!(shipped["text"], "It ships tomorrow.");
+    assert_eq!(shipped["quick_replies"], json!(["Thanks", "Track it"]));
+    let (status, body) = post_as_bot(
+        &d,
+        BOT_KEY,
+        &cid,
+        json!({"text": "x", "quick_replies": [""]}),
+    )
+    .await;
+    assert_eq!(status, 400, "an empty quick reply: {body}");
 
     // The bot asks for a handoff in its reply: its message goes out, then people take over.
     bot.script(
@@ -558,8 +569,9 @@ after_handoff = "resume"
     let back = v.message_from("bot").await;
     assert_eq!(
         back["text"],
-        "Welcome back! How would you rate the help you got?\nGood | Bad"
+        "Welcome back! How would you rate the help you got?"
     );
+    assert_eq!(back["quick_replies"], json!(["Good", "Bad"]));
     let texts: Vec<String> = rasa
         .got()
         .into_iter()

@@ -357,6 +357,7 @@ async fn deliveries_pending_at_a_crash_are_delivered_after_restart() {
             channel: ChannelKind::Widget,
             conversation_key: "visitor1".into(),
             payload: OutboundPayload::Message(VisibleMessage {
+                quick_replies: Vec::new(),
                 seq: 1,
                 role: "bot".into(),
                 author_name: None,

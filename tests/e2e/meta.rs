@@ -469,7 +469,7 @@ async fn whatsapp_bot_answer_handoff_agent_reply_statuses_and_handback() {
     assert_eq!(sent[0].auth, "Bearer wa-token");
     assert_eq!(
         sent[0].body,
-        json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": customer, "type": "text", "text": {"preview_url": false, "body": "We are open 9 to 5."}})
+        json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": customer, "type": "text", "text": {"preview_url": false, "body": "We are open 9 to 5.\nAre you open on Sundays?"}})
     );
     let id = only_conversation(&d, "whatsapp").await;
 
@@ -927,7 +927,7 @@ async fn instagram_bot_answers_graph_errors_are_retried_or_shown_to_the_agent() 
     assert_eq!(sent[1].auth, "Bearer ig-token");
     assert_eq!(
         sent[1].body,
-        json!({"recipient": {"id": "IGSID"}, "messaging_type": "RESPONSE", "message": {"text": "We are open 9 to 5."}})
+        json!({"recipient": {"id": "IGSID"}, "messaging_type": "RESPONSE", "message": {"text": "We are open 9 to 5.\nAre you open on Sundays?"}})
     );
 
     // An echo of that answer is not a customer message.

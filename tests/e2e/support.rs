@@ -82,6 +82,7 @@ question = "What are your opening hours?"
 alternatives = ["When are you open?"]
 answer = "We are open 9 to 5."
 intent = "opening_hours"
+quick_replies = ["Are you open on Sundays?"]
 
 [[bot.faq]]
 question = "How do I reset my password?"

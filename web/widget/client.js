@@ -105,6 +105,7 @@ export class WidgetClient {
           author_name: f.author_name,
           sent_at_ms: f.sent_at_ms,
           client_id: f.client_id,
+          quick_replies: Array.isArray(f.quick_replies) ? f.quick_replies : [],
         };
         const added = this.store.remember(m);
         this.store.advance(f.seq);

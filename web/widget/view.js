@@ -115,6 +115,21 @@ export function buildView(options, handlers) {
     const li = el("li", { class: `hd-msg hd-${role}` });
     const who = { customer: t.you, bot: t.assistant, system: t.notice, agent: extra.author || t.agent }[role] || role;
     li.append(el("span", { class: "hd-who" }, who), el("span", { class: "hd-text" }, text));
+    const choices = extra.quick_replies || [];
+    if (choices.length) {
+      // One tap sends the choice as the customer's message; the buttons go away once the
+      // customer has written after this message (see render).
+      const group = el("div", { class: "hd-quick", role: "group", "aria-label": t.quickReplies || "Suggested replies" });
+      for (const choice of choices) {
+        const b = el("button", { class: "hd-quick-reply", type: "button" }, choice);
+        b.addEventListener("click", () => {
+          handlers.send(choice);
+          input.focus();
+        });
+        group.append(b);
+      }
+      li.append(group);
+    }
     return li;
   }
 
@@ -130,7 +145,7 @@ export function buildView(options, handlers) {
       if (greeting) wanted.push({ key: "greeting", make: () => item("greeting", greeting, { author: "" }) });
       for (const m of messages) {
         const key = m.client_id ? `c:${m.client_id}` : `s:${m.seq}`;
-        wanted.push({ key, seq: m.seq, make: () => item(m.role, m.text, { author: m.author_name }) });
+        wanted.push({ key, seq: m.seq, make: () => item(m.role, m.text, { author: m.author_name, quick_replies: m.quick_replies }) });
       }
       for (const p of pending) {
         wanted.push({ key: `c:${p.client_id}`, pending: true, make: () => item("customer", p.text, {}) });
@@ -145,6 +160,14 @@ export function buildView(options, handlers) {
       });
       while (log.children.length > wanted.length) log.lastElementChild.remove();
       nodes = keep;
+      // Quick replies answer the latest question only: once the customer has written after
+      // a message, its buttons go.
+      const lastCustomer = [...messages].reverse().find((m) => m.role === "customer");
+      const answered = pending.length > 0 ? Infinity : lastCustomer ? lastCustomer.seq : -1;
+      for (const group of log.querySelectorAll(".hd-quick")) {
+        const seq = Number(group.parentElement?.dataset.seq ?? -1);
+        if (seq < answered) group.remove();
+      }
       if (atBottom || pending.length) log.scrollTop = log.scrollHeight;
     },
     status(s) {

@@ -141,6 +141,7 @@ mod tests {
 
     fn visible(role: &str, name: Option<&str>, text: &str) -> VisibleMessage {
         VisibleMessage {
+            quick_replies: Vec::new(),
             seq: 2,
             role: role.into(),
             author_name: name.map(String::from),
