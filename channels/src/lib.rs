@@ -190,6 +190,10 @@ pub enum ConversationStatus {
     Queued {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         position: Option<usize>,
+        /// Estimated wait in seconds (whole minutes), from how fast the team has been
+        /// taking conversations lately; absent until there is enough to go on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        eta_secs: Option<u64>,
     },
     Agent {
         agent_name: String,

@@ -711,7 +711,10 @@ impl ConversationActor {
             let text = self.svc.settings.warm_message.clone();
             self.journal(&mut p, Self::message(Role::System, text));
         }
-        p.status = Some(ConversationStatus::Queued { position: None });
+        p.status = Some(ConversationStatus::Queued {
+            position: None,
+            eta_secs: None,
+        });
         tracing::info!(conversation = %self.id(), team = %decision.team, triggers = ?decision.triggers.iter().map(|t| &t.trigger).collect::<Vec<_>>(), "escalated");
         let triggers: Vec<String> = decision
             .triggers
@@ -901,7 +904,10 @@ impl ConversationActor {
         let mut note = Self::message(Role::Note, format!("Returned to the queue: {}", msg.reason));
         note.author = Some("handoffd".into());
         self.journal(&mut p, note);
-        p.status = Some(ConversationStatus::Queued { position: None });
+        p.status = Some(ConversationStatus::Queued {
+            position: None,
+            eta_secs: None,
+        });
         self.commit(p)
             .map(move |res, _, _| res.map(|_| entry))
             .boxed_local()
@@ -1071,7 +1077,10 @@ impl ConversationActor {
                 p.ops.push(Op::DeleteAssignment(self.record.id.clone()));
                 p.ops.push(Op::PutQueueEntry(entry.clone()));
                 p.for_agent.clear();
-                p.status = Some(ConversationStatus::Queued { position: None });
+                p.status = Some(ConversationStatus::Queued {
+                    position: None,
+                    eta_secs: None,
+                });
                 let release = Released {
                     agent_id: req.agent_id,
                     conversation_id: self.record.id.clone(),
@@ -1252,6 +1261,7 @@ impl Handler<super::QueuePosition> for ConversationActor {
             conversation_key: self.record.key.clone(),
             payload: OutboundPayload::Status(ConversationStatus::Queued {
                 position: Some(msg.position),
+                eta_secs: msg.eta_secs,
             }),
         }));
     }

@@ -150,7 +150,10 @@ impl Directory {
             .collect();
         let status = match &record.owner {
             Owner::Bot => ConversationStatus::Bot,
-            Owner::Queued { .. } => ConversationStatus::Queued { position: None },
+            Owner::Queued { .. } => ConversationStatus::Queued {
+                position: None,
+                eta_secs: None,
+            },
             Owner::Agent { agent_id, .. } => ConversationStatus::Agent {
                 agent_name: self
                     .store
@@ -322,6 +325,8 @@ impl Handler<LiveCount> for Directory {
 pub struct TellPosition {
     pub conversation_id: String,
     pub position: usize,
+    /// Estimated wait, whole minutes in seconds, when the router has one.
+    pub eta_secs: Option<u64>,
 }
 
 impl Handler<TellPosition> for Directory {
@@ -331,6 +336,7 @@ impl Handler<TellPosition> for Directory {
         match self.get(&msg.conversation_id) {
             Ok(addr) => addr.do_send(QueuePosition {
                 position: msg.position,
+                eta_secs: msg.eta_secs,
             }),
             Err(e) => {
                 tracing::debug!(conversation = %msg.conversation_id, error = %e, "no position update")

@@ -243,6 +243,7 @@ pub struct DeliveryFailed {
 #[rtype(result = "()")]
 pub struct QueuePosition {
     pub position: usize,
+    pub eta_secs: Option<u64>,
 }
 
 /// Which outbound messages a platform's delivery report is about.

@@ -112,8 +112,11 @@ pub struct Router {
     core: RouterCore,
     /// The timer of each open offer, by offer id.
     timers: HashMap<u64, SpawnHandle>,
-    /// The position each queued customer was last told.
-    told_position: HashMap<String, usize>,
+    /// The position and estimated wait each queued customer was last told.
+    told_position: HashMap<String, (usize, Option<u64>)>,
+    /// When each team's last few conversations were assigned: the pace the estimated
+    /// waits are worked out from.
+    recent_assignments: HashMap<String, std::collections::VecDeque<Instant>>,
     /// The queue each agent of a manual team was last sent (conversation ids, in order).
     pushed_queue: HashMap<String, Vec<String>>,
 }
@@ -136,6 +139,7 @@ impl Router {
             settings,
             timers: HashMap::new(),
             told_position: HashMap::new(),
+            recent_assignments: HashMap::new(),
             pushed_queue: HashMap::new(),
         }
     }
@@ -258,22 +262,63 @@ impl Router {
     fn tell_positions(&mut self) {
         const ANNOUNCED: usize = 50;
         let positions = self.core.positions();
+        let now = Instant::now();
         let mut changed = Vec::new();
         for (id, p) in &positions {
-            if *p <= ANNOUNCED && self.told_position.get(id) != Some(p) {
-                changed.push((id.clone(), *p));
+            if *p > ANNOUNCED {
+                continue;
+            }
+            let eta = self
+                .core
+                .queued_entry(id)
+                .and_then(|e| self.eta_secs(&e.team, *p, now));
+            if self.told_position.get(id) != Some(&(*p, eta)) {
+                changed.push((id.clone(), *p, eta));
             }
         }
         let waiting: std::collections::HashSet<&String> =
             positions.iter().map(|(id, _)| id).collect();
         self.told_position.retain(|id, _| waiting.contains(id));
-        for (id, position) in changed {
-            self.told_position.insert(id.clone(), position);
+        for (id, position, eta_secs) in changed {
+            self.told_position.insert(id.clone(), (position, eta_secs));
             // Through the directory's mailbox, so updates arrive in the order they were made.
             self.directory.do_send(TellPosition {
                 conversation_id: id,
                 position,
+                eta_secs,
             });
+        }
+    }
+
+    /// The estimated wait of the `position`th conversation of `team`, in seconds rounded up
+    /// to whole minutes: position divided by the pace of the team's recent assignments.
+    /// None until three assignments within the last hour give a pace.
+    fn eta_secs(&self, team: &str, position: usize, now: Instant) -> Option<u64> {
+        const HORIZON: Duration = Duration::from_secs(3600);
+        let recent: Vec<&Instant> = self
+            .recent_assignments
+            .get(team)?
+            .iter()
+            .filter(|t| now.saturating_duration_since(**t) < HORIZON)
+            .collect();
+        if recent.len() < 3 {
+            return None;
+        }
+        let first = *recent.first()?;
+        // Counted up to now, so a team that stopped assigning looks slower as time goes on.
+        let span = now.saturating_duration_since(*first).as_secs_f64().max(1.0);
+        let per_sec = (recent.len() - 1) as f64 / span;
+        let secs = position as f64 / per_sec;
+        Some(((secs / 60.0).ceil().max(1.0) as u64) * 60)
+    }
+
+    /// Remembers an assignment of `team` for the estimated waits.
+    fn note_assignment(&mut self, team: &str) {
+        const KEPT: usize = 20;
+        let recent = self.recent_assignments.entry(team.to_string()).or_default();
+        recent.push_back(Instant::now());
+        while recent.len() > KEPT {
+            recent.pop_front();
         }
     }
 
@@ -596,6 +641,7 @@ impl Router {
         };
         let directory = self.directory.clone();
         let target = cid.clone();
+        let team = assignment.team.clone();
         Box::pin(
             async move {
                 send_to(
@@ -614,6 +660,7 @@ impl Router {
                 let out = match res {
                     Ok(()) => {
                         act.core.finish_accept(&agent_id, &cid, true, false);
+                        act.note_assignment(&team);
                         if let Some(p) = act.package(&cid) {
                             act.registry.push(
                                 &agent_id,

@@ -180,3 +180,49 @@ widget = 0.5
         .collect();
     assert_eq!(waiting, [left[0].as_str()]);
 }
+
+/// Frames an agent gets around accepting and closing that this test does not look at.
+const NOISE: &[&str] = &[
+    "typing", "status", "pong", "queue", "assigned", "released", "message",
+];
+
+#[tokio::test]
+async fn once_the_team_has_a_pace_queued_customers_get_an_estimated_wait() {
+    let (dir, tokens) = Daemon::prepare(&Options::default(), &[("cy", "support", 1)]);
+    let d = Daemon::start(dir);
+    let (mut cy, _) = d.agent(&tokens[0]).await;
+    let mut waiting = Vec::new();
+    for _ in 0..5 {
+        let mut v = Visitor::new(&d).await;
+        v.say("I want to talk to a human please").await;
+        waiting.push(v);
+    }
+    // Three conversations taken and closed one after the other give the team a pace.
+    for _ in 0..3 {
+        let offer = cy.expect_skipping("offer", NOISE).await;
+        let cid = offer["conversation_id"].clone();
+        cy.send(json!({"type": "accept", "conversation_id": cid}))
+            .await;
+        cy.expect_skipping("ack", NOISE).await;
+        cy.send(json!({"type": "close", "conversation_id": cid}))
+            .await;
+        cy.expect_skipping("ack", NOISE).await;
+    }
+    // The last one is still waiting behind the one now offered: position 1 of the team's
+    // waiting conversations or 2, with an estimate in whole minutes.
+    let last = waiting.last_mut().expect("a visitor");
+    let mut eta = Value::Null;
+    for _ in 0..20 {
+        let Some(f) = last.ws.next_within(Duration::from_secs(2)).await else {
+            break;
+        };
+        if f["type"] == "status" && !f["eta_secs"].is_null() {
+            eta = f;
+            break;
+        }
+    }
+    assert_eq!(eta["state"], "queued", "no estimate came: {eta}");
+    let secs = eta["eta_secs"].as_u64().expect("eta_secs");
+    assert!(secs >= 60 && secs % 60 == 0, "{eta}");
+    assert!(eta["position"].as_u64().is_some(), "{eta}");
+}

@@ -32,7 +32,7 @@ export function buildView(options, handlers) {
   const statusText = (s) =>
     s.state === "queued"
       ? s.position
-        ? `${t.queued} ${t.position(s.position)}`
+        ? `${t.queued} ${t.position(s.position)}${s.eta_secs ? ` ${t.eta(Math.round(s.eta_secs / 60))}` : ""}`
         : t.queued
       : s.state === "agent"
         ? t.with(s.agent_name || t.person)
