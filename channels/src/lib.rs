@@ -10,7 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use actix::{Message, Recipient};
 use serde::{Deserialize, Serialize};
 
+pub mod cursor;
 pub mod meta;
+
 pub mod widget;
 pub mod window;
 pub mod ws;

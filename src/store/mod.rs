@@ -48,6 +48,12 @@ pub enum Op {
         platform_message_id: String,
         target: OutboundRef,
     },
+    /// Records how far a channel has read its platform (see [`Store::cursor`]).
+    PutCursor {
+        channel: ChannelKind,
+        name: String,
+        value: String,
+    },
 }
 
 /// Why the store could not do what was asked.
@@ -259,6 +265,15 @@ impl Store {
         get_json(&table, &channel_key(channel, platform_message_id))
     }
 
+    /// A channel's saved resume position on its platform, if it saved one.
+    pub fn cursor(&self, channel: ChannelKind, name: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CURSORS)?;
+        Ok(table
+            .get(channel_key(channel, name).as_str())?
+            .map(|v| v.value().to_string()))
+    }
+
     fn all<T: DeserializeOwned>(
         &self,
         def: redb::TableDefinition<&str, &[u8]>,
@@ -271,6 +286,37 @@ impl Store {
             out.push(decode(v.value())?);
         }
         Ok(out)
+    }
+}
+
+impl handoffd_channels::cursor::CursorStore for Store {
+    fn load(
+        &self,
+        channel: ChannelKind,
+        name: &str,
+    ) -> Result<Option<String>, handoffd_channels::cursor::CursorError> {
+        self.cursor(channel, name)
+            .map_err(|e| handoffd_channels::cursor::CursorError(e.to_string()))
+    }
+
+    fn save(
+        &self,
+        channel: ChannelKind,
+        name: &str,
+        value: String,
+    ) -> handoffd_channels::cursor::CursorSave {
+        let store = self.clone();
+        let op = Op::PutCursor {
+            channel,
+            name: name.to_string(),
+            value,
+        };
+        Box::pin(async move {
+            store
+                .commit(vec![op])
+                .await
+                .map_err(|e| handoffd_channels::cursor::CursorError(e.to_string()))
+        })
     }
 }
 
@@ -452,6 +498,34 @@ mod tests {
             .await
             .expect("replace");
         assert_eq!(store.messages_after("c1", 0).expect("read"), vec![m]);
+    }
+
+    #[tokio::test]
+    async fn channel_cursors_survive_a_reopen_and_are_kept_per_channel() {
+        use handoffd_channels::cursor::CursorStore;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        {
+            let store = Store::open(&path).expect("open");
+            assert_eq!(
+                CursorStore::load(&store, ChannelKind::Telegram, "n"),
+                Ok(None)
+            );
+            for v in ["41", "42"] {
+                CursorStore::save(&store, ChannelKind::Telegram, "n", v.into())
+                    .await
+                    .expect("save");
+            }
+        }
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(
+            CursorStore::load(&store, ChannelKind::Telegram, "n"),
+            Ok(Some("42".into()))
+        );
+        assert_eq!(
+            CursorStore::load(&store, ChannelKind::Discord, "n"),
+            Ok(None)
+        );
     }
 
     #[test]

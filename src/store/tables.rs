@@ -25,6 +25,10 @@ pub const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
 /// "channel:platform message id" of a message the daemon sent -> OutboundRef
 pub const OUTBOUND_REFS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_refs");
 
+/// "channel:name" -> a channel's resume position on its platform (Telegram's last
+/// acknowledged update id), written only once what it covers is journaled
+pub const CURSORS: TableDefinition<&str, &str> = TableDefinition::new("channel_cursors");
+
 /// Creates every table so that readers never meet a missing one.
 pub fn create_all(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
@@ -37,6 +41,7 @@ pub fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(AGENTS)?;
     txn.open_table(OUTBOX)?;
     txn.open_table(OUTBOUND_REFS)?;
+    txn.open_table(CURSORS)?;
     txn.commit()?;
     Ok(())
 }

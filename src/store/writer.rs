@@ -150,6 +150,7 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), StoreError> {
         let mut agents = txn.open_table(AGENTS)?;
         let mut outbox = txn.open_table(OUTBOX)?;
         let mut outbound_refs = txn.open_table(OUTBOUND_REFS)?;
+        let mut cursors = txn.open_table(CURSORS)?;
         for op in batch.iter().flat_map(|r| r.ops.iter()) {
             match op {
                 Op::PutConversation(c) => {
@@ -214,6 +215,13 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), StoreError> {
                         channel_key(*channel, platform_message_id).as_str(),
                         encode(target)?.as_slice(),
                     )?;
+                }
+                Op::PutCursor {
+                    channel,
+                    name,
+                    value,
+                } => {
+                    cursors.insert(channel_key(*channel, name).as_str(), value.as_str())?;
                 }
             }
         }
