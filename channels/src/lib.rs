@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod cursor;
 pub mod meta;
-
+pub mod telegram;
 pub mod widget;
 pub mod window;
 pub mod ws;
