@@ -12,4 +12,5 @@ mod restart;
 mod resume;
 mod strategies;
 mod support;
+mod telegram;
 mod triggers;
