@@ -531,6 +531,14 @@ async fn telegram_webhook_checks_the_secret_and_stores_a_redelivery_once() {
     let (status, body) = post_update(&d, Some(SECRET), group.to_string()).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["skipped"].is_string());
+    // An update Telegram sent (the secret matched) that cannot be read is acknowledged
+    // and skipped, so Telegram does not send it forever; a body without an update id is not.
+    let odd = json!({"update_id": 402, "message": {"chat": 5}});
+    let (status, body) = post_update(&d, Some(SECRET), odd.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["skipped"], "unreadable");
+    let (status, body) = post_update(&d, Some(SECRET), json!({"message": {}}).to_string()).await;
+    assert_eq!(status, 400, "{body}");
     // Webhook mode never polls.
     assert!(api.offsets().is_empty());
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -59,7 +59,21 @@ async fn update_posted(
     }
     let (update_id, parsed) = match update::parse_bytes(&body) {
         Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
+        Err(e) => {
+            // An update from Telegram (the secret matched) that this daemon cannot read is
+            // acknowledged and skipped, as polling does: refusing it would make Telegram
+            // send it again and again. A body that is not an update at all is refused.
+            let id = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| update::update_id(&v));
+            return match id {
+                Some(id) => {
+                    tracing::warn!(update_id = id, error = %e, "Telegram update skipped");
+                    HttpResponse::Ok().json(json!({"update_id": id, "skipped": "unreadable"}))
+                }
+                None => error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
+            };
+        }
     };
     let inbound = match parsed {
         Parsed::Message(m) => *m,
