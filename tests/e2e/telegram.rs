@@ -24,6 +24,8 @@ struct BotState {
     offsets: Vec<Option<i64>>,
     /// `sendMessage` bodies, in order, failed ones included.
     sent: Vec<Value>,
+    /// `sendChatAction` bodies, in order.
+    actions: Vec<Value>,
     /// Answers for the next `sendMessage` calls instead of a success.
     script: VecDeque<(u16, Value)>,
     /// Paths that did not start with `/bot<TOKEN>/`.
@@ -98,6 +100,10 @@ async fn bot_route(
                 "chat": {"id": body["chat_id"], "type": "private"},
                 "text": body["text"],
             }))
+        }
+        "sendchataction" => {
+            state.lock().expect("state").actions.push(body);
+            ok(json!(true))
         }
         "setwebhook" | "getme" => ok(json!(true)),
         _ => HttpResponse::NotFound().json(
@@ -319,6 +325,19 @@ async fn telegram_polling_bot_answer_rate_limit_handoff_split_reply_and_handback
     api.push_text(101, 2, "I want to talk to a human please");
     let offered = accept_offer(&mut agent).await;
     assert_eq!(offered, id);
+    // The agent typing shows as "typing..." in the chat.
+    agent
+        .send(json!({"type": "typing", "conversation_id": id, "active": true}))
+        .await;
+    let mut actions = Vec::new();
+    for _ in 0..100 {
+        actions = api.state.lock().expect("state").actions.clone();
+        if !actions.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(actions, vec![json!({"chat_id": CHAT, "action": "typing"})]);
     let long: String = (0..1200)
         .map(|i| format!("w{i} "))
         .collect::<String>()

@@ -173,15 +173,20 @@ impl BotApi {
     /// Sends plain text (no `parse_mode`: nothing in it is markup, so nothing needs
     /// escaping) and returns Telegram's message id.
     pub async fn send_message(&self, chat_id: &str, text: &str) -> Result<String, ApiError> {
-        // Chat ids are numbers; a key that is not one is sent as given (`@channelname`).
-        let chat: Value = chat_id
-            .parse::<i64>()
-            .map_or_else(|_| json!(chat_id), |n| json!(n));
-        let body = json!({"chat_id": chat, "text": text});
+        let body = json!({"chat_id": chat_value(chat_id), "text": text});
         let sent: SentMessage = self
             .call("sendMessage", &body, self.request_timeout)
             .await?;
         Ok(sent.message_id.to_string())
+    }
+
+    /// Shows "typing..." in the chat for about five seconds (or until the next message).
+    pub async fn send_typing(&self, chat_id: &str) -> Result<(), ApiError> {
+        let body = json!({"chat_id": chat_value(chat_id), "action": "typing"});
+        let _: Value = self
+            .call("sendChatAction", &body, self.request_timeout)
+            .await?;
+        Ok(())
     }
 
     /// Tells Telegram where to POST updates, with the secret it must send along.
@@ -194,6 +199,13 @@ impl BotApi {
         let _: Value = self.call("setWebhook", &body, self.request_timeout).await?;
         Ok(())
     }
+}
+
+/// Chat ids are numbers; a key that is not one is sent as given (`@channelname`).
+fn chat_value(chat_id: &str) -> Value {
+    chat_id
+        .parse::<i64>()
+        .map_or_else(|_| json!(chat_id), |n| json!(n))
 }
 
 #[cfg(test)]

@@ -45,12 +45,29 @@ impl Handler<Outbound> for TelegramSender {
     type Result = ResponseActFuture<Self, DeliveryReceipt>;
 
     fn handle(&mut self, msg: Outbound, _ctx: &mut Self::Context) -> Self::Result {
-        // Typing and status changes are not sent: the customer learns of a handoff from the
-        // notice messages, as on the other platforms.
-        let OutboundPayload::Message(m) = msg.payload else {
-            return Box::pin(fut::ready(DeliveryReceipt::Delivered {
-                platform_message_id: None,
-            }));
+        let delivered = DeliveryReceipt::Delivered {
+            platform_message_id: None,
+        };
+        let m = match msg.payload {
+            OutboundPayload::Message(m) => m,
+            // An agent typing shows as "typing..." (Telegram ends it by itself); best effort,
+            // never retried.
+            OutboundPayload::Typing { active: true } => {
+                let api = self.api.clone();
+                let chat = msg.conversation_key;
+                return Box::pin(
+                    async move {
+                        if let Err(e) = api.send_typing(&chat).await {
+                            tracing::debug!(error = %e, "sendChatAction failed");
+                        }
+                        delivered
+                    }
+                    .into_actor(self),
+                );
+            }
+            // Status changes are not sent: the customer learns of a handoff from the notice
+            // messages, as on the other platforms.
+            _ => return Box::pin(fut::ready(delivered)),
         };
         let parts = split_utf16(&m.text, MAX_UNITS);
         let api = self.api.clone();
