@@ -100,8 +100,9 @@ impl TelegramConfig {
         } else if self.webhook_url.is_some() {
             bad("webhook_url", "only used with mode = \"webhook\"");
         }
-        if self.poll_timeout_secs > 50 {
-            bad("poll_timeout_secs", "must be 50 or less");
+        // 0 would be short polling: a request after request with nothing to wait on.
+        if !(1..=50).contains(&self.poll_timeout_secs) {
+            bad("poll_timeout_secs", "must be from 1 to 50");
         }
         if self.request_timeout_secs == 0 {
             bad("request_timeout_secs", "must be above 0");
@@ -171,6 +172,8 @@ mod tests {
         let c =
             config("webhook_url = \"https://x\"\npoll_timeout_secs = 90\napi_url = \"ftp://x\"");
         assert_eq!(keys(c), vec!["api_url", "webhook_url", "poll_timeout_secs"]);
+        let c = config("poll_timeout_secs = 0");
+        assert_eq!(keys(c), vec!["poll_timeout_secs"]);
         let c = config("mode = \"webhook\"\nwebhook_secret = \"0123456789abcdef\"");
         assert!(c.problems().is_empty());
     }
