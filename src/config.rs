@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use handoffd_channels::meta::{MetaConfig, Platform};
+use handoffd_channels::telegram::TelegramConfig;
 use serde::Deserialize;
 
 pub use crate::escalation::config::{
@@ -49,6 +50,9 @@ pub struct Config {
     /// Instagram Messaging; the channel runs when the section is present.
     #[serde(default)]
     pub instagram: Option<MetaConfig>,
+    /// Telegram's Bot API; the channel runs when the section is present.
+    #[serde(default)]
+    pub telegram: Option<TelegramConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1185,6 +1189,11 @@ impl Config {
                 }
             }
         }
+        if let Some(t) = &self.telegram {
+            for (key, message) in t.problems() {
+                bad(format!("telegram.{key}"), message);
+            }
+        }
         if self.agents.max_frame_bytes < 1024 {
             bad(
                 "agents.max_frame_bytes".into(),
@@ -1743,6 +1752,26 @@ team = "nobody"
             let p = problems.iter().find(|p| p.key == key);
             assert!(p.is_some_and(|p| p.line.is_some()), "{key}: {problems:?}");
         }
+    }
+
+    #[test]
+    fn the_telegram_section_takes_its_token_from_the_environment_and_is_checked() {
+        // SAFETY: the variable is only used by this test.
+        unsafe { std::env::set_var("HANDOFFD_TEST_TG_TOKEN", "123456:ABC-def") };
+        let text = "[widget]\ntoken_secret = \"0123456789abcdef0123\"\n[telegram]\ntoken = \"${HANDOFFD_TEST_TG_TOKEN}\"\n";
+        let c = Config::from_toml(text, Path::new(".")).expect("valid");
+        let t = c.telegram.expect("telegram enabled");
+        assert_eq!(t.token, "123456:ABC-def");
+        assert_eq!(t.mode, handoffd_channels::telegram::Mode::Polling);
+        let text = "[widget]\ntoken_secret = \"0123456789abcdef0123\"\n[telegram]\ntoken = \"nope\"\nmode = \"webhook\"\n";
+        let Err(ConfigError::Invalid(problems)) = Config::from_toml(text, Path::new(".")) else {
+            panic!("must be invalid")
+        };
+        for key in ["telegram.token", "telegram.webhook_secret"] {
+            assert!(problems.iter().any(|p| p.key == key), "{key}: {problems:?}");
+        }
+        let p = problems.iter().find(|p| p.key == "telegram.token");
+        assert!(p.is_some_and(|p| p.line == Some(4)), "{problems:?}");
     }
 
     #[test]

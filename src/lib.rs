@@ -27,6 +27,7 @@ use actix::prelude::*;
 use actix_web::{App, HttpServer, web};
 use handoffd_channels::email::EmailChannel;
 use handoffd_channels::meta::{MetaChannel, Platform};
+use handoffd_channels::telegram::TelegramChannel;
 use handoffd_channels::widget::{WidgetChannel, WidgetSettings};
 use handoffd_channels::{ChannelKind, CoreLink};
 
@@ -53,6 +54,8 @@ pub enum StartError {
     Email(String),
     #[error("channel: {0}")]
     Channel(#[from] handoffd_channels::meta::StartError),
+    #[error("channel: {0}")]
+    Telegram(#[from] handoffd_channels::telegram::StartError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -138,6 +141,16 @@ impl Gateway {
             }
         }
         let windows = Arc::new(windows);
+        // Telegram runs when its section is present; its webhook is mounted in webhook mode.
+        let telegram = match &config.telegram {
+            Some(c) => {
+                let channel = TelegramChannel::start(c, core.clone(), Arc::new(store.clone()))?;
+                channels.insert(ChannelKind::Telegram, channel.outbound());
+                tracing::info!(mode = ?c.mode, "telegram channel started");
+                channel.uses_webhook().then_some(channel)
+            }
+            None => None,
+        };
 
         let router_ctx = Context::<Router>::new();
         let router_addr = router_ctx.address();
@@ -193,12 +206,16 @@ impl Gateway {
             let (state, widget, agents, pages) =
                 (state.clone(), widget.clone(), agents.clone(), pages.clone());
             let meta = meta.clone();
+            let telegram = telegram.clone();
             App::new()
                 .wrap(
                     actix_web::middleware::Logger::new("%a \"%r\" %s %Dms")
                         .log_target("handoffd::http"),
                 )
                 .configure(move |cfg| {
+                    if let Some(t) = telegram {
+                        handoffd_channels::telegram::webhook::configure(cfg, t);
+                    }
                     http::configure(cfg, state, widget, agents, pages, meta, max_body)
                 })
         })

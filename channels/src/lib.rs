@@ -10,9 +10,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use actix::{Message, Recipient};
 use serde::{Deserialize, Serialize};
 
+pub mod cursor;
 pub mod email;
 pub mod meta;
 pub mod state;
+pub mod telegram;
 pub mod widget;
 pub mod window;
 pub mod ws;

@@ -519,6 +519,34 @@ mod tests {
         assert_eq!(store.messages_after("c1", 0).expect("read"), vec![m]);
     }
 
+    #[tokio::test]
+    async fn channel_cursors_survive_a_reopen_and_are_kept_per_channel() {
+        use handoffd_channels::cursor::CursorStore;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        {
+            let store = Store::open(&path).expect("open");
+            assert_eq!(
+                CursorStore::load(&store, ChannelKind::Telegram, "n"),
+                Ok(None)
+            );
+            for v in ["41", "42"] {
+                CursorStore::save(&store, ChannelKind::Telegram, "n", v.into())
+                    .await
+                    .expect("save");
+            }
+        }
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(
+            CursorStore::load(&store, ChannelKind::Telegram, "n"),
+            Ok(Some("42".into()))
+        );
+        assert_eq!(
+            CursorStore::load(&store, ChannelKind::Discord, "n"),
+            Ok(None)
+        );
+    }
+
     #[test]
     fn a_second_open_of_the_same_file_is_refused_clearly() {
         let dir = tempfile::tempdir().expect("tempdir");

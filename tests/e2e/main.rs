@@ -16,5 +16,6 @@ mod restart;
 mod resume;
 mod strategies;
 mod support;
+mod telegram;
 mod triggers;
 mod web;
