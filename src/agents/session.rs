@@ -22,7 +22,7 @@ use crate::handoff::{HandoffPackage, TranscriptEntry};
 use crate::model::Owner;
 use crate::router::{
     Accept, AgentConnected, AgentDisconnected, Claim, Decline, GetQueue, QueuedView, Router,
-    SetPresence,
+    RouterError, SetPresence,
 };
 use crate::store::Store;
 
@@ -300,36 +300,14 @@ impl AgentSession {
                     agent_id,
                     conversation_id: conversation_id.clone(),
                 });
-                ctx.wait(fut.into_actor(self).map(move |res, act, ctx| {
-                    let frame = match res {
-                        Ok(Ok(())) => ServerFrame::ack(kind, Some(conversation_id)),
-                        Ok(Err(e)) => ServerFrame::error(e.code(), e.to_string(), Some(kind)),
-                        Err(_) => ServerFrame::error(
-                            "unavailable",
-                            "the router is not running",
-                            Some(kind),
-                        ),
-                    };
-                    act.send(ctx, frame);
-                }));
+                self.answer_assignment(ctx, kind, conversation_id, fut);
             }
             ClientFrame::Accept { conversation_id } => {
                 let fut = self.endpoint.router.send(Accept {
                     agent_id,
                     conversation_id: conversation_id.clone(),
                 });
-                ctx.wait(fut.into_actor(self).map(move |res, act, ctx| {
-                    let frame = match res {
-                        Ok(Ok(())) => ServerFrame::ack(kind, Some(conversation_id)),
-                        Ok(Err(e)) => ServerFrame::error(e.code(), e.to_string(), Some(kind)),
-                        Err(_) => ServerFrame::error(
-                            "unavailable",
-                            "the router is not running",
-                            Some(kind),
-                        ),
-                    };
-                    act.send(ctx, frame);
-                }));
+                self.answer_assignment(ctx, kind, conversation_id, fut);
             }
             ClientFrame::Decline {
                 conversation_id,
@@ -581,6 +559,27 @@ impl AgentSession {
             }
         }
         entries
+    }
+
+    /// Waits for the router's answer to an `accept` or `claim` and sends the ack or the
+    /// error frame.
+    fn answer_assignment(
+        &mut self,
+        ctx: &mut Context<Self>,
+        kind: &'static str,
+        conversation_id: String,
+        fut: impl std::future::Future<Output = Result<Result<(), RouterError>, MailboxError>> + 'static,
+    ) {
+        ctx.wait(fut.into_actor(self).map(move |res, act, ctx| {
+            let frame = match res {
+                Ok(Ok(())) => ServerFrame::ack(kind, Some(conversation_id)),
+                Ok(Err(e)) => ServerFrame::error(e.code(), e.to_string(), Some(kind)),
+                Err(_) => {
+                    ServerFrame::error("unavailable", "the router is not running", Some(kind))
+                }
+            };
+            act.send(ctx, frame);
+        }));
     }
 
     #[allow(clippy::too_many_arguments)]
