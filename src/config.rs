@@ -1234,22 +1234,85 @@ impl Config {
         {
             bad("bot.faq_file".into(), e.to_string());
         }
+        // What every external bot has: name, URLs, channels, breaker threshold. Checked in one
+        // pass so names and channels are unique across adapters.
+        struct BotCommon<'a> {
+            key: String,
+            name: &'a str,
+            urls: Vec<(&'static str, &'a str)>,
+            channels: &'a [String],
+            failure_threshold: u32,
+        }
+        let webhooks = self
+            .bot
+            .webhooks
+            .iter()
+            .enumerate()
+            .map(|(i, w)| BotCommon {
+                key: format!("bot.webhooks[{i}]"),
+                name: &w.name,
+                urls: vec![("url", &w.url)],
+                channels: &w.channels,
+                failure_threshold: w.failure_threshold,
+            });
+        let rasa = self.bot.rasa.iter().enumerate().map(|(i, r)| BotCommon {
+            key: format!("bot.rasa[{i}]"),
+            name: &r.name,
+            urls: vec![("url", &r.url)],
+            channels: &r.channels,
+            failure_threshold: r.failure_threshold,
+        });
+        let botframework = self
+            .bot
+            .botframework
+            .iter()
+            .enumerate()
+            .map(|(i, b)| BotCommon {
+                key: format!("bot.botframework[{i}]"),
+                name: &b.name,
+                urls: vec![("url", &b.url), ("service_url", &b.service_url)],
+                channels: &b.channels,
+                failure_threshold: b.failure_threshold,
+            });
         let mut bot_names = HashSet::new();
         let mut bot_channels = HashSet::new();
-        for (i, w) in self.bot.webhooks.iter().enumerate() {
-            let key = |k: &str| format!("bot.webhooks[{i}].{k}");
-            if !valid_name(&w.name) || w.name == "faq-bot" {
+        let mut catch_alls = 0;
+        for bot in webhooks.chain(rasa).chain(botframework) {
+            let key = |k: &str| format!("{}.{k}", bot.key);
+            if !valid_name(bot.name) || bot.name == "faq-bot" {
                 bad(
                     key("name"),
                     "a bot name is 1 to 64 letters, digits, `.`, `-` or `_`, not `faq-bot`".into(),
                 );
             }
-            if !bot_names.insert(w.name.as_str()) {
-                bad(key("name"), format!("bot `{}` is defined twice", w.name));
+            if !bot_names.insert(bot.name) {
+                bad(key("name"), format!("bot `{}` is defined twice", bot.name));
             }
-            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-                bad(key("url"), "must be an http:// or https:// URL".into());
+            for (k, v) in &bot.urls {
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    bad(key(k), "must be an http:// or https:// URL".into());
+                }
             }
+            if bot.failure_threshold == 0 {
+                bad(key("failure_threshold"), "must be above 0".into());
+            }
+            if bot.channels.is_empty() {
+                catch_alls += 1;
+            }
+            for c in bot.channels {
+                if handoffd_channels::ChannelKind::parse(c).is_none() {
+                    bad(key("channels"), format!("unknown channel `{c}`"));
+                } else if !bot_channels.insert(c.as_str()) {
+                    bad(
+                        key("channels"),
+                        format!("channel `{c}` is already served by another bot"),
+                    );
+                }
+            }
+        }
+        // What only some adapters have: secrets and API keys.
+        for (i, w) in self.bot.webhooks.iter().enumerate() {
+            let key = |k: &str| format!("bot.webhooks[{i}].{k}");
             if w.secret.len() < 16 {
                 bad(
                     key("secret"),
@@ -1265,64 +1328,9 @@ impl Config {
                     "must differ from the admin keys in api.keys".into(),
                 );
             }
-            if w.failure_threshold == 0 {
-                bad(key("failure_threshold"), "must be above 0".into());
-            }
-            for c in &w.channels {
-                if handoffd_channels::ChannelKind::parse(c).is_none() {
-                    bad(key("channels"), format!("unknown channel `{c}`"));
-                } else if !bot_channels.insert(c.as_str()) {
-                    bad(
-                        key("channels"),
-                        format!("channel `{c}` is already served by another bot"),
-                    );
-                }
-            }
-        }
-        for (i, r) in self.bot.rasa.iter().enumerate() {
-            let key = |k: &str| format!("bot.rasa[{i}].{k}");
-            if !valid_name(&r.name) || r.name == "faq-bot" {
-                bad(
-                    key("name"),
-                    "a bot name is 1 to 64 letters, digits, `.`, `-` or `_`, not `faq-bot`".into(),
-                );
-            }
-            if !bot_names.insert(r.name.as_str()) {
-                bad(key("name"), format!("bot `{}` is defined twice", r.name));
-            }
-            if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
-                bad(key("url"), "must be an http:// or https:// URL".into());
-            }
-            if r.failure_threshold == 0 {
-                bad(key("failure_threshold"), "must be above 0".into());
-            }
-            for c in &r.channels {
-                if handoffd_channels::ChannelKind::parse(c).is_none() {
-                    bad(key("channels"), format!("unknown channel `{c}`"));
-                } else if !bot_channels.insert(c.as_str()) {
-                    bad(
-                        key("channels"),
-                        format!("channel `{c}` is already served by another bot"),
-                    );
-                }
-            }
         }
         for (i, b) in self.bot.botframework.iter().enumerate() {
             let key = |k: &str| format!("bot.botframework[{i}].{k}");
-            if !valid_name(&b.name) || b.name == "faq-bot" {
-                bad(
-                    key("name"),
-                    "a bot name is 1 to 64 letters, digits, `.`, `-` or `_`, not `faq-bot`".into(),
-                );
-            }
-            if !bot_names.insert(b.name.as_str()) {
-                bad(key("name"), format!("bot `{}` is defined twice", b.name));
-            }
-            for (k, v) in [("url", &b.url), ("service_url", &b.service_url)] {
-                if !(v.starts_with("http://") || v.starts_with("https://")) {
-                    bad(key(k), "must be an http:// or https:// URL".into());
-                }
-            }
             if b.secret.len() < 16 {
                 bad(key("secret"), "at least 16 characters".into());
             }
@@ -1332,38 +1340,7 @@ impl Config {
                     "at least 16 characters, different from the admin keys in api.keys".into(),
                 );
             }
-            if b.failure_threshold == 0 {
-                bad(key("failure_threshold"), "must be above 0".into());
-            }
-            for c in &b.channels {
-                if handoffd_channels::ChannelKind::parse(c).is_none() {
-                    bad(key("channels"), format!("unknown channel `{c}`"));
-                } else if !bot_channels.insert(c.as_str()) {
-                    bad(
-                        key("channels"),
-                        format!("channel `{c}` is already served by another bot"),
-                    );
-                }
-            }
         }
-        let catch_alls = self
-            .bot
-            .webhooks
-            .iter()
-            .filter(|w| w.channels.is_empty())
-            .count()
-            + self
-                .bot
-                .rasa
-                .iter()
-                .filter(|r| r.channels.is_empty())
-                .count()
-            + self
-                .bot
-                .botframework
-                .iter()
-                .filter(|b| b.channels.is_empty())
-                .count();
         if catch_alls > 1 {
             bad(
                 "bot".into(),
@@ -1682,6 +1659,51 @@ token_secret = "0123456789abcdef0123"
         let c = Config::from_toml(GOOD, Path::new("/tmp")).expect("valid");
         assert_eq!(c.escalation.default_team, "support");
         assert_eq!(c.storage.data_dir, Path::new("/tmp/./data"));
+    }
+
+    #[test]
+    fn external_bots_are_checked_together_and_one_by_one() {
+        let text = r#"[widget]
+token_secret = "a-long-enough-widget-secret"
+
+[[bot.webhooks]]
+name = "a"
+url = "ftp://x"
+secret = "short"
+channels = ["widget", "nope"]
+
+[[bot.rasa]]
+name = "a"
+url = "http://x"
+channels = ["widget"]
+
+[[bot.botframework]]
+name = "faq-bot"
+url = "http://x"
+secret = "0123456789abcdef0"
+api_key = "k"
+service_url = "x"
+failure_threshold = 0
+"#;
+        let Err(ConfigError::Invalid(problems)) = Config::from_toml(text, Path::new(".")) else {
+            panic!("expected problems");
+        };
+        let mut keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "bot.botframework[0].api_key",
+                "bot.botframework[0].failure_threshold",
+                "bot.botframework[0].name",
+                "bot.botframework[0].service_url",
+                "bot.rasa[0].channels",
+                "bot.rasa[0].name",
+                "bot.webhooks[0].channels",
+                "bot.webhooks[0].secret",
+                "bot.webhooks[0].url",
+            ]
+        );
     }
 
     #[test]
