@@ -32,12 +32,7 @@ pub struct BotFrameworkBot {
 
 impl BotFrameworkBot {
     pub fn new(cfg: &BotFrameworkConfig, timeout: Duration) -> Result<Self, BotError> {
-        handoffd_channels::meta::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| BotError::Failed(format!("cannot build the HTTP client: {e}")))?;
+        let http = super::http_client(timeout)?;
         Ok(BotFrameworkBot {
             name: cfg.name.clone(),
             endpoint: cfg.url.clone(),

@@ -204,6 +204,17 @@ pub trait Bot: Send + Sync {
     }
 }
 
+/// The HTTP client every external bot adapter uses: the turn's timeout, a shorter connect
+/// timeout, and rustls with the process's crypto provider.
+pub(crate) fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, BotError> {
+    handoffd_channels::meta::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(std::time::Duration::from_secs(5)))
+        .build()
+        .map_err(|e| BotError::Failed(format!("cannot build the HTTP client: {e}")))
+}
+
 /// Builds the built-in FAQ bot.
 pub fn faq_from_config(cfg: &BotConfig) -> Result<Arc<dyn Bot>, faq::FaqFileError> {
     let mut entries: Vec<FaqEntry> = cfg.faq.clone();

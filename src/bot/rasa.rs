@@ -64,12 +64,7 @@ struct Button {
 
 impl RasaBot {
     pub fn new(cfg: &RasaBotConfig, timeout: Duration) -> Result<Self, BotError> {
-        handoffd_channels::meta::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| BotError::Failed(format!("cannot build the HTTP client: {e}")))?;
+        let http = super::http_client(timeout)?;
         Ok(RasaBot {
             name: cfg.name.clone(),
             base: cfg.url.trim_end_matches('/').to_string(),

@@ -116,12 +116,7 @@ impl WebhookBot {
     /// Builds the bot's HTTP client. The rustls crypto provider must be installed (the
     /// daemon does it at start) for `https` URLs.
     pub fn new(cfg: &WebhookBotConfig, timeout: Duration) -> Result<Self, BotError> {
-        handoffd_channels::meta::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| BotError::Failed(format!("cannot build the HTTP client: {e}")))?;
+        let http = super::http_client(timeout)?;
         Ok(WebhookBot {
             name: cfg.name.clone(),
             url: cfg.url.clone(),
