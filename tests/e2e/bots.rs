@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -38,7 +38,8 @@ struct BotState {
 struct FakeBot {
     url: String,
     state: Arc<Mutex<BotState>>,
-    handle: actix_web::dev::ServerHandle,
+    /// Keeps the fake running; it stops when dropped.
+    _server: FakeServer,
 }
 
 async fn bot_route(
@@ -87,31 +88,11 @@ impl FakeBot {
     fn start() -> FakeBot {
         let state = Arc::new(Mutex::new(BotState::default()));
         let shared = state.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(web::Data::new(shared.clone()))
-                        .default_service(web::to(bot_route))
-                })
-                .workers(1)
-                .shutdown_timeout(1)
-                .bind("127.0.0.1:0")
-                .expect("bind fake bot");
-                let addr = server.addrs()[0];
-                let server = server.run();
-                tx.send((addr, server.handle())).expect("report address");
-                let _ = server.await;
-            });
-        });
-        let (addr, handle) = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("fake bot started");
+        let server = FakeServer::start(shared, bot_route);
         FakeBot {
-            url: format!("http://{addr}/bot"),
+            url: format!("{}/bot", server.url),
             state,
-            handle,
+            _server: server,
         }
     }
 
@@ -153,12 +134,6 @@ impl FakeBot {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("the fake bot got no `{event}`: {:?}", self.got());
-    }
-}
-
-impl Drop for FakeBot {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
     }
 }
 
@@ -419,7 +394,8 @@ type RasaLog = Arc<Mutex<Vec<(String, Value)>>>;
 struct FakeRasa {
     url: String,
     got: RasaLog,
-    handle: actix_web::dev::ServerHandle,
+    /// Keeps the fake running; it stops when dropped.
+    _server: FakeServer,
 }
 
 async fn rasa_route(
@@ -471,42 +447,16 @@ impl FakeRasa {
     fn start() -> FakeRasa {
         let got = Arc::new(Mutex::new(Vec::new()));
         let shared = got.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(web::Data::new(shared.clone()))
-                        .default_service(web::to(rasa_route))
-                })
-                .workers(1)
-                .shutdown_timeout(1)
-                .bind("127.0.0.1:0")
-                .expect("bind fake rasa");
-                let addr = server.addrs()[0];
-                let server = server.run();
-                tx.send((addr, server.handle())).expect("report address");
-                let _ = server.await;
-            });
-        });
-        let (addr, handle) = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("fake rasa started");
+        let server = FakeServer::start(shared, rasa_route);
         FakeRasa {
-            url: format!("http://{addr}"),
+            url: server.url.clone(),
             got,
-            handle,
+            _server: server,
         }
     }
 
     fn got(&self) -> Vec<(String, Value)> {
         self.got.lock().expect("rasa log").clone()
-    }
-}
-
-impl Drop for FakeRasa {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
     }
 }
 
@@ -597,7 +547,8 @@ after_handoff = "resume"
 struct FakeBf {
     url: String,
     got: RasaLog,
-    handle: actix_web::dev::ServerHandle,
+    /// Keeps the fake running; it stops when dropped.
+    _server: FakeServer,
 }
 
 const BF_SECRET: &str = "bf-endpoint-secret-0123456789";
@@ -655,31 +606,11 @@ impl FakeBf {
         handoffd_channels::meta::install_crypto_provider();
         let got: RasaLog = Arc::new(Mutex::new(Vec::new()));
         let shared = got.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(web::Data::new(shared.clone()))
-                        .default_service(web::to(bf_route))
-                })
-                .workers(1)
-                .shutdown_timeout(1)
-                .bind("127.0.0.1:0")
-                .expect("bind fake bf");
-                let addr = server.addrs()[0];
-                let server = server.run();
-                tx.send((addr, server.handle())).expect("report address");
-                let _ = server.await;
-            });
-        });
-        let (addr, handle) = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("fake bf started");
+        let server = FakeServer::start(shared, bf_route);
         FakeBf {
-            url: format!("http://{addr}/api/messages"),
+            url: format!("{}/api/messages", server.url),
             got,
-            handle,
+            _server: server,
         }
     }
 
@@ -704,12 +635,6 @@ impl FakeBf {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("no handoff.status {state}: {:?}", self.activities());
-    }
-}
-
-impl Drop for FakeBf {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
     }
 }
 

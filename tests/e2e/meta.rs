@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use handoffd_channels::meta::signature;
 use serde_json::{Value, json};
 
@@ -40,7 +40,8 @@ struct GraphState {
 pub struct FakeGraph {
     pub url: String,
     state: Arc<Mutex<GraphState>>,
-    handle: actix_web::dev::ServerHandle,
+    /// Keeps the fake running; it stops when dropped.
+    _server: FakeServer,
 }
 
 async fn graph_route(
@@ -85,31 +86,11 @@ impl FakeGraph {
     pub fn start() -> FakeGraph {
         let state = Arc::new(Mutex::new(GraphState::default()));
         let shared = state.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(web::Data::new(shared.clone()))
-                        .default_service(web::to(graph_route))
-                })
-                .workers(1)
-                .shutdown_timeout(1)
-                .bind("127.0.0.1:0")
-                .expect("bind fake graph");
-                let addr = server.addrs()[0];
-                let server = server.run();
-                tx.send((addr, server.handle())).expect("report address");
-                let _ = server.await;
-            });
-        });
-        let (addr, handle) = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("fake graph started");
+        let server = FakeServer::start(shared, graph_route);
         FakeGraph {
-            url: format!("http://{addr}"),
+            url: server.url.clone(),
             state,
-            handle,
+            _server: server,
         }
     }
 
@@ -136,13 +117,6 @@ impl FakeGraph {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the fake Graph API got {:?}, not {n} requests", self.sent());
-    }
-}
-
-impl Drop for FakeGraph {
-    fn drop(&mut self) {
-        // The stop command is sent at once; nothing needs to wait for it.
-        drop(self.handle.stop(false));
     }
 }
 

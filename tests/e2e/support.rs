@@ -392,3 +392,54 @@ impl Visitor {
         }
     }
 }
+
+/// A fake of a platform's HTTP API on loopback, in a thread of its own: every request goes
+/// to `route`, which gets `state` as `web::Data`. It stops when dropped.
+pub struct FakeServer {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl FakeServer {
+    pub fn start<S, F, Args>(state: S, route: F) -> FakeServer
+    where
+        S: Clone + Send + 'static,
+        F: actix_web::Handler<Args> + Send,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let server = actix_web::HttpServer::new(move || {
+                    actix_web::App::new()
+                        .app_data(actix_web::web::Data::new(state.clone()))
+                        .default_service(actix_web::web::to(route.clone()))
+                })
+                .workers(1)
+                .shutdown_timeout(1)
+                .bind("127.0.0.1:0")
+                .expect("bind a fake server");
+                let addr = server.addrs()[0];
+                let server = server.run();
+                tx.send((addr, server.handle())).expect("report address");
+                let _ = server.await;
+            });
+        });
+        let (addr, handle) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("fake server started");
+        FakeServer {
+            url: format!("http://{addr}"),
+            handle,
+        }
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        // The stop command is sent at once; nothing needs to wait for it.
+        drop(self.handle.stop(false));
+    }
+}

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -37,7 +37,8 @@ struct BotState {
 struct FakeBotApi {
     url: String,
     state: Arc<Mutex<BotState>>,
-    handle: actix_web::dev::ServerHandle,
+    /// Keeps the fake running; it stops when dropped.
+    _server: FakeServer,
 }
 
 fn ok(result: Value) -> HttpResponse {
@@ -116,31 +117,11 @@ impl FakeBotApi {
     fn start() -> FakeBotApi {
         let state = Arc::new(Mutex::new(BotState::default()));
         let shared = state.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(web::Data::new(shared.clone()))
-                        .default_service(web::to(bot_route))
-                })
-                .workers(1)
-                .shutdown_timeout(1)
-                .bind("127.0.0.1:0")
-                .expect("bind fake Bot API");
-                let addr = server.addrs()[0];
-                let server = server.run();
-                tx.send((addr, server.handle())).expect("report address");
-                let _ = server.await;
-            });
-        });
-        let (addr, handle) = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("fake Bot API started");
+        let server = FakeServer::start(shared, bot_route);
         FakeBotApi {
-            url: format!("http://{addr}"),
+            url: server.url.clone(),
             state,
-            handle,
+            _server: server,
         }
     }
 
@@ -209,12 +190,6 @@ impl FakeBotApi {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("no getUpdates with offset {offset}: {:?}", self.offsets());
-    }
-}
-
-impl Drop for FakeBotApi {
-    fn drop(&mut self) {
-        drop(self.handle.stop(false));
     }
 }
 
