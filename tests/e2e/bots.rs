@@ -387,13 +387,13 @@ async fn a_bot_that_times_out_hands_the_customer_to_people() {
     );
 }
 
-/// What the fake Rasa got: (path, body), oldest first.
-type RasaLog = Arc<Mutex<Vec<(String, Value)>>>;
+/// What a fake got: (path or auth header, body), oldest first.
+type RequestLog = Arc<Mutex<Vec<(String, Value)>>>;
 
 /// A fake Rasa server: `/model/parse` and the REST channel, answering by keyword.
 struct FakeRasa {
     url: String,
-    got: RasaLog,
+    got: RequestLog,
     /// Keeps the fake running; it stops when dropped.
     _server: FakeServer,
 }
@@ -401,7 +401,7 @@ struct FakeRasa {
 async fn rasa_route(
     req: HttpRequest,
     body: web::Json<Value>,
-    got: web::Data<RasaLog>,
+    got: web::Data<RequestLog>,
 ) -> HttpResponse {
     let path = req.path().to_string();
     got.lock()
@@ -546,7 +546,7 @@ after_handoff = "resume"
 /// the Connector API at the activity's `serviceUrl`, like a Bot Framework SDK bot does.
 struct FakeBf {
     url: String,
-    got: RasaLog,
+    got: RequestLog,
     /// Keeps the fake running; it stops when dropped.
     _server: FakeServer,
 }
@@ -557,7 +557,7 @@ const BF_KEY: &str = "bf-connector-key-0123456789ab";
 async fn bf_route(
     req: HttpRequest,
     body: web::Json<Value>,
-    got: web::Data<RasaLog>,
+    got: web::Data<RequestLog>,
 ) -> HttpResponse {
     let auth = req
         .headers()
@@ -604,7 +604,7 @@ async fn bf_route(
 impl FakeBf {
     fn start() -> FakeBf {
         handoffd_channels::meta::install_crypto_provider();
-        let got: RasaLog = Arc::new(Mutex::new(Vec::new()));
+        let got: RequestLog = Arc::new(Mutex::new(Vec::new()));
         let shared = got.clone();
         let server = FakeServer::start(shared, bf_route);
         FakeBf {
