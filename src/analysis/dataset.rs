@@ -23,9 +23,18 @@ pub fn bitext_path() -> std::path::PathBuf {
 }
 
 /// Every row of the sample. Panics when it is missing: a measurement that silently skips
-/// measures nothing.
-pub fn bitext_rows() -> Vec<BitextRow> {
+/// measures nothing. Only when `HANDOFFD_SKIP_DATASET` is set (the test command sets it on a
+/// checkout without `shared/data` beside it, and says so) is a missing file `None`, and the
+/// measurement is skipped with a notice.
+pub fn bitext_rows() -> Option<Vec<BitextRow>> {
     let path = bitext_path();
+    if !path.exists() && std::env::var_os("HANDOFFD_SKIP_DATASET").is_some() {
+        eprintln!(
+            "SKIPPED: {} is absent and HANDOFFD_SKIP_DATASET is set",
+            path.display()
+        );
+        return None;
+    }
     let content = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "{}: {e} (the evaluation data lives in shared/data beside the checkout; \
@@ -51,7 +60,8 @@ pub fn bitext_rows() -> Vec<BitextRow> {
         col("entity_value"),
     );
     let field = |r: &Vec<String>, k: usize| r.get(k).cloned().unwrap_or_default();
-    rows.iter()
+    let rows = rows
+        .iter()
         .filter(|r| r.len() > 1)
         .map(|r| BitextRow {
             instruction: field(r, i),
@@ -60,7 +70,8 @@ pub fn bitext_rows() -> Vec<BitextRow> {
             entity_type: field(r, et),
             entity_value: field(r, ev),
         })
-        .collect()
+        .collect();
+    Some(rows)
 }
 
 /// Splits one CSV record into fields, honouring double quotes and doubled quotes inside.
@@ -121,7 +132,9 @@ fn csv_parser_handles_quotes() {
 
 #[test]
 fn the_sample_is_read_whole() {
-    let rows = bitext_rows();
+    let Some(rows) = bitext_rows() else {
+        return;
+    };
     // A deterministic half of the 6,480-row Bitext sample.
     assert_eq!(rows.len(), 3203);
     assert!(rows.iter().any(|r| r.intent == "contact_human_agent"));

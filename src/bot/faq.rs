@@ -788,7 +788,10 @@ handoff = true
         // One entry per intent of the Bitext sample (first utterance as the question, the next
         // four as alternatives); every other utterance is a query that should find its intent.
         let mut by_intent: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for row in crate::analysis::dataset::bitext_rows() {
+        let Some(rows) = crate::analysis::dataset::bitext_rows() else {
+            return;
+        };
+        for row in rows {
             by_intent
                 .entry(row.intent)
                 .or_default()
