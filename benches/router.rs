@@ -28,6 +28,7 @@ fn agent(i: usize) -> AgentRecord {
         } else {
             Vec::new()
         },
+        supervisor: false,
     }
 }
 

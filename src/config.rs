@@ -53,6 +53,18 @@ pub struct Config {
     /// Telegram's Bot API; the channel runs when the section is present.
     #[serde(default)]
     pub telegram: Option<TelegramConfig>,
+    #[serde(default)]
+    pub debug: DebugConfig,
+}
+
+/// Hooks for tests. Never for production.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebugConfig {
+    /// Serves `POST /api/v1/debug/clock`, which moves the daemon's clock for SLA deadlines
+    /// and business hours, so tests need not wait for minutes or for Monday morning.
+    #[serde(default)]
+    pub clock_control: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -583,6 +595,14 @@ pub struct RouterConfig {
     /// listed count 1.
     #[serde(default)]
     pub channel_weights: BTreeMap<String, f64>,
+    /// SLA policies, tried in order: the first covering a conversation's team and priority
+    /// sets its deadlines (see docs/routing.md).
+    #[serde(default)]
+    pub sla: Vec<crate::router::sla::SlaPolicyConfig>,
+    /// Told to a customer who escalates while their team is outside its business hours;
+    /// `{next_open}` becomes when it opens again. A team may set its own.
+    #[serde(default = "default_closed_message")]
+    pub closed_message: String,
 }
 
 /// Sends escalations with some property to a team, requiring skills, raising priority.
@@ -628,6 +648,9 @@ fn default_decline_cooldown() -> u64 {
 fn default_no_agent_message() -> String {
     "Nobody from our team can take this right now, so I'll keep helping you here. You can ask for a person again later.".into()
 }
+fn default_closed_message() -> String {
+    "Our team is away right now and back {next_open}. You keep your place in line, and we'll answer you here as soon as we're back.".into()
+}
 fn default_teams() -> Vec<TeamConfig> {
     vec![TeamConfig {
         name: crate::escalation::config::default_team(),
@@ -635,6 +658,9 @@ fn default_teams() -> Vec<TeamConfig> {
         max_open: None,
         when_no_agent: Default::default(),
         max_wait_secs: None,
+        business_hours: None,
+        when_closed: Default::default(),
+        closed_message: None,
     }]
 }
 
@@ -648,6 +674,8 @@ impl Default for RouterConfig {
             rules: Vec::new(),
             channel_weights: BTreeMap::new(),
             no_agent_message: default_no_agent_message(),
+            sla: Vec::new(),
+            closed_message: default_closed_message(),
         }
     }
 }
@@ -671,6 +699,17 @@ pub struct TeamConfig {
     /// Longest wait in the queue before `when_no_agent` applies even with agents online.
     #[serde(default)]
     pub max_wait_secs: Option<u64>,
+    /// Opening hours and holidays in the team's time zone: SLA timers count only open
+    /// time, and escalations outside them get `when_closed`. None: always open.
+    #[serde(default)]
+    pub business_hours: Option<crate::router::calendar::BusinessHoursConfig>,
+    /// Escalated outside business hours: `queue` (wait, told when the team is back) or
+    /// `bot` (back to the bot, told the same, which hears `handoff.failed`).
+    #[serde(default)]
+    pub when_closed: crate::router::NoAgentFallback,
+    /// This team's own `router.closed_message`.
+    #[serde(default)]
+    pub closed_message: Option<String>,
 }
 
 /// The email channel (`[email]`, `[email.imap]`, `[email.smtp]`). Off by default so the
@@ -1383,6 +1422,31 @@ impl Config {
                 bad(
                     format!("router.teams[{i}].max_open"),
                     "must be above 0 (leave it out for no team limit)".into(),
+                );
+            }
+            if let Some(h) = &t.business_hours
+                && let Err(e) = crate::router::calendar::BusinessCalendar::from_config(h)
+            {
+                bad(format!("router.teams[{i}].business_hours"), e.to_string());
+            }
+        }
+        let mut sla_names = HashSet::new();
+        for (i, p) in self.router.sla.iter().enumerate() {
+            if let Err((key, message)) = crate::router::sla::SlaPolicy::from_config(p, &|t| {
+                self.router.teams.iter().any(|x| x.name == t)
+            }) {
+                bad(format!("router.sla[{i}].{key}"), message);
+            }
+            if !sla_names.insert(p.name.as_str()) {
+                bad(
+                    format!("router.sla[{i}].name"),
+                    format!("SLA policy `{}` is defined twice", p.name),
+                );
+            }
+            if p.min_priority > 3 {
+                bad(
+                    format!("router.sla[{i}].min_priority"),
+                    "priority is 0 (low) to 3 (urgent)".into(),
                 );
             }
         }

@@ -7,6 +7,7 @@
 pub mod agents;
 pub mod analysis;
 pub mod bot;
+pub mod clock;
 pub mod config;
 pub mod conversation;
 pub mod delivery;
@@ -169,11 +170,18 @@ impl Gateway {
             windows: windows.clone(),
         });
         directory.do_send(SetServices(svc));
+        let clock = clock::Clock::system();
+        if config.debug.clock_control {
+            tracing::warn!(
+                "debug.clock_control is on: POST /api/v1/debug/clock moves the SLA clock; never use this in production"
+            );
+        }
         router_ctx.run(Router::new(
             store.clone(),
             directory.clone(),
             registry.clone(),
             RouterSettings::from_config(&config),
+            clock.clone(),
         ));
 
         let teams: Arc<HashSet<String>> =
@@ -186,6 +194,7 @@ impl Gateway {
             teams: teams.clone(),
             default_capacity: config.agents.default_capacity,
             bots,
+            clock: config.debug.clock_control.then_some(clock),
         });
         let pages = web::Data::new(http::pages::WebSettings {
             allowed_origins: config.widget.allowed_origins.clone(),

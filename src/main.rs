@@ -83,6 +83,10 @@ enum AgentCommand {
         /// A language the agent writes (ISO 639-1); repeat for several. None: any.
         #[arg(long = "language")]
         languages: Vec<String>,
+        /// Make the agent a supervisor of their teams (live queues, load and SLA state;
+        /// assign and transfer any conversation).
+        #[arg(long)]
+        supervisor: bool,
     },
     /// List agent accounts.
     List,
@@ -173,6 +177,7 @@ fn agent(path: &std::path::Path, command: AgentCommand) -> anyhow::Result<()> {
             name,
             skills,
             languages,
+            supervisor,
         } => {
             let known: HashSet<String> =
                 config.router.teams.iter().map(|t| t.name.clone()).collect();
@@ -186,6 +191,7 @@ fn agent(path: &std::path::Path, command: AgentCommand) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
             record.skills = skills;
             record.languages = languages.iter().map(|l| l.to_lowercase()).collect();
+            record.supervisor = supervisor;
             if store.agent(&id)?.is_some() {
                 anyhow::bail!("agent `{id}` exists already");
             }
@@ -196,11 +202,12 @@ fn agent(path: &std::path::Path, command: AgentCommand) -> anyhow::Result<()> {
         AgentCommand::List => {
             for a in store.agents()? {
                 println!(
-                    "{}\t{}\tteams={}\tcapacity={}",
+                    "{}\t{}\tteams={}\tcapacity={}{}",
                     a.id,
                     a.display_name,
                     a.teams.join(","),
-                    a.capacity
+                    a.capacity,
+                    if a.supervisor { "\tsupervisor" } else { "" }
                 );
             }
         }

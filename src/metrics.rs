@@ -111,6 +111,8 @@ pub struct Metrics {
     pub time_to_assignment: Histogram,
     /// From assigned to the agent's first reply.
     pub time_to_first_response: Histogram,
+    /// SLA deadlines that passed, by team and target.
+    pub sla_breaches: LabeledCounter,
 }
 
 /// The daemon's metrics.
@@ -119,6 +121,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     messages: LabeledCounter::default(),
     time_to_assignment: Histogram::new(&WAIT_BUCKETS),
     time_to_first_response: Histogram::new(&WAIT_BUCKETS),
+    sla_breaches: LabeledCounter::default(),
 });
 
 /// Gauges read at scrape time.
@@ -154,6 +157,11 @@ pub fn render(s: &Snapshot) -> String {
     m.time_to_first_response.render(
         "handoffd_time_to_first_response_seconds",
         "From assigned to the agent's first reply.",
+        &mut out,
+    );
+    m.sla_breaches.render(
+        "handoffd_sla_breaches_total",
+        "SLA deadlines that passed, by team and target.",
         &mut out,
     );
     let _ = writeln!(

@@ -279,6 +279,11 @@ pub struct AgentRecord {
     /// first to agents who speak their language.
     #[serde(default)]
     pub languages: Vec<String>,
+    /// Supervisors see their teams' queues, agents' load and SLA state live on the agent
+    /// websocket, hear of SLA breaches, and may assign or transfer any conversation of
+    /// their teams (all teams when they belong to none).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub supervisor: bool,
 }
 
 /// Something to deliver to a channel, kept until the channel reports a final outcome.
@@ -361,4 +366,64 @@ pub fn next_ticket() -> u64 {
             Err(actual) => cur = actual,
         }
     }
+}
+
+/// Which promise to the customer an SLA timer measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaTarget {
+    /// From escalation until an agent holds the conversation.
+    Assignment,
+    /// From escalation until the agent's first reply.
+    FirstResponse,
+    /// From a customer message, while an agent holds the conversation, until the agent answers.
+    NextResponse,
+    /// From escalation until the agent closes the conversation.
+    Resolution,
+}
+
+impl SlaTarget {
+    /// The stable name used in config, frames and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlaTarget::Assignment => "assignment",
+            SlaTarget::FirstResponse => "first_response",
+            SlaTarget::NextResponse => "next_response",
+            SlaTarget::Resolution => "resolution",
+        }
+    }
+}
+
+/// One running SLA timer. Deadlines are absolute wall-clock times worked out in the team's
+/// business hours when the timer starts, so a restart resumes them unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaTimer {
+    pub target: SlaTarget,
+    pub started_at_ms: u64,
+    /// `None` when the team's hours never open again: such a timer cannot be breached.
+    pub due_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub met_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breached_at_ms: Option<u64>,
+}
+
+impl SlaTimer {
+    /// Still counting: neither met nor breached.
+    pub fn running(&self) -> bool {
+        self.met_at_ms.is_none() && self.breached_at_ms.is_none()
+    }
+}
+
+/// The SLA timers of one escalated conversation, kept by the router from escalation to close
+/// (or until it goes back to the bot).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaClock {
+    pub conversation_id: String,
+    /// The team it is with now (transfers and overflow move it; deadlines stay).
+    pub team: String,
+    /// The name of the policy that set the deadlines.
+    pub policy: String,
+    pub started_at_ms: u64,
+    pub timers: Vec<SlaTimer>,
 }

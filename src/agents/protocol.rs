@@ -88,6 +88,13 @@ pub enum ClientFrame {
     GetConversation {
         conversation_id: String,
     },
+    /// Supervisors: ask for the overview of one's teams (queues, agents' load, SLA state).
+    GetOverview,
+    /// Supervisors: put a waiting conversation with an agent.
+    Assign {
+        conversation_id: String,
+        agent_id: String,
+    },
     Ping,
 }
 
@@ -108,6 +115,8 @@ impl ClientFrame {
             ClientFrame::Transfer { .. } => "transfer",
             ClientFrame::Close { .. } => "close",
             ClientFrame::GetConversation { .. } => "get_conversation",
+            ClientFrame::GetOverview => "get_overview",
+            ClientFrame::Assign { .. } => "assign",
             ClientFrame::Ping => "ping",
         }
     }
@@ -120,6 +129,10 @@ pub struct AgentInfo {
     pub name: String,
     pub teams: Vec<String>,
     pub capacity: u32,
+    /// Supervisors also get `overview` and `sla_breach` frames, and may `assign` and
+    /// `transfer` any conversation of their teams.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub supervisor: bool,
 }
 
 /// Frames the daemon sends to an agent client.
@@ -179,6 +192,23 @@ pub enum ServerFrame {
     /// the answer to `get_queue`, and pushed to agents of manual teams when it changes.
     Queue {
         entries: Vec<crate::router::QueuedView>,
+    },
+    /// Supervisors: their teams' queues, agents' load and SLA state; the answer to
+    /// `get_overview`, and pushed when something changes.
+    Overview(Box<crate::router::Overview>),
+    /// Supervisors: an SLA deadline of one of their teams' conversations passed.
+    SlaBreach {
+        conversation_id: String,
+        team: String,
+        target: crate::model::SlaTarget,
+        policy: String,
+        due_at_ms: u64,
+        breached_at_ms: u64,
+        /// The agent holding it when the deadline passed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent_id: Option<String>,
+        /// The configured actions being taken.
+        actions: Vec<String>,
     },
     /// The conversation left this agent (closed, transferred, re-queued).
     Released {

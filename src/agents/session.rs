@@ -21,8 +21,8 @@ use crate::conversation::{AgentAction, AgentRequest, Directory, TypingSignal, se
 use crate::handoff::{HandoffPackage, TranscriptEntry};
 use crate::model::Owner;
 use crate::router::{
-    Accept, AgentConnected, AgentDisconnected, Claim, Decline, GetQueue, QueuedView, Router,
-    RouterError, SetPresence,
+    Accept, AgentConnected, AgentDisconnected, Claim, Decline, GetOverview, GetQueue, QueuedView,
+    Router, RouterError, SetPresence, SupervisorAssign, SupervisorTransfer,
 };
 use crate::store::Store;
 
@@ -60,7 +60,7 @@ pub async fn ws_route(
     let mut agent = None;
     if let Some(token) = header_token {
         match endpoint.store.agent_by_token_hash(&hash_token(&token)) {
-            Ok(Some(a)) => agent = Some((a.id, a.display_name, a.teams)),
+            Ok(Some(a)) => agent = Some(a),
             Ok(None) => {
                 return Ok(HttpResponse::Unauthorized().json(serde_json::json!({
                     "error": {"code": "unauthorized", "message": "unknown agent token"}
@@ -89,8 +89,8 @@ pub async fn ws_route(
             agent: None,
             last_heard: Instant::now(),
         };
-        if let Some((id, name, teams)) = agent {
-            s.authenticated(id, name, teams, ctx);
+        if let Some(a) = agent {
+            s.authenticated(a, ctx);
         }
         s
     });
@@ -107,6 +107,7 @@ struct Agent {
     id: String,
     name: String,
     teams: Vec<String>,
+    supervisor: bool,
 }
 
 /// One agent connection.
@@ -176,20 +177,16 @@ impl AgentSession {
         ctx.stop();
     }
 
-    fn authenticated(
-        &mut self,
-        id: String,
-        name: String,
-        teams: Vec<String>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn authenticated(&mut self, a: crate::model::AgentRecord, ctx: &mut Context<Self>) {
+        let id = a.id;
         self.endpoint
             .registry
             .add(&id, self.id, ctx.address().recipient());
         self.agent = Some(Agent {
             id: id.clone(),
-            name,
-            teams,
+            name: a.display_name,
+            teams: a.teams,
+            supervisor: a.supervisor,
         });
         let fut = self.endpoint.router.send(AgentConnected {
             agent_id: id,
@@ -243,7 +240,7 @@ impl AgentSession {
                 return;
             };
             match self.endpoint.store.agent_by_token_hash(&hash_token(&token)) {
-                Ok(Some(a)) => self.authenticated(a.id, a.display_name, a.teams, ctx),
+                Ok(Some(a)) => self.authenticated(a, ctx),
                 Ok(None) => {
                     self.send(
                         ctx,
@@ -260,6 +257,7 @@ impl AgentSession {
         };
         let agent_id = agent.id.clone();
         let agent_name = agent.name.clone();
+        let supervisor = agent.supervisor;
         match frame {
             ClientFrame::Auth { .. } => self.send(
                 ctx,
@@ -300,14 +298,14 @@ impl AgentSession {
                     agent_id,
                     conversation_id: conversation_id.clone(),
                 });
-                self.answer_assignment(ctx, kind, conversation_id, fut);
+                self.answer_router(ctx, kind, conversation_id, fut);
             }
             ClientFrame::Accept { conversation_id } => {
                 let fut = self.endpoint.router.send(Accept {
                     agent_id,
                     conversation_id: conversation_id.clone(),
                 });
-                self.answer_assignment(ctx, kind, conversation_id, fut);
+                self.answer_router(ctx, kind, conversation_id, fut);
             }
             ClientFrame::Decline {
                 conversation_id,
@@ -515,6 +513,17 @@ impl AgentSession {
                     );
                     return;
                 }
+                if supervisor {
+                    let fut = self.endpoint.router.send(SupervisorTransfer {
+                        supervisor_id: agent_id,
+                        supervisor_name: agent_name,
+                        conversation_id: conversation_id.clone(),
+                        to,
+                        note,
+                    });
+                    self.answer_router(ctx, kind, conversation_id, fut);
+                    return;
+                }
                 let action = AgentAction::Transfer { to, note };
                 self.conversation_request(
                     ctx,
@@ -543,6 +552,45 @@ impl AgentSession {
                     .await;
                 });
             }
+            ClientFrame::GetOverview => {
+                let fut = self.endpoint.router.send(GetOverview {
+                    supervisor_id: agent_id,
+                });
+                ctx.wait(fut.into_actor(self).map(move |res, act, ctx| {
+                    let frame = match res {
+                        Ok(Ok(o)) => ServerFrame::Overview(Box::new(o)),
+                        Ok(Err(e)) => ServerFrame::error(e.code(), e.to_string(), Some(kind)),
+                        Err(_) => ServerFrame::error(
+                            "unavailable",
+                            "the router is not running",
+                            Some(kind),
+                        ),
+                    };
+                    act.send(ctx, frame);
+                }));
+            }
+            ClientFrame::Assign {
+                conversation_id,
+                agent_id: to_agent,
+            } => {
+                if !supervisor {
+                    self.send(
+                        ctx,
+                        ServerFrame::error(
+                            "forbidden",
+                            "only supervisors assign conversations",
+                            Some(kind),
+                        ),
+                    );
+                    return;
+                }
+                let fut = self.endpoint.router.send(SupervisorAssign {
+                    supervisor_id: agent_id,
+                    conversation_id: conversation_id.clone(),
+                    agent_id: to_agent,
+                });
+                self.answer_router(ctx, kind, conversation_id, fut);
+            }
             ClientFrame::GetConversation { conversation_id } => {
                 let frame = self.conversation_view(&conversation_id);
                 self.send(ctx, frame);
@@ -561,9 +609,9 @@ impl AgentSession {
         entries
     }
 
-    /// Waits for the router's answer to an `accept` or `claim` and sends the ack or the
-    /// error frame.
-    fn answer_assignment(
+    /// Waits for the router's answer to a request about one conversation (accept, claim,
+    /// a supervisor's assign or transfer) and sends the ack or the error frame.
+    fn answer_router(
         &mut self,
         ctx: &mut Context<Self>,
         kind: &'static str,

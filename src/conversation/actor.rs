@@ -34,7 +34,7 @@ use crate::model::{
     BotTurnMeta, ConversationRecord, DeliveryReport, KnownEntity, MessageRecord, OutboxEntry,
     Owner, QueueEntry, Role, next_ticket,
 };
-use crate::router::{Enqueue, Released};
+use crate::router::{Enqueue, Released, SlaSignal};
 use crate::store::Op;
 
 /// The actor of one conversation.
@@ -385,7 +385,15 @@ impl ConversationActor {
                     // An auto-reply or bounce is on record; answering it could start a loop.
                     Owner::Bot if automated => fut::ready(()).boxed_local(),
                     Owner::Bot => act.bot_step(seq, &analysis),
-                    // The agent saw it live (after_commit); while queued the bot stays silent.
+                    // The agent saw it live (after_commit); the router starts the
+                    // next-response timer of the SLA.
+                    Owner::Agent { .. } if !automated => {
+                        act.svc
+                            .router
+                            .do_send(SlaSignal::CustomerWrote(act.record.id.clone()));
+                        fut::ready(()).boxed_local()
+                    }
+                    // While queued the bot stays silent.
                     Owner::Queued { .. } | Owner::Agent { .. } => fut::ready(()).boxed_local(),
                 }
             })
@@ -771,6 +779,44 @@ impl ConversationActor {
             .boxed_local()
     }
 
+    /// The router changed a waiting conversation's queue entry (an SLA breach raised its
+    /// priority or moved it to another team): recorded with a note for the agents. Refused
+    /// unless the conversation is still waiting.
+    fn on_update_queued(
+        &mut self,
+        msg: super::UpdateQueued,
+    ) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
+        let Owner::Queued { since_ms, .. } = &self.record.owner else {
+            return fut::ready(Err(ConversationError::NotQueued)).boxed_local();
+        };
+        let since_ms = *since_ms;
+        let entry = msg.entry;
+        if let Some(e) = self.record.escalation.as_mut() {
+            e.team = entry.team.clone();
+            e.priority = entry.priority;
+        }
+        self.record.owner = Owner::Queued {
+            team: entry.team.clone(),
+            since_ms,
+        };
+        let mut p = Pending::default();
+        p.ops.push(Op::PutQueueEntry(entry));
+        let mut note = Self::message(Role::Note, msg.note);
+        note.author = Some("handoffd".into());
+        self.journal(&mut p, note);
+        self.commit(p).boxed_local()
+    }
+
+    /// Tells the customer something on the router's behalf (the team is closed, say).
+    fn on_post_notice(
+        &mut self,
+        msg: super::PostNotice,
+    ) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
+        let mut p = Pending::default();
+        self.journal(&mut p, Self::message(Role::System, msg.text));
+        self.commit(p).boxed_local()
+    }
+
     /// Applies the routing rules to the policy's decision.
     fn route(&self, decision: &Decision) -> crate::router::rules::Route {
         let mut intents: Vec<String> = self
@@ -875,7 +921,7 @@ impl ConversationActor {
         };
         let now = now_ms();
         // Back to its original place: same enqueue time and ticket.
-        let entry = match assignment {
+        let mut entry = match assignment {
             // A transfer to a named agent does not bind the re-queued conversation to them.
             Some(a) => QueueEntry {
                 only_agent: None,
@@ -894,6 +940,12 @@ impl ConversationActor {
                 channel: Some(self.record.channel),
             },
         };
+        if let Some(priority) = msg.priority {
+            entry.priority = priority;
+            if let Some(e) = self.record.escalation.as_mut() {
+                e.priority = priority;
+            }
+        }
         self.record.owner = Owner::Queued {
             team: entry.team.clone(),
             since_ms: entry.enqueued_at_ms,
@@ -955,7 +1007,14 @@ impl ConversationActor {
                 }
                 let seq = self.journal(&mut p, m);
                 self.commit(p)
-                    .map(move |r, _, _| r.map(|_| Some(seq)))
+                    .map(move |r, act, _| {
+                        if r.is_ok() {
+                            act.svc
+                                .router
+                                .do_send(SlaSignal::AgentReplied(act.record.id.clone()));
+                        }
+                        r.map(|_| Some(seq))
+                    })
                     .boxed_local()
             }
             AgentAction::Template {
@@ -996,7 +1055,14 @@ impl ConversationActor {
                 m.handoff = Some(handoff);
                 let seq = self.journal(&mut p, m);
                 self.commit(p)
-                    .map(move |r, _, _| r.map(|_| Some(seq)))
+                    .map(move |r, act, _| {
+                        if r.is_ok() {
+                            act.svc
+                                .router
+                                .do_send(SlaSignal::AgentReplied(act.record.id.clone()));
+                        }
+                        r.map(|_| Some(seq))
+                    })
                     .boxed_local()
             }
             AgentAction::Note { text } => {
@@ -1027,6 +1093,7 @@ impl ConversationActor {
                 let release = Released {
                     agent_id: req.agent_id,
                     conversation_id: self.record.id.clone(),
+                    closed: true,
                 };
                 let agent_name = req.agent_name.clone();
                 self.commit(p)
@@ -1084,6 +1151,7 @@ impl ConversationActor {
                 let release = Released {
                     agent_id: req.agent_id,
                     conversation_id: self.record.id.clone(),
+                    closed: false,
                 };
                 self.commit(p)
                     .map(move |r, act, _| {
@@ -1185,6 +1253,24 @@ impl Handler<super::ReturnToBot> for ConversationActor {
     fn handle(&mut self, msg: super::ReturnToBot, _ctx: &mut Self::Context) -> Self::Result {
         self.last_active = Instant::now();
         AtomicResponse::new(self.on_return_to_bot(msg))
+    }
+}
+
+impl Handler<super::UpdateQueued> for ConversationActor {
+    type Result = AtomicResponse<Self, Result<(), ConversationError>>;
+
+    fn handle(&mut self, msg: super::UpdateQueued, _ctx: &mut Self::Context) -> Self::Result {
+        self.last_active = Instant::now();
+        AtomicResponse::new(self.on_update_queued(msg))
+    }
+}
+
+impl Handler<super::PostNotice> for ConversationActor {
+    type Result = AtomicResponse<Self, Result<(), ConversationError>>;
+
+    fn handle(&mut self, msg: super::PostNotice, _ctx: &mut Self::Context) -> Self::Result {
+        self.last_active = Instant::now();
+        AtomicResponse::new(self.on_post_notice(msg))
     }
 }
 

@@ -180,6 +180,24 @@ pub struct AssignAgent {
 pub struct Requeue {
     pub agent_id: String,
     pub reason: String,
+    /// A new priority for its place in the queue (an SLA breach may raise it).
+    pub priority: Option<u8>,
+}
+
+/// The router changes a waiting conversation's queue entry (priority, team), with a note
+/// saying why; refused with `NotQueued` unless the conversation still waits.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(), ConversationError>")]
+pub struct UpdateQueued {
+    pub entry: QueueEntry,
+    pub note: String,
+}
+
+/// A system message to the customer on the router's behalf (e.g. the team is closed now).
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(), ConversationError>")]
+pub struct PostNotice {
+    pub text: String,
 }
 
 /// The router gives up on finding an agent (none online, or the team's longest wait

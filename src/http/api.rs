@@ -155,6 +155,8 @@ pub struct NewAgent {
     skills: Vec<String>,
     #[serde(default)]
     languages: Vec<String>,
+    #[serde(default)]
+    supervisor: bool,
 }
 
 pub async fn list_agents(
@@ -166,7 +168,7 @@ pub async fn list_agents(
     Ok(HttpResponse::Ok().json(json!({
         "agents": agents.iter().map(|a| json!({
             "id": a.id, "name": a.display_name, "teams": a.teams, "capacity": a.capacity,
-            "skills": a.skills, "languages": a.languages,
+            "skills": a.skills, "languages": a.languages, "supervisor": a.supervisor,
         })).collect::<Vec<_>>()
     })))
 }
@@ -188,6 +190,7 @@ pub async fn add_agent(
     .map_err(ApiError::bad_request)?;
     record.skills = body.skills;
     record.languages = body.languages.iter().map(|l| l.to_lowercase()).collect();
+    record.supervisor = body.supervisor;
     if state.store.agent(&record.id)?.is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -201,7 +204,7 @@ pub async fn add_agent(
         .await?;
     state.router.do_send(AgentAdded(record.clone()));
     Ok(HttpResponse::Created().json(json!({
-        "agent": {"id": record.id, "name": record.display_name, "teams": record.teams, "capacity": record.capacity},
+        "agent": {"id": record.id, "name": record.display_name, "teams": record.teams, "capacity": record.capacity, "supervisor": record.supervisor},
         "token": token,
     })))
 }
@@ -238,6 +241,7 @@ pub fn new_agent_record(
         created_at_ms: handoffd_channels::now_ms(),
         skills: Vec::new(),
         languages: Vec::new(),
+        supervisor: false,
     };
     Ok((record, token))
 }
@@ -299,4 +303,46 @@ pub async fn metrics(
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::metrics::render(&snapshot)))
+}
+
+/// What `POST /api/v1/debug/clock` accepts: one of the two.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveClock {
+    #[serde(default)]
+    advance_secs: Option<i64>,
+    #[serde(default)]
+    set_ms: Option<u64>,
+}
+
+/// `POST /api/v1/debug/clock`: moves the daemon's clock (only with `debug.clock_control`),
+/// then has the router check its SLA deadlines; answers once that is done, with the time.
+pub async fn move_clock(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<MoveClock>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let Some(clock) = &state.clock else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the clock can only be moved with debug.clock_control = true",
+        ));
+    };
+    match (body.advance_secs, body.set_ms) {
+        (Some(secs), None) => clock.advance(secs.saturating_mul(1000)),
+        (None, Some(at)) => clock.set(at),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of advance_secs and set_ms",
+            ));
+        }
+    }
+    let breaches = state
+        .router
+        .send(crate::router::SweepSla)
+        .await
+        .map_err(|_| ApiError::internal("the router is not running"))?;
+    Ok(HttpResponse::Ok().json(json!({ "now_ms": clock.now_ms(), "breaches": breaches })))
 }

@@ -32,6 +32,8 @@ pub struct AppState {
     pub default_capacity: u32,
     /// The running bots: their API keys authorize asynchronous replies.
     pub bots: Arc<crate::bot::Bots>,
+    /// The daemon's clock, when `debug.clock_control` lets tests move it.
+    pub clock: Option<crate::clock::Clock>,
 }
 
 /// Mounts every route; used by the server and nothing else.
@@ -89,7 +91,8 @@ pub fn configure(
                 )
                 .route("/queue", web::get().to(api::queue))
                 .route("/agents", web::get().to(api::list_agents))
-                .route("/agents", web::post().to(api::add_agent)),
+                .route("/agents", web::post().to(api::add_agent))
+                .route("/debug/clock", web::post().to(api::move_clock)),
         )
         .default_service(web::to(not_found));
 }

@@ -500,6 +500,55 @@ impl RouterCore {
         Ok(entry)
     }
 
+    /// A supervisor puts a waiting conversation with an agent: any team, skills or presence,
+    /// but never past the agent's capacity. Someone else's open offer must have been
+    /// withdrawn first. Confirmed with [`RouterCore::finish_accept`] like an accept.
+    pub fn assign_by_supervisor(
+        &mut self,
+        agent_id: &str,
+        conversation_id: &str,
+        now: Instant,
+    ) -> Result<QueueEntry, Refusal> {
+        if self.accepting.contains(conversation_id) {
+            return Err(Refusal::NotQueued);
+        }
+        if self.offers.contains_key(conversation_id) {
+            return Err(Refusal::OfferedToAnother);
+        }
+        let entry = self
+            .queued_entry(conversation_id)
+            .cloned()
+            .ok_or(Refusal::NotQueued)?;
+        let agent = self.agents.get(agent_id).ok_or(Refusal::UnknownAgent)?;
+        if !agent.fits(self.weights.of(&entry)) {
+            return Err(Refusal::NotEligible);
+        }
+        self.hold(agent_id, &entry, now);
+        Ok(entry)
+    }
+
+    /// Whether an accept of the conversation is being confirmed right now.
+    pub fn is_accepting(&self, conversation_id: &str) -> bool {
+        self.accepting.contains(conversation_id)
+    }
+
+    /// The agent holding the conversation, if any.
+    pub fn holder_of(&self, conversation_id: &str) -> Option<&str> {
+        self.agents
+            .values()
+            .find(|a| a.assigned().contains_key(conversation_id))
+            .map(|a| a.record.id.as_str())
+    }
+
+    /// Keeps `agent_id` from being offered the conversation again for the decline cooldown
+    /// (it was taken from them for an SLA breach).
+    pub fn cool_down(&mut self, agent_id: &str, conversation_id: &str, now: Instant) {
+        self.declined
+            .entry(conversation_id.to_string())
+            .or_default()
+            .insert(agent_id.to_string(), (now, true));
+    }
+
     /// The conversation confirmed (`Ok`) or refused the assignment. `drop_from_queue` is set
     /// when the conversation is no longer waiting at all.
     pub fn finish_accept(

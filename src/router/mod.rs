@@ -4,9 +4,13 @@
 //! under a burst. On start it rebuilds its state from the store: queue order with original
 //! enqueue times, and every assignment.
 
+mod breach;
+pub mod calendar;
 pub mod core;
 pub mod rules;
+pub mod sla;
 mod state;
+mod supervise;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -16,6 +20,7 @@ use handoffd_channels::now_ms;
 
 use crate::agents::AgentRegistry;
 use crate::agents::protocol::{AgentInfo, Presence, ServerFrame};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::conversation::{
     AssignAgent, ConversationError, Directory, Requeue, ReturnToBot, TellPosition, send_to,
@@ -23,8 +28,15 @@ use crate::conversation::{
 use crate::handoff::HandoffPackage;
 use crate::model::{AgentRecord, Assignment, QueueEntry};
 use crate::store::Store;
+pub use breach::{SlaSignal, SweepSla};
+use calendar::BusinessCalendar;
 use core::{NewOffer, Refusal, RouterCore};
+use sla::{SlaBook, SlaPolicy};
 pub use state::{ChannelWeights, NoAgentFallback, QueueKey, Strategy, TeamPolicy, UNIT};
+pub use supervise::{
+    AgentOverview, GetOverview, HeldView, Overview, SupervisorAssign, SupervisorTransfer,
+    TeamOverview,
+};
 
 /// The router's settings, read once from the config.
 #[derive(Debug, Clone)]
@@ -35,6 +47,12 @@ pub struct RouterSettings {
     pub teams: HashMap<String, TeamPolicy>,
     pub channel_weights: ChannelWeights,
     pub no_agent_message: String,
+    /// SLA policies in config order: the first covering a conversation applies.
+    pub sla_policies: Vec<SlaPolicy>,
+    /// Business hours of the teams that have them.
+    pub calendars: HashMap<String, BusinessCalendar>,
+    /// What each team does with a conversation escalated outside its hours, and the message.
+    pub when_closed: HashMap<String, (NoAgentFallback, String)>,
 }
 
 impl RouterSettings {
@@ -68,6 +86,36 @@ impl RouterSettings {
                     .collect(),
             ),
             no_agent_message: c.router.no_agent_message.clone(),
+            // The config was checked at load: what fails here was reported there.
+            sla_policies: c
+                .router
+                .sla
+                .iter()
+                .filter_map(|p| {
+                    SlaPolicy::from_config(p, &|t| c.router.teams.iter().any(|x| x.name == t)).ok()
+                })
+                .collect(),
+            calendars: c
+                .router
+                .teams
+                .iter()
+                .filter_map(|t| {
+                    let hours = t.business_hours.as_ref()?;
+                    Some((t.name.clone(), BusinessCalendar::from_config(hours).ok()?))
+                })
+                .collect(),
+            when_closed: c
+                .router
+                .teams
+                .iter()
+                .map(|t| {
+                    let message = t
+                        .closed_message
+                        .clone()
+                        .unwrap_or_else(|| c.router.closed_message.clone());
+                    (t.name.clone(), (t.when_closed, message))
+                })
+                .collect(),
         }
     }
 }
@@ -87,6 +135,10 @@ pub enum RouterError {
     NotEligible(String),
     #[error("`{0}` is offered to another agent right now")]
     OfferedToAnother(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("agent `{0}` has no room for this conversation")]
+    AgentFull(String),
 }
 
 impl RouterError {
@@ -98,6 +150,8 @@ impl RouterError {
             RouterError::NotQueued(_) => "not_queued",
             RouterError::NotEligible(_) => "not_eligible",
             RouterError::OfferedToAnother(_) => "offered_to_another",
+            RouterError::Forbidden(_) => "forbidden",
+            RouterError::AgentFull(_) => "agent_full",
         }
     }
 }
@@ -119,6 +173,12 @@ pub struct Router {
     recent_assignments: HashMap<String, std::collections::VecDeque<Instant>>,
     /// The queue each agent of a manual team was last sent (conversation ids, in order).
     pushed_queue: HashMap<String, Vec<String>>,
+    /// The SLA timers of escalated conversations.
+    sla: SlaBook,
+    /// The wall clock of deadlines and business hours (movable by tests).
+    clock: Clock,
+    /// Something supervisors see changed since their last overview.
+    overview_dirty: bool,
 }
 
 impl Router {
@@ -127,8 +187,10 @@ impl Router {
         directory: Addr<Directory>,
         registry: AgentRegistry,
         settings: RouterSettings,
+        clock: Clock,
     ) -> Self {
         let mut core = RouterCore::new(settings.offer_timeout, settings.decline_cooldown);
+        let sla = SlaBook::new(settings.sla_policies.clone(), settings.calendars.clone());
         core.set_teams(settings.teams.clone());
         core.set_channel_weights(settings.channel_weights.clone());
         Router {
@@ -141,6 +203,9 @@ impl Router {
             told_position: HashMap::new(),
             recent_assignments: HashMap::new(),
             pushed_queue: HashMap::new(),
+            sla,
+            clock,
+            overview_dirty: true,
         }
     }
 
@@ -156,6 +221,11 @@ impl Router {
             if !self.core.restore_assignment(&a) {
                 tracing::warn!(agent = %a.agent_id, "assignment to an unknown agent");
             }
+        }
+        // Deadlines are absolute: a breach that fell while the daemon was down is acted on
+        // at the first sweep.
+        for c in self.store.sla_clocks()? {
+            self.sla.restore(c);
         }
         tracing::info!(
             queued = self.core.queue_len(),
@@ -195,6 +265,7 @@ impl Router {
         }
         self.tell_positions();
         self.push_manual_queues();
+        self.overview_dirty = true;
     }
 
     fn deliver_offer(&mut self, offer: NewOffer, ctx: &mut Context<Self>) {
@@ -345,18 +416,22 @@ impl Router {
                 .is_some_and(|e| e.ticket == ticket);
             if same && act.core.waiting_unoffered(&cid) {
                 let reason = format!("nobody took it within {} s", max.as_secs());
-                act.return_to_bot(cid, reason, ctx);
+                let message = act.settings.no_agent_message.clone();
+                act.return_to_bot(cid, reason, message, ctx);
             }
         });
     }
 
     /// Gives up on a waiting conversation: back to its bot (see `ReturnToBot`).
-    fn return_to_bot(&mut self, conversation_id: String, reason: String, ctx: &mut Context<Self>) {
+    fn return_to_bot(
+        &mut self,
+        conversation_id: String,
+        reason: String,
+        message: String,
+        ctx: &mut Context<Self>,
+    ) {
         let directory = self.directory.clone();
-        let msg = ReturnToBot {
-            reason,
-            message: self.settings.no_agent_message.clone(),
-        };
+        let msg = ReturnToBot { reason, message };
         let cid = conversation_id.clone();
         async move { send_to(&directory, &cid, msg).await }
             .into_actor(self)
@@ -365,6 +440,7 @@ impl Router {
                     Ok(()) => {
                         act.core.withdraw(&conversation_id);
                         act.core.remove_queued(&conversation_id);
+                        act.stop_sla(&conversation_id);
                     }
                     // Taken or closed meanwhile: nothing to undo.
                     Err(e) => tracing::debug!(conversation = %conversation_id, error = %e, "not returned to the bot"),
@@ -408,6 +484,7 @@ impl Router {
                     Requeue {
                         agent_id: agent,
                         reason: "the agent disconnected".into(),
+                        priority: None,
                     },
                 )
                 .await
@@ -441,6 +518,12 @@ impl Actor for Router {
             tracing::error!(error = %e, "router could not restore its state");
         }
         self.dispatch(ctx);
+        // SLA deadlines are checked every second (and at once when a test moves the clock);
+        // supervisors' overviews are refreshed at most four times a second.
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            act.sweep_sla(ctx);
+        });
+        ctx.run_interval(Duration::from_millis(250), |act, _| act.push_overviews());
     }
 }
 
@@ -464,12 +547,45 @@ impl Handler<Enqueue> for Router {
         let cid = entry.conversation_id.clone();
         let team = entry.team.clone();
         let addressed = entry.only_agent.is_some();
+        let now_ms = self.clock.now_ms();
+        if let Some(c) = self.sla.enqueued(&cid, &team, entry.priority, now_ms) {
+            self.persist_sla(vec![c], Vec::new());
+        }
         self.core.enqueue(entry);
+        if !addressed
+            && let Some(calendar) = self.sla.calendar(&team)
+            && !calendar.is_open(now_ms)
+        {
+            let (fallback, template) = self
+                .settings
+                .when_closed
+                .get(&team)
+                .cloned()
+                .unwrap_or_default();
+            let back = calendar
+                .describe_next_open(now_ms)
+                .unwrap_or_else(|| "later".into());
+            let message = template.replace("{next_open}", &back);
+            match fallback {
+                NoAgentFallback::Bot => {
+                    let reason = format!("team {team} is outside its business hours");
+                    self.return_to_bot(cid, reason, message, ctx);
+                    return;
+                }
+                NoAgentFallback::Queue => self.post_notice(&cid, message, ctx),
+            }
+        }
         if policy.when_no_agent == NoAgentFallback::Bot
             && !addressed
             && !self.core.team_online(&team)
         {
-            self.return_to_bot(cid, format!("no agent of team {team} is online"), ctx);
+            let message = self.settings.no_agent_message.clone();
+            self.return_to_bot(
+                cid,
+                format!("no agent of team {team} is online"),
+                message,
+                ctx,
+            );
             return;
         }
         self.dispatch(ctx);
@@ -505,6 +621,7 @@ impl Handler<AgentConnected> for Router {
             name: a.record.display_name.clone(),
             teams: a.record.teams.clone(),
             capacity: a.record.capacity,
+            supervisor: a.record.supervisor,
         };
         let mut held: Vec<String> = a.assigned().keys().cloned().collect();
         held.sort();
@@ -661,6 +778,10 @@ impl Router {
                     Ok(()) => {
                         act.core.finish_accept(&agent_id, &cid, true, false);
                         act.note_assignment(&team);
+                        let now_ms = act.clock.now_ms();
+                        if let Some(c) = act.sla.assigned(&cid, now_ms) {
+                            act.persist_sla(vec![c], Vec::new());
+                        }
                         if let Some(p) = act.package(&cid) {
                             act.registry.push(
                                 &agent_id,
@@ -765,6 +886,8 @@ impl Handler<Decline> for Router {
 pub struct Released {
     pub agent_id: String,
     pub conversation_id: String,
+    /// Closed (its SLA clock ends) rather than transferred (the clock runs on).
+    pub closed: bool,
 }
 
 impl Handler<Released> for Router {
@@ -772,6 +895,9 @@ impl Handler<Released> for Router {
 
     fn handle(&mut self, msg: Released, ctx: &mut Self::Context) {
         self.core.release(&msg.agent_id, &msg.conversation_id);
+        if msg.closed {
+            self.stop_sla(&msg.conversation_id);
+        }
         self.registry.push(
             &msg.agent_id,
             &ServerFrame::Released {
@@ -844,6 +970,9 @@ pub struct QueuedView {
     /// agent session fills it in from the store when it answers `get_queue`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contact: Option<handoffd_channels::Contact>,
+    /// Its SLA timers (running, met or breached), when a policy covers it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sla: Vec<crate::model::SlaTimer>,
 }
 
 /// Asks the router for the queue, in the order it will be served: all of it, or the part an
@@ -895,6 +1024,11 @@ impl Router {
                     .offer_of(&e.conversation_id)
                     .map(|o| o.agent_id.clone()),
                 contact: None,
+                sla: self
+                    .sla
+                    .clock(&e.conversation_id)
+                    .map(|c| c.timers.clone())
+                    .unwrap_or_default(),
             })
             .collect()
     }

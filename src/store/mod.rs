@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use crate::model::{
     AgentRecord, Assignment, ConversationRecord, MessageRecord, OutboundRef, OutboxEntry,
-    QueueEntry,
+    QueueEntry, SlaClock,
 };
 use tables::*;
 pub use writer::WriteStats;
@@ -53,6 +53,9 @@ pub enum Op {
         platform_message_id: String,
         target: OutboundRef,
     },
+    /// The SLA deadlines of an escalated conversation (written by the router alone).
+    PutSlaClock(Box<SlaClock>),
+    DeleteSlaClock(String),
 }
 
 /// Why the store could not do what was asked.
@@ -225,6 +228,20 @@ impl Store {
 
     pub fn queue_entries(&self) -> Result<Vec<QueueEntry>, StoreError> {
         self.all(QUEUE)
+    }
+
+    /// Every running SLA clock, for the router's restore.
+    pub fn sla_clocks(&self) -> Result<Vec<SlaClock>, StoreError> {
+        self.all(SLA_CLOCKS)
+    }
+
+    /// Queues `ops` for the writer now, in call order, and returns the wait for them to be
+    /// durable: for actors that must keep their writes in order without blocking on each.
+    pub fn submit(
+        &self,
+        ops: Vec<Op>,
+    ) -> Result<impl std::future::Future<Output = Result<(), StoreError>> + use<>, StoreError> {
+        self.writer.submit_ordered(ops)
     }
 
     pub fn assignments(&self) -> Result<Vec<Assignment>, StoreError> {

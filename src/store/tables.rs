@@ -27,6 +27,9 @@ pub const CHANNEL_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("ch
 /// "channel:platform message id" of a message the daemon sent -> OutboundRef
 pub const OUTBOUND_REFS: TableDefinition<&str, &[u8]> = TableDefinition::new("outbound_refs");
 
+/// conversation id -> SlaClock: the SLA deadlines of an escalated conversation
+pub const SLA_CLOCKS: TableDefinition<&str, &[u8]> = TableDefinition::new("sla_clocks");
+
 /// Creates every table so that readers never meet a missing one.
 pub fn create_all(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
@@ -40,6 +43,7 @@ pub fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(OUTBOX)?;
     txn.open_table(CHANNEL_STATE)?;
     txn.open_table(OUTBOUND_REFS)?;
+    txn.open_table(SLA_CLOCKS)?;
     txn.commit()?;
     Ok(())
 }

@@ -91,6 +91,15 @@ impl Writer {
         Ok(rx)
     }
 
+    /// Sends `ops` to the writer thread now; the future resolves once they are durable.
+    pub fn submit_ordered(
+        &self,
+        ops: Vec<Op>,
+    ) -> Result<impl std::future::Future<Output = Result<(), StoreError>> + use<>, StoreError> {
+        let rx = self.submit(ops)?;
+        Ok(async move { rx.await.map_err(|_| StoreError::Closed)? })
+    }
+
     pub async fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         self.submit(ops)?.await.map_err(|_| StoreError::Closed)?
     }
@@ -151,6 +160,7 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), StoreError> {
         let mut outbox = txn.open_table(OUTBOX)?;
         let mut channel_state = txn.open_table(CHANNEL_STATE)?;
         let mut outbound_refs = txn.open_table(OUTBOUND_REFS)?;
+        let mut sla_clocks = txn.open_table(SLA_CLOCKS)?;
         for op in batch.iter().flat_map(|r| r.ops.iter()) {
             match op {
                 Op::PutConversation(c) => {
@@ -218,6 +228,12 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), StoreError> {
                         channel_key(*channel, platform_message_id).as_str(),
                         encode(target)?.as_slice(),
                     )?;
+                }
+                Op::PutSlaClock(c) => {
+                    sla_clocks.insert(c.conversation_id.as_str(), encode(c)?.as_slice())?;
+                }
+                Op::DeleteSlaClock(id) => {
+                    sla_clocks.remove(id.as_str())?;
                 }
             }
         }

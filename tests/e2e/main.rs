@@ -14,6 +14,7 @@ mod mail_support;
 mod meta;
 mod restart;
 mod resume;
+mod sla;
 mod strategies;
 mod support;
 mod telegram;

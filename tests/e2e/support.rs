@@ -210,6 +210,31 @@ impl Daemon {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn api_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(self.url(path))
+            .bearer_auth(API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        reqwest::Client::new()
+            .get(self.url("/metrics"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub async fn conversation(&self, id: &str) -> Value {
         let (status, body) = self.api_get(&format!("/api/v1/conversations/{id}")).await;
         assert_eq!(status, 200, "{body}");

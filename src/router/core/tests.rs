@@ -24,6 +24,7 @@ fn agent(id: &str, teams: &[&str], capacity: u32) -> AgentRecord {
         created_at_ms: 0,
         skills: Vec::new(),
         languages: Vec::new(),
+        supervisor: false,
     }
 }
 
