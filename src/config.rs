@@ -603,6 +603,10 @@ pub struct RouterConfig {
     /// `{next_open}` becomes when it opens again. A team may set its own.
     #[serde(default = "default_closed_message")]
     pub closed_message: String,
+    /// Told to a customer who waits while nobody of their team is online (teams with
+    /// `when_no_agent = "queue"`).
+    #[serde(default = "default_offline_message")]
+    pub offline_message: String,
 }
 
 /// Sends escalations with some property to a team, requiring skills, raising priority.
@@ -648,6 +652,9 @@ fn default_decline_cooldown() -> u64 {
 fn default_no_agent_message() -> String {
     "Nobody from our team can take this right now, so I'll keep helping you here. You can ask for a person again later.".into()
 }
+fn default_offline_message() -> String {
+    "Nobody from our team is online right now. You keep your place in line, and we'll answer you here as soon as someone is back.".into()
+}
 fn default_closed_message() -> String {
     "Our team is away right now and back {next_open}. You keep your place in line, and we'll answer you here as soon as we're back.".into()
 }
@@ -676,6 +683,7 @@ impl Default for RouterConfig {
             no_agent_message: default_no_agent_message(),
             sla: Vec::new(),
             closed_message: default_closed_message(),
+            offline_message: default_offline_message(),
         }
     }
 }

@@ -7,6 +7,7 @@
 mod breach;
 pub mod calendar;
 pub mod core;
+mod fallback;
 pub mod rules;
 pub mod sla;
 mod state;
@@ -47,6 +48,9 @@ pub struct RouterSettings {
     pub teams: HashMap<String, TeamPolicy>,
     pub channel_weights: ChannelWeights,
     pub no_agent_message: String,
+    /// Told to a customer who waits while nobody of the team is online (`when_no_agent =
+    /// "queue"`).
+    pub offline_message: String,
     /// SLA policies in config order: the first covering a conversation applies.
     pub sla_policies: Vec<SlaPolicy>,
     /// Business hours of the teams that have them.
@@ -86,6 +90,7 @@ impl RouterSettings {
                     .collect(),
             ),
             no_agent_message: c.router.no_agent_message.clone(),
+            offline_message: c.router.offline_message.clone(),
             // The config was checked at load: what fails here was reported there.
             sla_policies: c
                 .router
@@ -179,6 +184,8 @@ pub struct Router {
     clock: Clock,
     /// Something supervisors see changed since their last overview.
     overview_dirty: bool,
+    /// Waiting conversations whose customer was told nobody can answer now (told once).
+    told_unavailable: std::collections::HashSet<String>,
 }
 
 impl Router {
@@ -206,6 +213,7 @@ impl Router {
             sla,
             clock,
             overview_dirty: true,
+            told_unavailable: Default::default(),
         }
     }
 
@@ -350,6 +358,7 @@ impl Router {
         let waiting: std::collections::HashSet<&String> =
             positions.iter().map(|(id, _)| id).collect();
         self.told_position.retain(|id, _| waiting.contains(id));
+        self.forget_told(&waiting);
         for (id, position, eta_secs) in changed {
             self.told_position.insert(id.clone(), (position, eta_secs));
             // Through the directory's mailbox, so updates arrive in the order they were made.
@@ -495,7 +504,10 @@ impl Router {
                     Ok(Ok(entry)) => {
                         tracing::info!(conversation = %conversation_id, "re-queued after agent disconnect");
                         act.core.release_from_all(&conversation_id);
+                        let team = entry.team.clone();
                         act.core.enqueue(entry);
+                        // Its team may have nobody left either.
+                        act.unavailable_fallback(&conversation_id, &team, ctx);
                     }
                     Ok(Err(ConversationError::NotOwner)) => act.core.release_from_all(&conversation_id),
                     Ok(Err(e)) | Err(e) => {
@@ -537,12 +549,6 @@ impl Handler<Enqueue> for Router {
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Self::Context) {
         let entry = msg.0;
-        let policy = self
-            .settings
-            .teams
-            .get(&entry.team)
-            .cloned()
-            .unwrap_or_default();
         self.schedule_max_wait(&entry, ctx);
         let cid = entry.conversation_id.clone();
         let team = entry.team.clone();
@@ -552,40 +558,7 @@ impl Handler<Enqueue> for Router {
             self.persist_sla(vec![c], Vec::new());
         }
         self.core.enqueue(entry);
-        if !addressed
-            && let Some(calendar) = self.sla.calendar(&team)
-            && !calendar.is_open(now_ms)
-        {
-            let (fallback, template) = self
-                .settings
-                .when_closed
-                .get(&team)
-                .cloned()
-                .unwrap_or_default();
-            let back = calendar
-                .describe_next_open(now_ms)
-                .unwrap_or_else(|| "later".into());
-            let message = template.replace("{next_open}", &back);
-            match fallback {
-                NoAgentFallback::Bot => {
-                    let reason = format!("team {team} is outside its business hours");
-                    self.return_to_bot(cid, reason, message, ctx);
-                    return;
-                }
-                NoAgentFallback::Queue => self.post_notice(&cid, message, ctx),
-            }
-        }
-        if policy.when_no_agent == NoAgentFallback::Bot
-            && !addressed
-            && !self.core.team_online(&team)
-        {
-            let message = self.settings.no_agent_message.clone();
-            self.return_to_bot(
-                cid,
-                format!("no agent of team {team} is online"),
-                message,
-                ctx,
-            );
+        if !addressed && self.unavailable_fallback(&cid, &team, ctx) {
             return;
         }
         self.dispatch(ctx);
@@ -674,6 +647,12 @@ impl Handler<AgentDisconnected> for Router {
             self.withdraw(&cid, "the agent disconnected", ctx);
         }
         self.schedule_requeue_check(&msg.agent_id, ctx);
+        let teams = self
+            .core
+            .agent(&msg.agent_id)
+            .map(|a| a.record.teams.clone())
+            .unwrap_or_default();
+        self.schedule_team_check(teams, ctx);
         self.dispatch(ctx);
     }
 }
@@ -702,6 +681,12 @@ impl Handler<SetPresence> for Router {
             for cid in offered {
                 self.withdraw(&cid, "the agent is away", ctx);
             }
+            let teams = self
+                .core
+                .agent(&msg.agent_id)
+                .map(|a| a.record.teams.clone())
+                .unwrap_or_default();
+            self.schedule_team_check(teams, ctx);
         }
         self.dispatch(ctx);
     }

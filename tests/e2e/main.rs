@@ -7,6 +7,7 @@ mod browser;
 mod burst;
 mod cli;
 mod email;
+mod fallbacks;
 mod handoff;
 mod lifecycle;
 mod load_smoke;

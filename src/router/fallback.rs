@@ -1,0 +1,117 @@
+//! When nobody can answer: a team outside its business hours, or with nobody online. Each
+//! team says what happens then (`when_closed`, `when_no_agent`): the customer waits in the
+//! queue and is told so, or the conversation goes back to the bot. Checked when a
+//! conversation joins the queue, and again when a team's last agent has been gone for the
+//! grace period.
+
+use std::collections::HashSet;
+
+use actix::prelude::*;
+
+use super::{NoAgentFallback, Router};
+
+/// Why nobody can answer a team's customers now.
+enum Unavailable {
+    /// Outside business hours; when the team is back, for people.
+    Closed { back: String },
+    /// Within hours, but no agent of the team is online.
+    NobodyOnline,
+}
+
+impl Router {
+    fn unavailable(&self, team: &str) -> Option<Unavailable> {
+        let now_ms = self.clock.now_ms();
+        if let Some(calendar) = self.sla.calendar(team)
+            && !calendar.is_open(now_ms)
+        {
+            let back = calendar
+                .describe_next_open(now_ms)
+                .unwrap_or_else(|| "later".into());
+            return Some(Unavailable::Closed { back });
+        }
+        (!self.core.team_online(team)).then_some(Unavailable::NobodyOnline)
+    }
+
+    /// Applies the team's fallback to a waiting conversation if nobody can answer it now.
+    /// Returns true when the conversation left the queue (back to the bot).
+    pub(super) fn unavailable_fallback(
+        &mut self,
+        conversation_id: &str,
+        team: &str,
+        ctx: &mut Context<Self>,
+    ) -> bool {
+        let Some(why) = self.unavailable(team) else {
+            return false;
+        };
+        let policy = self.settings.teams.get(team).cloned().unwrap_or_default();
+        let (fallback, message, reason) = match why {
+            Unavailable::Closed { back } => {
+                let (fallback, template) = self
+                    .settings
+                    .when_closed
+                    .get(team)
+                    .cloned()
+                    .unwrap_or_else(|| (NoAgentFallback::Queue, String::new()));
+                (
+                    fallback,
+                    template.replace("{next_open}", &back),
+                    format!("team {team} is outside its business hours"),
+                )
+            }
+            Unavailable::NobodyOnline => {
+                let message = match policy.when_no_agent {
+                    NoAgentFallback::Bot => self.settings.no_agent_message.clone(),
+                    NoAgentFallback::Queue => self.settings.offline_message.clone(),
+                };
+                (
+                    policy.when_no_agent,
+                    message,
+                    format!("no agent of team {team} is online"),
+                )
+            }
+        };
+        match fallback {
+            NoAgentFallback::Bot => {
+                self.return_to_bot(conversation_id.to_string(), reason, message, ctx);
+                true
+            }
+            NoAgentFallback::Queue => {
+                if self.told_unavailable.insert(conversation_id.to_string()) {
+                    self.post_notice(conversation_id, message, ctx);
+                }
+                false
+            }
+        }
+    }
+
+    /// After the grace period, checks the teams an agent left (disconnected, or no longer
+    /// online): a team with nobody online applies its fallback to its waiting conversations.
+    pub(super) fn schedule_team_check(&mut self, teams: Vec<String>, ctx: &mut Context<Self>) {
+        ctx.run_later(self.settings.requeue_after_disconnect, move |act, ctx| {
+            let mut left = false;
+            for team in &teams {
+                if act.core.team_online(team) {
+                    continue;
+                }
+                let waiting: Vec<String> = act
+                    .core
+                    .queue()
+                    .filter(|e| e.team == *team && e.only_agent.is_none())
+                    .map(|e| e.conversation_id.clone())
+                    .filter(|cid| act.core.waiting_unoffered(cid))
+                    .collect();
+                for cid in waiting {
+                    left |= act.unavailable_fallback(&cid, team, ctx);
+                }
+            }
+            if left {
+                act.dispatch(ctx);
+            }
+        });
+    }
+
+    /// Forgets who was told what once they stop waiting.
+    pub(super) fn forget_told(&mut self, waiting: &HashSet<&String>) {
+        self.told_unavailable.retain(|id| waiting.contains(id));
+    }
+}

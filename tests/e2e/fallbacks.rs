@@ -1,0 +1,120 @@
+//! When nobody can answer: no agent of the team online, or the team outside its business
+//! hours. The customer is told and waits, or goes back to the bot, as the team says.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn options(extra: &str) -> Options {
+    Options {
+        requeue_after_disconnect_secs: 1,
+        extra: extra.into(),
+        ..Options::default()
+    }
+}
+
+/// The next frame of type `ty`, skipping anything else.
+async fn skip_to(ws: &mut Ws, ty: &str) -> Value {
+    for _ in 0..200 {
+        let f = ws
+            .next_within(FRAME_WAIT)
+            .await
+            .unwrap_or_else(|| panic!("no `{ty}` frame came"));
+        if f["type"] == ty {
+            return f;
+        }
+    }
+    panic!("no `{ty}` frame among the next 200");
+}
+
+/// Waits for a system message containing `needle`.
+async fn system_message_with(v: &mut Visitor, needle: &str) -> String {
+    for _ in 0..20 {
+        let m = v.message_from("system").await;
+        let text = m["text"].as_str().unwrap_or_default().to_string();
+        if text.contains(needle) {
+            return text;
+        }
+    }
+    panic!("no system message with `{needle}`");
+}
+
+/// Polls the conversation until its owner is `owner`.
+async fn owner_becomes(d: &Daemon, cid: &str, owner: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        last = d.conversation(cid).await;
+        if last["conversation"]["owner"]["state"] == owner {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("owner never became {owner}: {last}");
+}
+
+#[tokio::test]
+async fn a_customer_waiting_with_nobody_online_is_told_and_served_when_someone_comes() {
+    let (dir, tokens) = Daemon::prepare(&options(""), &[("ana", "support", 1)]);
+    let d = Daemon::start(dir);
+    let mut v = Visitor::new(&d).await;
+    let (cid, _) = v.say("I want to talk to a human please").await;
+    system_message_with(&mut v, "Nobody from our team is online right now").await;
+    let (mut ana, _) = d.agent(&tokens[0]).await;
+    let offer = skip_to(&mut ana, "offer").await;
+    assert_eq!(offer["conversation_id"], json!(cid));
+}
+
+#[tokio::test]
+async fn when_a_teams_last_agent_leaves_its_waiting_customers_go_back_to_the_bot() {
+    let o = options(
+        r#"
+[[router.teams]]
+name = "nights"
+when_no_agent = "bot"
+
+[[router.rules]]
+team = "nights"
+"#,
+    );
+    let (dir, tokens) = Daemon::prepare(&o, &[("nina", "nights", 1)]);
+    let d = Daemon::start(dir);
+    let (mut nina, _) = d.agent(&tokens[0]).await;
+    // Nina takes the first customer; the second waits, since she is full.
+    let mut first = Visitor::new(&d).await;
+    let (a, _) = first.say("I want to talk to a human please").await;
+    let offer = skip_to(&mut nina, "offer").await;
+    assert_eq!(offer["conversation_id"], json!(a));
+    nina.send(json!({"type": "accept", "conversation_id": a}))
+        .await;
+    skip_to(&mut nina, "assigned").await;
+    let mut second = Visitor::new(&d).await;
+    let (b, _) = second.say("I want to talk to a human please").await;
+    let (_, q) = d.api_get("/api/v1/queue").await;
+    assert_eq!(q["queue"][0]["conversation_id"], json!(b), "{q}");
+
+    // Nina leaves. After the grace period both customers go back to the bot, told so.
+    nina.close().await;
+    for (v, cid) in [(&mut first, &a), (&mut second, &b)] {
+        system_message_with(v, "Nobody from our team can take this right now").await;
+        let c = owner_becomes(&d, cid, "bot").await;
+        let notes: Vec<&str> = c["transcript"]
+            .as_array()
+            .expect("transcript")
+            .iter()
+            .filter(|m| m["role"] == "note")
+            .filter_map(|m| m["text"].as_str())
+            .collect();
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("Returned to the bot: no agent of team nights is online")),
+            "{notes:?}"
+        );
+    }
+    // The bot answers again.
+    second.say("What are your opening hours?").await;
+    let m = second.message_from("bot").await;
+    assert_eq!(m["text"], "We are open 9 to 5.");
+}
