@@ -607,6 +607,53 @@ pub struct RouterConfig {
     /// `when_no_agent = "queue"`).
     #[serde(default = "default_offline_message")]
     pub offline_message: String,
+    /// The wording of the email follow-up (teams with `when_no_agent` or `when_closed` =
+    /// `"email"`).
+    #[serde(default)]
+    pub follow_up: FollowUpConfig,
+}
+
+/// `[router.follow_up]`: what customers are told when a team follows up by email.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpConfig {
+    /// Asks for the address.
+    #[serde(default = "default_follow_up_ask")]
+    pub ask: String,
+    /// The address is known already; `{email}` is replaced by it.
+    #[serde(default = "default_follow_up_known")]
+    pub known: String,
+    /// Said when the customer gives an address; `{email}` is replaced by it.
+    #[serde(default = "default_follow_up_thanks")]
+    pub thanks: String,
+    /// Subject of the follow-up mail thread.
+    #[serde(default = "default_follow_up_subject")]
+    pub subject: String,
+}
+
+impl Default for FollowUpConfig {
+    fn default() -> Self {
+        FollowUpConfig {
+            ask: default_follow_up_ask(),
+            known: default_follow_up_known(),
+            thanks: default_follow_up_thanks(),
+            subject: default_follow_up_subject(),
+        }
+    }
+}
+
+fn default_follow_up_ask() -> String {
+    "Nobody from our team can answer right now. Leave your email address here and we'll reply to you by email as soon as someone is back.".into()
+}
+fn default_follow_up_known() -> String {
+    "Nobody from our team can answer right now. We'll reply to you by email at {email} as soon as someone is back.".into()
+}
+fn default_follow_up_thanks() -> String {
+    "Thanks! We'll write to you at {email} as soon as someone is back. You can also stay here."
+        .into()
+}
+fn default_follow_up_subject() -> String {
+    "Your conversation with us".into()
 }
 
 /// Sends escalations with some property to a team, requiring skills, raising priority.
@@ -684,6 +731,7 @@ impl Default for RouterConfig {
             sla: Vec::new(),
             closed_message: default_closed_message(),
             offline_message: default_offline_message(),
+            follow_up: FollowUpConfig::default(),
         }
     }
 }
@@ -1419,11 +1467,20 @@ impl Config {
                     "must be above 0 (leave it out for no limit)".into(),
                 );
             }
-            if t.max_wait_secs.is_some() && t.when_no_agent != crate::router::NoAgentFallback::Bot {
+            if t.max_wait_secs.is_some() && t.when_no_agent == crate::router::NoAgentFallback::Queue
+            {
                 bad(
                     format!("router.teams[{i}].max_wait_secs"),
-                    "only applies with when_no_agent = \"bot\" (a queue fallback keeps waiting)"
+                    "only applies with when_no_agent = \"bot\" or \"email\" (a queue fallback keeps waiting)"
                         .into(),
+                );
+            }
+            let email_fallback =
+                [t.when_no_agent, t.when_closed].contains(&crate::router::NoAgentFallback::Email);
+            if email_fallback && !self.email.enabled {
+                bad(
+                    format!("router.teams[{i}].when_no_agent"),
+                    "the email follow-up needs the email channel ([email] enabled = true)".into(),
                 );
             }
             if t.max_open == Some(0) {
@@ -1866,6 +1923,33 @@ team = "nobody"
         }
         let p = problems.iter().find(|p| p.key == "telegram.token");
         assert!(p.is_some_and(|p| p.line == Some(4)), "{problems:?}");
+    }
+
+    #[test]
+    fn sla_policies_and_fallbacks_are_checked_with_the_offending_key() {
+        let base = "[widget]\ntoken_secret = \"0123456789abcdef0123\"\n[[router.teams]]\nname = \"support\"\n";
+        let ok = format!(
+            "{base}[[router.sla]]\nname = \"std\"\nfirst_response_secs = 60\non_first_response_breach = [\"reassign\", \"overflow:support\"]\n"
+        );
+        let c = Config::from_toml(&ok, Path::new(".")).expect("valid");
+        assert_eq!(c.router.sla.len(), 1);
+        let bad = format!(
+            "{base}[[router.sla]]\nname = \"std\"\nfirst_response_secs = 60\non_first_response_breach = [\"overflow:nowhere\"]\n\
+             [[router.sla]]\nname = \"std\"\nmin_priority = 7\n\
+             [[router.teams]]\nname = \"mail\"\nwhen_no_agent = \"email\"\n"
+        );
+        let Err(ConfigError::Invalid(problems)) = Config::from_toml(&bad, Path::new(".")) else {
+            panic!("must be invalid")
+        };
+        for key in [
+            "router.sla[0].on_first_response_breach",
+            "router.sla[1].assignment_secs",
+            "router.sla[1].name",
+            "router.sla[1].min_priority",
+            "router.teams[1].when_no_agent",
+        ] {
+            assert!(problems.iter().any(|p| p.key == key), "{key}: {problems:?}");
+        }
     }
 
     #[test]

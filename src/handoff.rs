@@ -147,6 +147,10 @@ pub struct HandoffPackage {
     /// The agent who helped this customer last, for sticky routing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_agent: Option<String>,
+    /// Replies are also mailed here (the customer left an address when nobody could
+    /// answer in time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up_email: Option<String>,
 }
 
 impl HandoffPackage {
@@ -173,6 +177,7 @@ impl HandoffPackage {
             escalated_at_ms: escalation.escalated_at_ms,
             handoff_number: conv.handoffs,
             previous_agent: conv.last_agent.clone(),
+            follow_up_email: conv.follow_up_email.clone(),
         }
     }
 

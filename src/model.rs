@@ -204,6 +204,13 @@ pub struct ConversationRecord {
     /// When the customer last wrote, by the platform's clock: messaging windows run from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_customer_message_ms: Option<u64>,
+    /// Where agents' replies are also mailed while nobody could answer in time (the
+    /// `email` fallback); dropped when the conversation closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up_email: Option<String>,
+    /// The customer was asked for an email address and has not given one yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow_up_pending: bool,
 }
 
 /// An entity found in the conversation and where.
@@ -348,6 +355,8 @@ impl ConversationRecord {
             bot_resuming: false,
             language: None,
             last_customer_message_ms: None,
+            follow_up_email: None,
+            follow_up_pending: false,
         }
     }
 }

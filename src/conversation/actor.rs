@@ -37,6 +37,8 @@ use crate::model::{
 use crate::router::{Enqueue, Released, SlaSignal};
 use crate::store::Op;
 
+mod follow_up;
+
 /// The actor of one conversation.
 pub struct ConversationActor {
     record: ConversationRecord,
@@ -166,6 +168,10 @@ impl ConversationActor {
                 p.ops.push(Op::PutOutbox(Box::new(entry.clone())));
             }
             p.deliveries.push(entry);
+            if let Some(copy) = self.follow_up_delivery(&msg) {
+                p.ops.push(Op::PutOutbox(Box::new(copy.clone())));
+                p.deliveries.push(copy);
+            }
         }
         if let Some(pid) = &msg.platform_message_id {
             self.seen.insert(pid.clone(), seq);
@@ -352,6 +358,7 @@ impl ConversationActor {
         if !matches!(self.record.owner, Owner::Agent { .. }) && !automated {
             self.tracker.observe_customer(seq, &inbound.text);
         }
+        self.take_follow_up_address(&mut p, &analysis.entities);
         for found in analysis.entities.iter().cloned() {
             if !self
                 .record
@@ -1080,6 +1087,7 @@ impl ConversationActor {
                 self.journal(&mut p, m);
                 self.record.owner = Owner::Bot;
                 self.record.bot_resuming = true;
+                self.end_follow_up();
                 // Remembered for returning customers (sticky routing).
                 self.record.last_agent = Some(req.agent_id.clone());
                 self.tracker.handback(now_ms());

@@ -57,6 +57,8 @@ pub struct ConversationSettings {
     pub bot_failure_reply: String,
     pub routing_rules: Vec<crate::config::RoutingRule>,
     pub default_team: String,
+    /// The email follow-up's wording (`router.follow_up`).
+    pub follow_up: crate::config::FollowUpConfig,
 }
 
 impl ConversationSettings {
@@ -71,6 +73,7 @@ impl ConversationSettings {
             bot_failure_reply: c.bot.failure_reply.clone(),
             routing_rules: c.router.rules.clone(),
             default_team: c.escalation.default_team.clone(),
+            follow_up: c.router.follow_up.clone(),
         }
     }
 }
@@ -192,6 +195,12 @@ pub struct UpdateQueued {
     pub entry: QueueEntry,
     pub note: String,
 }
+
+/// Nobody can answer in time and the team follows up by email: the conversation asks for
+/// the customer's address (or confirms the one it knows). Refused unless still waiting.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<(), ConversationError>")]
+pub struct OfferFollowUp;
 
 /// A system message to the customer on the router's behalf (e.g. the team is closed now).
 #[derive(Message, Clone)]

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use actix::prelude::*;
 
 use super::{NoAgentFallback, Router};
+use crate::conversation::{OfferFollowUp, send_to};
 
 /// Why nobody can answer a team's customers now.
 enum Unavailable {
@@ -61,7 +62,10 @@ impl Router {
             Unavailable::NobodyOnline => {
                 let message = match policy.when_no_agent {
                     NoAgentFallback::Bot => self.settings.no_agent_message.clone(),
-                    NoAgentFallback::Queue => self.settings.offline_message.clone(),
+                    // The email follow-up has its own wording (`router.follow_up`).
+                    NoAgentFallback::Queue | NoAgentFallback::Email => {
+                        self.settings.offline_message.clone()
+                    }
                 };
                 (
                     policy.when_no_agent,
@@ -81,7 +85,28 @@ impl Router {
                 }
                 false
             }
+            NoAgentFallback::Email => {
+                self.offer_follow_up(conversation_id, ctx);
+                false
+            }
         }
+    }
+
+    /// Has a waiting conversation offer the customer a reply by email (once per wait).
+    pub(super) fn offer_follow_up(&mut self, conversation_id: &str, ctx: &mut Context<Self>) {
+        if !self.told_unavailable.insert(conversation_id.to_string()) {
+            return;
+        }
+        let directory = self.directory.clone();
+        let cid = conversation_id.to_string();
+        async move { send_to(&directory, &cid, OfferFollowUp).await }
+            .into_actor(self)
+            .map(|res, _, _| {
+                if let Err(e) = res.and_then(|r| r) {
+                    tracing::debug!(error = %e, "no email follow-up offered");
+                }
+            })
+            .spawn(ctx);
     }
 
     /// After the grace period, checks the teams an agent left (disconnected, or no longer

@@ -408,9 +408,13 @@ impl Router {
         let Some(policy) = self.settings.teams.get(&entry.team) else {
             return;
         };
-        let (Some(max), NoAgentFallback::Bot) = (policy.max_wait, policy.when_no_agent) else {
+        let Some(max) = policy.max_wait else {
             return;
         };
+        let fallback = policy.when_no_agent;
+        if fallback == NoAgentFallback::Queue {
+            return;
+        }
         if entry.only_agent.is_some() {
             return;
         }
@@ -424,6 +428,10 @@ impl Router {
                 .queued_entry(&cid)
                 .is_some_and(|e| e.ticket == ticket);
             if same && act.core.waiting_unoffered(&cid) {
+                if fallback == NoAgentFallback::Email {
+                    act.offer_follow_up(&cid, ctx);
+                    return;
+                }
                 let reason = format!("nobody took it within {} s", max.as_secs());
                 let message = act.settings.no_agent_message.clone();
                 act.return_to_bot(cid, reason, message, ctx);

@@ -44,6 +44,10 @@ pub enum NoAgentFallback {
     Queue,
     /// It goes back to the bot, which is told `handoff.failed`.
     Bot,
+    /// It waits, and the customer is offered a reply by email: asked for their address
+    /// (unless known), agents' replies are then mailed to it too, and mail replies come
+    /// back into the same conversation.
+    Email,
 }
 
 /// What the router needs to know of a team.

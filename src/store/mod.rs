@@ -53,6 +53,13 @@ pub enum Op {
         platform_message_id: String,
         target: OutboundRef,
     },
+    /// Another way to reach a conversation: `(channel, key)` leads to it too (an email
+    /// follow-up thread of a chat).
+    PutConversationKey {
+        channel: ChannelKind,
+        key: String,
+        conversation_id: String,
+    },
     /// The SLA deadlines of an escalated conversation (written by the router alone).
     PutSlaClock(Box<SlaClock>),
     DeleteSlaClock(String),
@@ -375,6 +382,8 @@ mod tests {
             bot_resuming: false,
             language: None,
             last_customer_message_ms: None,
+            follow_up_email: None,
+            follow_up_pending: false,
         }
     }
 

@@ -229,6 +229,16 @@ fn apply(db: &Database, batch: &[Request]) -> Result<(), StoreError> {
                         encode(target)?.as_slice(),
                     )?;
                 }
+                Op::PutConversationKey {
+                    channel,
+                    key,
+                    conversation_id,
+                } => {
+                    keys.insert(
+                        channel_key(*channel, key).as_str(),
+                        conversation_id.as_str(),
+                    )?;
+                }
                 Op::PutSlaClock(c) => {
                     sla_clocks.insert(c.conversation_id.as_str(), encode(c)?.as_slice())?;
                 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::mail_support::*;
 use crate::support::*;
 
 fn options(extra: &str) -> Options {
@@ -117,4 +118,79 @@ team = "nights"
     second.say("What are your opening hours?").await;
     let m = second.message_from("bot").await;
     assert_eq!(m["text"], "We are open 9 to 5.");
+}
+
+#[tokio::test]
+async fn with_nobody_online_a_chat_goes_on_by_email_and_mail_replies_come_back_to_it() {
+    let Some(dovecot) = Dovecot::start().await else {
+        return;
+    };
+    let mut sink = SmtpSink::start().await;
+    let o = options(&format!(
+        r#"
+[[router.teams]]
+name = "mail"
+when_no_agent = "email"
+
+[[router.rules]]
+team = "mail"
+
+{}
+"#,
+        email_config(dovecot.port, sink.port, true)
+    ));
+    let (dir, tokens) = Daemon::prepare(&o, &[("mia", "mail", 2)]);
+    let d = Daemon::start(dir);
+    let mut v = Visitor::new(&d).await;
+    let (cid, _) = v.say("I want to talk to a human please").await;
+    system_message_with(&mut v, "Leave your email address here").await;
+    v.say("Sure, it's jo.doe@example.test").await;
+    let thanks = system_message_with(&mut v, "jo.doe@example.test").await;
+    assert!(thanks.starts_with("Thanks!"), "{thanks}");
+
+    // Mia comes online later, takes it, and sees where replies also go.
+    let (mut mia, _) = d.agent(&tokens[0]).await;
+    let offer = skip_to(&mut mia, "offer").await;
+    assert_eq!(offer["conversation_id"], json!(cid));
+    assert_eq!(offer["package"]["follow_up_email"], "jo.doe@example.test");
+    mia.send(json!({"type": "accept", "conversation_id": cid}))
+        .await;
+    skip_to(&mut mia, "assigned").await;
+    mia.send(json!({"type": "reply", "conversation_id": cid, "text": "Hello Jo, your refund is on its way."}))
+        .await;
+    skip_to(&mut mia, "ack").await;
+    // The chat shows it, and so does Jo's mailbox.
+    let m = v.message_from("agent").await;
+    assert_eq!(m["text"], "Hello Jo, your refund is on its way.");
+    let (mail, others) = sink.until_body("your refund is on its way").await;
+    assert!(others.is_empty(), "nothing else was mailed: {others:?}");
+    assert_eq!(mail.rcpt, vec!["jo.doe@example.test".to_string()]);
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("Re: Your conversation with us")
+    );
+    let sent_id = mail.message_id();
+
+    // Jo answers by mail: it lands in the same conversation, in front of Mia.
+    dovecot
+        .deliver(&format!(
+            "From: Jo Doe <jo.doe@example.test>\nTo: {USER}\nSubject: Re: Your conversation with us\n\
+             Message-ID: <jo-1@example.test>\nIn-Reply-To: <{sent_id}>\nReferences: <{sent_id}>\n\n\
+             Thank you, that is all I needed.\n"
+        ))
+        .await;
+    // (Mia's own reply comes back to her sessions first.)
+    let mut msg = skip_to(&mut mia, "message").await;
+    while msg["message"]["role"] == "agent" {
+        msg = skip_to(&mut mia, "message").await;
+    }
+    assert_eq!(msg["conversation_id"], json!(cid), "{msg}");
+    assert_eq!(msg["message"]["role"], "customer");
+    assert_eq!(msg["message"]["text"], "Thank you, that is all I needed.");
+    let (_, list) = d.api_get("/api/v1/conversations?channel=email").await;
+    assert_eq!(
+        list["conversations"].as_array().map(Vec::len),
+        Some(0),
+        "no separate email conversation: {list}"
+    );
 }

@@ -75,3 +75,37 @@ impl EmailChannel {
         self.outbound.clone().recipient()
     }
 }
+
+/// The conversation key of the mail thread that follows up a conversation of another
+/// channel by email (a chat nobody could answer in time). Like every email key it is short
+/// lowercase alphanumerics, so it fits in a plus address.
+pub fn follow_up_key(conversation_id: &str) -> String {
+    let id: String = conversation_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .take(60)
+        .collect();
+    format!("f{id}")
+}
+
+/// What to write (with the daemon's own commit) to open the follow-up thread `key` to
+/// `address`: mail sent to that key then goes to the customer, and their replies, threaded
+/// by Message-ID or plus address, come back under the same key.
+pub fn follow_up_thread(
+    key: &str,
+    address: &str,
+    name: Option<String>,
+    subject: &str,
+) -> Vec<(String, Vec<u8>)> {
+    let thread = store::Thread {
+        address: address.to_string(),
+        name,
+        subject: Some(subject.to_string()),
+        references: Vec::new(),
+        last_message_id: None,
+    };
+    let mut b = store::Batch::default();
+    b.thread(key, &thread);
+    b.into_entries()
+}

@@ -140,6 +140,11 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// The key/value pairs to write, for a caller that writes them in a commit of its own.
+    pub fn into_entries(self) -> Vec<(String, Vec<u8>)> {
+        self.entries
+    }
+
     /// Moves the mailbox's cursor.
     pub fn cursor(&mut self, mailbox: &str, c: Cursor) -> &mut Self {
         self.json(cursor_key(mailbox), &c)
