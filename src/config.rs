@@ -676,6 +676,10 @@ pub struct RoutingRule {
     /// An entity kind known in the conversation (order_number, email...).
     #[serde(default)]
     pub entity: Option<String>,
+    /// Contact attributes the customer must have, all of them (`{ tier = "vip" }`): set
+    /// by the business through `PUT /api/v1/conversations/{id}/attributes`.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
     /// Team to send it to. A team named by the trigger itself (a keyword rule's) wins.
     #[serde(default)]
     pub team: Option<String>,
@@ -715,6 +719,7 @@ fn default_teams() -> Vec<TeamConfig> {
         business_hours: None,
         when_closed: Default::default(),
         closed_message: None,
+        raise_priority_every_secs: None,
     }]
 }
 
@@ -766,6 +771,10 @@ pub struct TeamConfig {
     /// This team's own `router.closed_message`.
     #[serde(default)]
     pub closed_message: Option<String>,
+    /// A waiting conversation gains a priority level (up to urgent) each time this many
+    /// seconds pass, so a long wait moves it ahead of newer conversations of its level.
+    #[serde(default)]
+    pub raise_priority_every_secs: Option<u64>,
 }
 
 /// The email channel (`[email]`, `[email.imap]`, `[email.smtp]`). Off by default so the
@@ -1481,6 +1490,12 @@ impl Config {
                 bad(
                     format!("router.teams[{i}].when_no_agent"),
                     "the email follow-up needs the email channel ([email] enabled = true)".into(),
+                );
+            }
+            if t.raise_priority_every_secs == Some(0) {
+                bad(
+                    format!("router.teams[{i}].raise_priority_every_secs"),
+                    "must be above 0 (leave it out for no ageing)".into(),
                 );
             }
             if t.max_open == Some(0) {

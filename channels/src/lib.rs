@@ -97,6 +97,10 @@ pub struct Contact {
     /// Language the platform or the client reports (BCP 47), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// What the business knows of the customer (`tier = "vip"`, `plan = "pro"`), set
+    /// through the API; routing rules match on it. Channels never set it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// A file or media item that came with a message; the content stays on the platform.

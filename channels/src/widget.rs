@@ -464,6 +464,7 @@ impl WidgetSession {
                 name: visitor.name.clone(),
                 channel_user_id: visitor.id.clone(),
                 language: visitor.language.clone(),
+                attributes: Default::default(),
             },
             platform_message_id,
             text: trimmed.to_string(),

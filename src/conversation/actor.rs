@@ -855,6 +855,7 @@ impl ConversationActor {
             language: self.record.language.as_deref(),
             channel: self.record.channel.as_str(),
             entity_kinds: &entity_kinds,
+            attributes: Some(&self.record.contact.attributes),
         };
         crate::router::rules::route(
             &self.svc.settings.routing_rules,
@@ -1270,6 +1271,39 @@ impl Handler<super::UpdateQueued> for ConversationActor {
     fn handle(&mut self, msg: super::UpdateQueued, _ctx: &mut Self::Context) -> Self::Result {
         self.last_active = Instant::now();
         AtomicResponse::new(self.on_update_queued(msg))
+    }
+}
+
+impl Handler<super::SetAttributes> for ConversationActor {
+    type Result =
+        AtomicResponse<Self, Result<std::collections::BTreeMap<String, String>, ConversationError>>;
+
+    fn handle(&mut self, msg: super::SetAttributes, _ctx: &mut Self::Context) -> Self::Result {
+        /// Most attributes a contact keeps.
+        const MAX_ATTRIBUTES: usize = 50;
+        self.last_active = Instant::now();
+        let mut attributes = self.record.contact.attributes.clone();
+        for (k, v) in msg.changes {
+            match v {
+                Some(v) => attributes.insert(k, v),
+                None => attributes.remove(&k),
+            };
+        }
+        if attributes.len() > MAX_ATTRIBUTES {
+            return AtomicResponse::new(
+                fut::ready(Err(ConversationError::Invalid(format!(
+                    "a contact keeps at most {MAX_ATTRIBUTES} attributes"
+                ))))
+                .boxed_local(),
+            );
+        }
+        self.record.contact.attributes = attributes.clone();
+        let now = attributes;
+        AtomicResponse::new(
+            self.commit(Pending::default())
+                .map(move |r, _, _| r.map(|_| now))
+                .boxed_local(),
+        )
     }
 }
 

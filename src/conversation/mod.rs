@@ -202,6 +202,14 @@ pub struct UpdateQueued {
 #[rtype(result = "Result<(), ConversationError>")]
 pub struct OfferFollowUp;
 
+/// The business sets what it knows of the customer (contact attributes, for routing);
+/// `None` values remove an attribute. Answered with the attributes now.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<std::collections::BTreeMap<String, String>, ConversationError>")]
+pub struct SetAttributes {
+    pub changes: std::collections::BTreeMap<String, Option<String>>,
+}
+
 /// A system message to the customer on the router's behalf (e.g. the team is closed now).
 #[derive(Message, Clone)]
 #[rtype(result = "Result<(), ConversationError>")]

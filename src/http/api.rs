@@ -346,3 +346,66 @@ pub async fn move_clock(
         .map_err(|_| ApiError::internal("the router is not running"))?;
     Ok(HttpResponse::Ok().json(json!({ "now_ms": clock.now_ms(), "breaches": breaches })))
 }
+
+/// Most attributes a contact keeps.
+const MAX_ATTRIBUTES: usize = 50;
+
+/// `PUT /api/v1/conversations/{id}/attributes`: the business sets what it knows of the
+/// customer (`{"tier": "vip"}`; `null` removes one). Routing rules match on attributes at
+/// escalation, so set them before (a conversation already waiting keeps its route).
+pub async fn set_attributes(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<std::collections::BTreeMap<String, Option<String>>>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let id = path.into_inner();
+    let changes = body.into_inner();
+    for (k, v) in &changes {
+        let key_ok = (1..=64).contains(&k.len())
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !key_ok {
+            return Err(ApiError::bad_request(format!(
+                "attribute name `{k}`: 1 to 64 letters, digits, `_`, `-` or `.`"
+            )));
+        }
+        if v.as_ref().is_some_and(|v| v.chars().count() > 256) {
+            return Err(ApiError::bad_request(format!(
+                "attribute `{k}`: at most 256 characters"
+            )));
+        }
+    }
+    if changes.len() > MAX_ATTRIBUTES {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_ATTRIBUTES} attributes"
+        )));
+    }
+    if state.store.conversation(&id)?.is_none() {
+        return Err(ApiError::not_found(
+            "unknown_conversation",
+            format!("no conversation with id `{id}`"),
+        ));
+    }
+    let res = crate::conversation::send_to(
+        &state.directory,
+        &id,
+        crate::conversation::SetAttributes { changes },
+    )
+    .await
+    .and_then(|r| r);
+    match res {
+        Ok(attributes) => Ok(HttpResponse::Ok().json(json!({ "attributes": attributes }))),
+        Err(crate::conversation::ConversationError::Invalid(m)) => Err(ApiError::bad_request(m)),
+        Err(crate::conversation::ConversationError::NotFound(_)) => Err(ApiError::not_found(
+            "unknown_conversation",
+            format!("no conversation with id `{id}`"),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        )),
+    }
+}

@@ -86,6 +86,10 @@ pub fn configure(
                 .route("/conversations", web::get().to(api::list_conversations))
                 .route("/conversations/{id}", web::get().to(api::get_conversation))
                 .route(
+                    "/conversations/{id}/attributes",
+                    web::put().to(api::set_attributes),
+                )
+                .route(
                     "/conversations/{id}/messages",
                     web::post().to(bot_api::post_messages),
                 )

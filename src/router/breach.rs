@@ -49,7 +49,11 @@ impl Handler<SweepSla> for Router {
     type Result = usize;
 
     fn handle(&mut self, _msg: SweepSla, ctx: &mut Self::Context) -> usize {
-        self.sweep_sla(ctx)
+        let n = self.sweep_sla(ctx);
+        if self.age_queue() {
+            self.dispatch(ctx);
+        }
+        n
     }
 }
 

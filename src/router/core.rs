@@ -140,6 +140,20 @@ impl RouterCore {
         self.queue.remove(&key)
     }
 
+    /// Gives a waiting conversation a new priority, moving it to its new place (any open
+    /// offer of it stays). True when it changed.
+    pub fn set_priority(&mut self, conversation_id: &str, priority: u8) -> bool {
+        let Some(mut e) = self.queued_entry(conversation_id).cloned() else {
+            return false;
+        };
+        if e.priority == priority {
+            return false;
+        }
+        e.priority = priority;
+        self.enqueue(e);
+        true
+    }
+
     pub fn queue(&self) -> impl Iterator<Item = &QueueEntry> {
         self.queue.values()
     }

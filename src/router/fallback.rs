@@ -138,5 +138,36 @@ impl Router {
     /// Forgets who was told what once they stop waiting.
     pub(super) fn forget_told(&mut self, waiting: &HashSet<&String>) {
         self.told_unavailable.retain(|id| waiting.contains(id));
+        self.base_priority.retain(|id, _| waiting.contains(id));
+    }
+
+    /// Raises the priority of conversations that waited long, in teams that ask for it:
+    /// one level per `raise_priority_every` waited, from the priority they were queued
+    /// with, up to urgent. Returns whether the queue order changed.
+    pub(super) fn age_queue(&mut self) -> bool {
+        let now_ms = self.clock.now_ms();
+        let due: Vec<(String, u8, u64, u64)> = self
+            .core
+            .queue()
+            .filter_map(|e| {
+                let every = self.settings.teams.get(&e.team)?.raise_priority_every?;
+                Some((
+                    e.conversation_id.clone(),
+                    e.priority,
+                    e.enqueued_at_ms,
+                    (every.as_millis() as u64).max(1),
+                ))
+            })
+            .collect();
+        let mut changed = false;
+        for (cid, current, enqueued_at_ms, every_ms) in due {
+            let base = *self.base_priority.entry(cid.clone()).or_insert(current);
+            let steps = now_ms.saturating_sub(enqueued_at_ms) / every_ms;
+            let aged = u64::from(base).saturating_add(steps).min(3) as u8;
+            if aged > current {
+                changed |= self.core.set_priority(&cid, aged);
+            }
+        }
+        changed
     }
 }

@@ -75,6 +75,7 @@ impl RouterSettings {
                         max_open: t.max_open,
                         when_no_agent: t.when_no_agent,
                         max_wait: t.max_wait_secs.map(Duration::from_secs),
+                        raise_priority_every: t.raise_priority_every_secs.map(Duration::from_secs),
                     };
                     (t.name.clone(), policy)
                 })
@@ -186,6 +187,9 @@ pub struct Router {
     overview_dirty: bool,
     /// Waiting conversations whose customer was told nobody can answer now (told once).
     told_unavailable: std::collections::HashSet<String>,
+    /// The priority each aged conversation was queued with (teams that raise priority
+    /// with waiting time).
+    base_priority: HashMap<String, u8>,
 }
 
 impl Router {
@@ -214,6 +218,7 @@ impl Router {
             clock,
             overview_dirty: true,
             told_unavailable: Default::default(),
+            base_priority: HashMap::new(),
         }
     }
 
@@ -542,6 +547,9 @@ impl Actor for Router {
         // supervisors' overviews are refreshed at most four times a second.
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
             act.sweep_sla(ctx);
+            if act.age_queue() {
+                act.dispatch(ctx);
+            }
         });
         ctx.run_interval(Duration::from_millis(250), |act, _| act.push_overviews());
     }

@@ -12,6 +12,7 @@ pub struct RouteContext<'a> {
     pub language: Option<&'a str>,
     pub channel: &'a str,
     pub entity_kinds: &'a [String],
+    pub attributes: Option<&'a std::collections::BTreeMap<String, String>>,
 }
 
 /// Where an escalation goes.
@@ -53,6 +54,9 @@ fn matches(r: &RoutingRule, ctx: &RouteContext<'_>) -> bool {
         && r.entity
             .as_ref()
             .is_none_or(|e| ctx.entity_kinds.contains(e))
+        && r.attributes
+            .iter()
+            .all(|(k, v)| ctx.attributes.and_then(|a| a.get(k)) == Some(v))
 }
 
 #[cfg(test)]
@@ -71,6 +75,7 @@ mod tests {
             language: language.map(String::from),
             channel: None,
             entity: None,
+            attributes: Default::default(),
             team: Some(team.into()),
             skills: skills.iter().map(|s| s.to_string()).collect(),
             min_priority: None,
@@ -124,6 +129,43 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(route(&rules, &ctx, decided.clone(), true), decided);
+    }
+
+    #[test]
+    fn attribute_conditions_need_every_attribute() {
+        let mut r = rule(None, None, "vip-desk", &[]);
+        r.attributes = [("tier".to_string(), "vip".to_string())].into();
+        r.min_priority = Some(3);
+        let decided = Route {
+            team: "support".into(),
+            skills: vec![],
+            priority: 1,
+        };
+        let vip: std::collections::BTreeMap<String, String> = [
+            ("tier".to_string(), "vip".to_string()),
+            ("plan".to_string(), "pro".to_string()),
+        ]
+        .into();
+        let ctx = RouteContext {
+            channel: "widget",
+            attributes: Some(&vip),
+            ..Default::default()
+        };
+        let routed = route(std::slice::from_ref(&r), &ctx, decided.clone(), true);
+        assert_eq!((routed.team.as_str(), routed.priority), ("vip-desk", 3));
+        let basic: std::collections::BTreeMap<String, String> =
+            [("tier".to_string(), "basic".to_string())].into();
+        for attributes in [None, Some(&basic)] {
+            let ctx = RouteContext {
+                channel: "widget",
+                attributes,
+                ..Default::default()
+            };
+            assert_eq!(
+                route(std::slice::from_ref(&r), &ctx, decided.clone(), true),
+                decided
+            );
+        }
     }
 
     #[test]

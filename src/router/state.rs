@@ -62,6 +62,8 @@ pub struct TeamPolicy {
     pub when_no_agent: NoAgentFallback,
     /// Longest wait before `when_no_agent` applies anyway.
     pub max_wait: Option<std::time::Duration>,
+    /// A waiting conversation gains a priority level each time this much has passed.
+    pub raise_priority_every: Option<std::time::Duration>,
 }
 
 /// What each channel's conversation costs of an agent's capacity, in [`UNIT`]s.

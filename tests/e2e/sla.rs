@@ -89,6 +89,19 @@ async fn overview_where(ws: &mut Ws, pred: impl Fn(&Value) -> bool) -> Value {
     panic!("no overview matched");
 }
 
+/// The queue once it holds `n` conversations.
+async fn queue_of(d: &Daemon, n: usize) -> Value {
+    let mut q = Value::Null;
+    for _ in 0..200 {
+        q = d.api_get("/api/v1/queue").await.1;
+        if q["queue"].as_array().is_some_and(|a| a.len() == n) {
+            return q;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the queue never held {n}: {q}");
+}
+
 fn timer<'a>(sla: &'a Value, target: &str) -> &'a Value {
     sla.as_array()
         .and_then(|a| a.iter().find(|t| t["target"] == target))
@@ -418,4 +431,118 @@ async fn the_clock_cannot_be_moved_without_debug_clock_control() {
         .await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn waiting_raises_priority_and_attributes_route_vips() {
+    let o = Options {
+        extra: r#"
+[debug]
+clock_control = true
+
+[[router.teams]]
+name = "queue"
+raise_priority_every_secs = 60
+
+[[router.teams]]
+name = "vip"
+
+[[router.rules]]
+attributes = { tier = "vip" }
+team = "vip"
+min_priority = 3
+
+[[router.rules]]
+team = "queue"
+"#
+        .into(),
+        ..Options::default()
+    };
+    let (dir, _) = Daemon::prepare(&o, &[]);
+    let d = Daemon::start(dir);
+
+    // The business tells handoffd who the customer is before they ask for a person.
+    let mut vip = Visitor::new(&d).await;
+    let (vip_id, _) = vip.say("What are your opening hours?").await;
+    let (status, body) = d
+        .api_put(
+            &format!("/api/v1/conversations/{vip_id}/attributes"),
+            json!({"tier": "vip", "plan": "pro"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["attributes"], json!({"plan": "pro", "tier": "vip"}));
+    let (status, body) = d
+        .api_put(
+            &format!("/api/v1/conversations/{vip_id}/attributes"),
+            json!({"plan": null}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["attributes"], json!({"tier": "vip"}));
+    for (path, bad, code) in [
+        (
+            format!("/api/v1/conversations/{vip_id}/attributes"),
+            json!({"no spaces": "x"}),
+            400,
+        ),
+        (
+            format!("/api/v1/conversations/{vip_id}/attributes"),
+            json!({"tier": 3}),
+            400,
+        ),
+        (
+            "/api/v1/conversations/nope/attributes".to_string(),
+            json!({"tier": "vip"}),
+            404,
+        ),
+    ] {
+        let (status, body) = d.api_put(&path, bad).await;
+        assert_eq!(status, code, "{body}");
+        assert!(body["error"]["code"].is_string(), "{body}");
+    }
+
+    // An ordinary customer waits two minutes: two levels up, to urgent.
+    let mut early = Visitor::new(&d).await;
+    let (early_id, _) = early.say("I want to talk to a human please").await;
+    let q = queue_of(&d, 1).await;
+    assert_eq!(q["queue"][0]["team"], "queue");
+    let start = q["queue"][0]["priority"].as_u64().expect("priority");
+    assert!(start < 3, "{q}");
+    advance(&d, 121).await;
+    let (_, q) = d.api_get("/api/v1/queue").await;
+    assert_eq!(
+        q["queue"][0]["priority"].as_u64(),
+        Some((start + 2).min(3)),
+        "{q}"
+    );
+
+    // The VIP escalates now: their own team, urgent at once.
+    vip.say("I want to talk to a human please").await;
+    queue_of(&d, 2).await;
+    // A legal threat from a newcomer is urgent too, but waits behind the aged conversation.
+    let mut late = Visitor::new(&d).await;
+    let (late_id, _) = late.say("I will call my lawyer about this").await;
+    let q = queue_of(&d, 3).await;
+    let order: Vec<(&str, &str, u64)> = q["queue"]
+        .as_array()
+        .expect("queue")
+        .iter()
+        .map(|e| {
+            (
+                e["conversation_id"].as_str().unwrap_or_default(),
+                e["team"].as_str().unwrap_or_default(),
+                e["priority"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            (early_id.as_str(), "queue", 3),
+            (vip_id.as_str(), "vip", 3),
+            (late_id.as_str(), "queue", 3),
+        ],
+        "{q}"
+    );
 }

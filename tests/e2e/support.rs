@@ -222,6 +222,18 @@ impl Daemon {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn api_put(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .put(self.url(path))
+            .bearer_auth(API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("PUT");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
         reqwest::Client::new()

@@ -152,6 +152,7 @@ fn to_inbound(
                 .map(|p| p.address.clone())
                 .unwrap_or_else(|| thread.address.clone()),
             language: None,
+            attributes: Default::default(),
         },
         platform_message_id: mail
             .message_id

@@ -190,6 +190,7 @@ fn contact(ev: &Messaging) -> Contact {
         name: None,
         channel_user_id: ev.sender.id.clone(),
         language: None,
+        attributes: Default::default(),
     }
 }
 

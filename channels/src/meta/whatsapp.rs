@@ -184,6 +184,7 @@ fn inbound(
             name,
             channel_user_id: from.to_string(),
             language: None,
+            attributes: Default::default(),
         },
         platform_message_id: id.to_string(),
         text,

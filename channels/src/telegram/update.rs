@@ -170,6 +170,7 @@ fn interpret(update: Update) -> Parsed {
         name: user.and_then(display_name),
         channel_user_id: user.map_or(m.chat.id, |u| u.id).to_string(),
         language: user.and_then(|u| u.language_code.clone()),
+        attributes: Default::default(),
     };
     Parsed::Message(Box::new(Inbound {
         channel: ChannelKind::Telegram,
