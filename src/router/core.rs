@@ -515,8 +515,10 @@ impl RouterCore {
     }
 
     /// A supervisor puts a waiting conversation with an agent: any team, skills or presence,
-    /// but never past the agent's capacity. Someone else's open offer must have been
-    /// withdrawn first. Confirmed with [`RouterCore::finish_accept`] like an accept.
+    /// but never past the agent's capacity. Like a transfer by name, a person chose where
+    /// it goes, so it does not count against the team's limit (the entry returned is
+    /// addressed to the agent, and a restart keeps it so). Someone else's open offer must
+    /// have been withdrawn first. Confirmed with [`RouterCore::finish_accept`].
     pub fn assign_by_supervisor(
         &mut self,
         agent_id: &str,
@@ -537,6 +539,10 @@ impl RouterCore {
         if !agent.fits(self.weights.of(&entry)) {
             return Err(Refusal::NotEligible);
         }
+        let entry = QueueEntry {
+            only_agent: Some(agent_id.to_string()),
+            ..entry
+        };
         self.hold(agent_id, &entry, now);
         Ok(entry)
     }

@@ -50,6 +50,20 @@ enum Step {
     Expire(usize),
     Close(usize),
     Requeue(usize),
+    /// The holder transfers a conversation: to the other team, or to a named agent.
+    Transfer {
+        pick: usize,
+        to_agent: Option<usize>,
+    },
+    /// A supervisor puts a waiting conversation with an agent.
+    SupervisorAssign {
+        pick: usize,
+        agent: usize,
+    },
+    /// An SLA breach or waiting time raises a waiting conversation's priority.
+    Raise(usize),
+    /// An SLA breach takes a held conversation back from its agent.
+    TakeBack(usize),
     Wait(u64),
 }
 
@@ -67,6 +81,11 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..8usize).prop_map(Step::Expire),
         3 => (0..8usize).prop_map(Step::Close),
         1 => (0..4usize).prop_map(Step::Requeue),
+        2 => (0..8usize, prop::option::of(0..4usize))
+            .prop_map(|(pick, to_agent)| Step::Transfer { pick, to_agent }),
+        1 => (0..8usize, 0..4usize).prop_map(|(pick, agent)| Step::SupervisorAssign { pick, agent }),
+        1 => (0..8usize).prop_map(Step::Raise),
+        1 => (0..8usize).prop_map(Step::TakeBack),
         1 => (1..400u64).prop_map(Step::Wait),
     ]
 }
@@ -77,6 +96,8 @@ struct World {
     core: RouterCore,
     now: Instant,
     ticket: u64,
+    /// Transfers made: they take tickets of their own.
+    transfers: u64,
     ids: Vec<String>,
     held: Vec<(String, String, QueueEntry)>,
     closed: HashSet<String>,
@@ -153,6 +174,7 @@ impl World {
             core,
             now: Instant::now(),
             ticket: 0,
+            transfers: 0,
             ids: ["a0", "a1", "a2", "a3"].map(String::from).to_vec(),
             held: Vec::new(),
             closed: HashSet::new(),
@@ -317,6 +339,99 @@ impl World {
                     self.core.enqueue(entry);
                 }
             }
+            Step::Transfer { pick, to_agent } => {
+                if self.held.is_empty() {
+                    return;
+                }
+                let (c, a, entry) = self.held.remove(pick % self.held.len());
+                // As the conversation does it: released first, then queued anew, so a
+                // transfer to a full team waits instead of sticking to the old agent.
+                self.core.release(&a, &c);
+                // A new place at the back: tickets above every escalation's.
+                self.transfers += 1;
+                let ticket = 1_000_000 + self.transfers;
+                let moved = match to_agent {
+                    Some(i) => QueueEntry {
+                        only_agent: Some(self.ids[*i].clone()),
+                        ticket,
+                        ..entry
+                    },
+                    None => QueueEntry {
+                        team: if entry.team == TEAMS[0] {
+                            TEAMS[1]
+                        } else {
+                            TEAMS[0]
+                        }
+                        .into(),
+                        only_agent: None,
+                        ticket,
+                        ..entry
+                    },
+                };
+                self.core.enqueue(moved);
+            }
+            Step::SupervisorAssign { pick, agent } => {
+                let waiting: Vec<String> = self
+                    .core
+                    .queue()
+                    .map(|e| e.conversation_id.clone())
+                    .collect();
+                if waiting.is_empty() {
+                    return;
+                }
+                let c = waiting[pick % waiting.len()].clone();
+                let a = self.ids[*agent].clone();
+                // Any open offer is withdrawn first, as the router does.
+                self.core.withdraw(&c);
+                let fits = {
+                    let e = self.core.queued_entry(&c).cloned();
+                    let s = self.core.agent(&a);
+                    match (e, s) {
+                        (Some(e), Some(s)) => s.fits(self.core.weights.of(&e)),
+                        _ => false,
+                    }
+                };
+                match self.core.assign_by_supervisor(&a, &c, self.now) {
+                    Ok(entry) => {
+                        assert!(fits, "assigned past capacity");
+                        self.core.check_invariants().expect("while assigning");
+                        self.core.finish_accept(&a, &c, true, false);
+                        self.held.push((c, a, entry));
+                    }
+                    Err(r) => assert!(!fits || r != Refusal::NotEligible, "{r:?}"),
+                }
+            }
+            Step::Raise(pick) => {
+                let waiting: Vec<(String, u8)> = self
+                    .core
+                    .queue()
+                    .map(|e| (e.conversation_id.clone(), e.priority))
+                    .collect();
+                if waiting.is_empty() {
+                    return;
+                }
+                let (c, p) = waiting[pick % waiting.len()].clone();
+                let offered = self.core.offer_of(&c).map(|o| o.id);
+                assert_eq!(self.core.set_priority(&c, (p + 1).min(3)), p < 3);
+                assert_eq!(
+                    self.core.offer_of(&c).map(|o| o.id),
+                    offered,
+                    "the open offer stays"
+                );
+            }
+            Step::TakeBack(pick) => {
+                if self.held.is_empty() {
+                    return;
+                }
+                let (c, a, entry) = self.held.remove(pick % self.held.len());
+                self.core.release_from_all(&c);
+                self.core.cool_down(&a, &c, self.now);
+                self.declined.insert((c.clone(), a));
+                self.core.enqueue(QueueEntry {
+                    only_agent: None,
+                    ..entry
+                });
+            }
             Step::Wait(secs) => self.now += Duration::from_secs(*secs),
         }
     }
@@ -331,10 +446,14 @@ impl World {
                 continue;
             }
             for a in self.core.agents() {
+                let addressed = match &e.only_agent {
+                    Some(only) => *only == a.record.id,
+                    None => a.record.teams.contains(&e.team),
+                };
                 let free = a.sessions > 0
                     && a.presence == Presence::Online
                     && a.fits(self.core.weights.of(e))
-                    && a.record.teams.contains(&e.team);
+                    && addressed;
                 if free
                     && !self
                         .declined
