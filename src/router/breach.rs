@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use actix::fut::LocalBoxActorFuture;
 use actix::prelude::*;
 
 use super::Router;
@@ -227,18 +228,19 @@ impl Router {
             entry.skills.clear();
             entry.only_agent = None;
         }
-        self.update_queued(old, entry, note, ctx);
+        let change = self.update_queued(old, entry, note);
+        ctx.spawn(change.map(|_, _, _| ()));
     }
 
     /// Has the conversation actor record a changed queue entry, then queues it again (the
     /// old one if the change failed for any reason but the conversation no longer waiting).
+    /// Resolves with the actor's answer once the queue holds the outcome.
     pub(super) fn update_queued(
         &mut self,
         old: QueueEntry,
         entry: QueueEntry,
         note: String,
-        ctx: &mut Context<Self>,
-    ) {
+    ) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
         let directory = self.directory.clone();
         let cid = entry.conversation_id.clone();
         let msg = UpdateQueued {
@@ -248,7 +250,8 @@ impl Router {
         async move { send_to(&directory, &cid, msg).await }
             .into_actor(self)
             .map(move |res, act, ctx| {
-                match res.and_then(|r| r) {
+                let res = res.and_then(|r| r);
+                match &res {
                     Ok(()) => {
                         let now_ms = act.clock.now_ms();
                         if let Some(c) =
@@ -266,8 +269,9 @@ impl Router {
                     }
                 }
                 act.dispatch(ctx);
+                res
             })
-            .spawn(ctx);
+            .boxed_local()
     }
 
     /// Takes a conversation back from an agent who missed its response deadline.

@@ -369,7 +369,9 @@ impl Handler<SupervisorTransfer> for Router {
         if let Some(n) = msg.note.filter(|n| !n.trim().is_empty()) {
             note.push_str(&format!(": {n}"));
         }
-        self.update_queued(old, entry, note, ctx);
-        Box::pin(fut::ready(Ok(())))
+        Box::pin(
+            self.update_queued(old, entry, note)
+                .map(|res, _, _| res.map_err(RouterError::Conversation)),
+        )
     }
 }

@@ -92,7 +92,7 @@ team = "nights"
     skip_to(&mut nina, "assigned").await;
     let mut second = Visitor::new(&d).await;
     let (b, _) = second.say("I want to talk to a human please").await;
-    let (_, q) = d.api_get("/api/v1/queue").await;
+    let q = d.queue_of(1).await;
     assert_eq!(q["queue"][0]["conversation_id"], json!(b), "{q}");
 
     // Nina leaves. After the grace period both customers go back to the bot, told so.

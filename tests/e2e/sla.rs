@@ -89,19 +89,6 @@ async fn overview_where(ws: &mut Ws, pred: impl Fn(&Value) -> bool) -> Value {
     panic!("no overview matched");
 }
 
-/// The queue once it holds `n` conversations.
-async fn queue_of(d: &Daemon, n: usize) -> Value {
-    let mut q = Value::Null;
-    for _ in 0..200 {
-        q = d.api_get("/api/v1/queue").await.1;
-        if q["queue"].as_array().is_some_and(|a| a.len() == n) {
-            return q;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the queue never held {n}: {q}");
-}
-
 fn timer<'a>(sla: &'a Value, target: &str) -> &'a Value {
     sla.as_array()
         .and_then(|a| a.iter().find(|t| t["target"] == target))
@@ -505,7 +492,7 @@ team = "queue"
     // An ordinary customer waits two minutes: two levels up, to urgent.
     let mut early = Visitor::new(&d).await;
     let (early_id, _) = early.say("I want to talk to a human please").await;
-    let q = queue_of(&d, 1).await;
+    let q = d.queue_of(1).await;
     assert_eq!(q["queue"][0]["team"], "queue");
     let start = q["queue"][0]["priority"].as_u64().expect("priority");
     assert!(start < 3, "{q}");
@@ -519,11 +506,11 @@ team = "queue"
 
     // The VIP escalates now: their own team, urgent at once.
     vip.say("I want to talk to a human please").await;
-    queue_of(&d, 2).await;
+    d.queue_of(2).await;
     // A legal threat from a newcomer is urgent too, but waits behind the aged conversation.
     let mut late = Visitor::new(&d).await;
     let (late_id, _) = late.say("I will call my lawyer about this").await;
-    let q = queue_of(&d, 3).await;
+    let q = d.queue_of(3).await;
     let order: Vec<(&str, &str, u64)> = q["queue"]
         .as_array()
         .expect("queue")

@@ -234,6 +234,20 @@ impl Daemon {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// `GET /api/v1/queue` once the queue holds `n` conversations (an escalation reaches
+    /// the queue a moment after the customer's message is acknowledged).
+    pub async fn queue_of(&self, n: usize) -> Value {
+        let mut q = Value::Null;
+        for _ in 0..250 {
+            q = self.api_get("/api/v1/queue").await.1;
+            if q["queue"].as_array().is_some_and(|a| a.len() == n) {
+                return q;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the queue never held {n}: {q}");
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
         reqwest::Client::new()
