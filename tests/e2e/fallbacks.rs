@@ -16,20 +16,6 @@ fn options(extra: &str) -> Options {
     }
 }
 
-/// The next frame of type `ty`, skipping anything else.
-async fn skip_to(ws: &mut Ws, ty: &str) -> Value {
-    for _ in 0..200 {
-        let f = ws
-            .next_within(FRAME_WAIT)
-            .await
-            .unwrap_or_else(|| panic!("no `{ty}` frame came"));
-        if f["type"] == ty {
-            return f;
-        }
-    }
-    panic!("no `{ty}` frame among the next 200");
-}
-
 /// Waits for a system message containing `needle`.
 async fn system_message_with(v: &mut Visitor, needle: &str) -> String {
     for _ in 0..20 {
@@ -63,7 +49,7 @@ async fn a_customer_waiting_with_nobody_online_is_told_and_served_when_someone_c
     let (cid, _) = v.say("I want to talk to a human please").await;
     system_message_with(&mut v, "Nobody from our team is online right now").await;
     let (mut ana, _) = d.agent(&tokens[0]).await;
-    let offer = skip_to(&mut ana, "offer").await;
+    let offer = ana.until("offer").await;
     assert_eq!(offer["conversation_id"], json!(cid));
 }
 
@@ -85,11 +71,11 @@ team = "nights"
     // Nina takes the first customer; the second waits, since she is full.
     let mut first = Visitor::new(&d).await;
     let (a, _) = first.say("I want to talk to a human please").await;
-    let offer = skip_to(&mut nina, "offer").await;
+    let offer = nina.until("offer").await;
     assert_eq!(offer["conversation_id"], json!(a));
     nina.send(json!({"type": "accept", "conversation_id": a}))
         .await;
-    skip_to(&mut nina, "assigned").await;
+    nina.until("assigned").await;
     let mut second = Visitor::new(&d).await;
     let (b, _) = second.say("I want to talk to a human please").await;
     let q = d.queue_of(1).await;
@@ -150,15 +136,15 @@ team = "mail"
 
     // Mia comes online later, takes it, and sees where replies also go.
     let (mut mia, _) = d.agent(&tokens[0]).await;
-    let offer = skip_to(&mut mia, "offer").await;
+    let offer = mia.until("offer").await;
     assert_eq!(offer["conversation_id"], json!(cid));
     assert_eq!(offer["package"]["follow_up_email"], "jo.doe@example.test");
     mia.send(json!({"type": "accept", "conversation_id": cid}))
         .await;
-    skip_to(&mut mia, "assigned").await;
+    mia.until("assigned").await;
     mia.send(json!({"type": "reply", "conversation_id": cid, "text": "Hello Jo, your refund is on its way."}))
         .await;
-    skip_to(&mut mia, "ack").await;
+    mia.until("ack").await;
     // The chat shows it, and so does Jo's mailbox.
     let m = v.message_from("agent").await;
     assert_eq!(m["text"], "Hello Jo, your refund is on its way.");
@@ -180,9 +166,9 @@ team = "mail"
         ))
         .await;
     // (Mia's own reply comes back to her sessions first.)
-    let mut msg = skip_to(&mut mia, "message").await;
+    let mut msg = mia.until("message").await;
     while msg["message"]["role"] == "agent" {
-        msg = skip_to(&mut mia, "message").await;
+        msg = mia.until("message").await;
     }
     assert_eq!(msg["conversation_id"], json!(cid), "{msg}");
     assert_eq!(msg["message"]["role"], "customer");

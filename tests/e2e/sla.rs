@@ -60,28 +60,14 @@ async fn supervisor(d: &Daemon, token: &str) -> Ws {
     let (mut ws, welcome) = d.agent(token).await;
     assert_eq!(welcome["agent"]["supervisor"], true, "{welcome}");
     ws.send(json!({"type": "presence", "status": "away"})).await;
-    skip_to(&mut ws, "ack").await;
+    ws.until("ack").await;
     ws
-}
-
-/// The next frame of type `ty`, skipping anything else (overviews, queues, messages).
-async fn skip_to(ws: &mut Ws, ty: &str) -> Value {
-    for _ in 0..200 {
-        let f = ws
-            .next_within(FRAME_WAIT)
-            .await
-            .unwrap_or_else(|| panic!("no `{ty}` frame came"));
-        if f["type"] == ty {
-            return f;
-        }
-    }
-    panic!("no `{ty}` frame among the next 200");
 }
 
 /// Pushed overviews until one satisfies `pred`.
 async fn overview_where(ws: &mut Ws, pred: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..50 {
-        let o = skip_to(ws, "overview").await;
+        let o = ws.until("overview").await;
         if pred(&o) {
             return o;
         }
@@ -139,7 +125,7 @@ async fn an_unassigned_conversation_breaches_and_is_raised_moved_and_reported() 
     assert_eq!(advance(&d, 59).await, 0);
     // Past the minute: the breach is reported and acted on.
     assert_eq!(advance(&d, 2).await, 1);
-    let breach = skip_to(&mut sam, "sla_breach").await;
+    let breach = sam.until("sla_breach").await;
     assert_eq!(breach["conversation_id"], json!(cid));
     assert_eq!(breach["target"], "assignment");
     assert_eq!(breach["team"], "support");
@@ -169,7 +155,7 @@ async fn an_unassigned_conversation_breaches_and_is_raised_moved_and_reported() 
     );
     // A billing agent gets it, with the reason in the transcript.
     let (mut bill, _) = d.agent(&tokens[0]).await;
-    let offer = skip_to(&mut bill, "offer").await;
+    let offer = bill.until("offer").await;
     assert_eq!(offer["conversation_id"], json!(cid));
     let notes: Vec<&str> = offer["package"]["transcript"]
         .as_array()
@@ -201,22 +187,22 @@ async fn a_missed_first_response_goes_to_another_agent_and_next_responses_are_ti
     let (mut ana, _) = d.agent(&tokens[0]).await;
     let mut v = Visitor::new(&d).await;
     let (cid, _) = v.say("I want to talk to a human please").await;
-    let offer = skip_to(&mut ana, "offer").await;
+    let offer = ana.until("offer").await;
     assert_eq!(offer["conversation_id"], json!(cid));
     ana.send(json!({"type": "accept", "conversation_id": cid}))
         .await;
-    skip_to(&mut ana, "assigned").await;
+    ana.until("assigned").await;
     let (mut bo, _) = d.agent(&tokens[1]).await;
 
     // Ana does not answer within two minutes: the conversation goes to Bo.
     assert_eq!(advance(&d, 121).await, 1);
-    let released = skip_to(&mut ana, "released").await;
+    let released = ana.until("released").await;
     assert_eq!(released["conversation_id"], json!(cid));
     assert_eq!(released["reason"], "sla_breach");
-    let breach = skip_to(&mut sam, "sla_breach").await;
+    let breach = sam.until("sla_breach").await;
     assert_eq!(breach["target"], "first_response");
     assert_eq!(breach["agent_id"], "ana");
-    let offer = skip_to(&mut bo, "offer").await;
+    let offer = bo.until("offer").await;
     assert_eq!(offer["conversation_id"], json!(cid));
     assert!(
         offer["package"]["transcript"]
@@ -231,12 +217,12 @@ async fn a_missed_first_response_goes_to_another_agent_and_next_responses_are_ti
     );
     bo.send(json!({"type": "accept", "conversation_id": cid}))
         .await;
-    skip_to(&mut bo, "assigned").await;
+    bo.until("assigned").await;
     // Bo owes a first answer of his own, from the breach on: he answers in time.
     assert_eq!(advance(&d, 100).await, 0);
     bo.send(json!({"type": "reply", "conversation_id": cid, "text": "Hi, Bo here."}))
         .await;
-    skip_to(&mut bo, "ack").await;
+    bo.until("ack").await;
     v.message_from("agent").await;
     let o = overview_where(&mut sam, |o| {
         o["agents"].as_array().is_some_and(|a| {
@@ -262,7 +248,7 @@ async fn a_missed_first_response_goes_to_another_agent_and_next_responses_are_ti
     v.say("Are you still there?").await;
     let mut next = Value::Null;
     for _ in 0..50 {
-        let o = skip_to(&mut sam, "overview").await;
+        let o = sam.until("overview").await;
         if let Some(t) = o["agents"]
             .as_array()
             .and_then(|a| a.iter().find(|a| a["id"] == "bo"))
@@ -276,18 +262,18 @@ async fn a_missed_first_response_goes_to_another_agent_and_next_responses_are_ti
     let started = next["started_at_ms"].as_u64().expect("next response timer");
     assert_eq!(next["due_at_ms"].as_u64(), Some(started + 300_000));
     assert_eq!(advance(&d, 301).await, 1);
-    let breach = skip_to(&mut sam, "sla_breach").await;
+    let breach = sam.until("sla_breach").await;
     assert_eq!(breach["target"], "next_response");
     assert_eq!(breach["agent_id"], "bo");
     // Notify only: Bo keeps the conversation.
     bo.send(json!({"type": "reply", "conversation_id": cid, "text": "Yes, sorry!"}))
         .await;
-    let ack = skip_to(&mut bo, "ack").await;
+    let ack = bo.until("ack").await;
     assert_eq!(ack["conversation_id"], json!(cid));
     // Closing ends the clock: no more breaches, even an hour on (resolution would be).
     bo.send(json!({"type": "close", "conversation_id": cid}))
         .await;
-    skip_to(&mut bo, "released").await;
+    bo.until("released").await;
     assert_eq!(advance(&d, 3600).await, 0);
 }
 
@@ -303,14 +289,14 @@ async fn supervisors_assign_and_transfer_any_conversation_of_their_teams() {
     let (mut ana, _) = d.agent(&tokens[0]).await;
     ana.send(json!({"type": "presence", "status": "away"}))
         .await;
-    skip_to(&mut ana, "ack").await;
+    ana.until("ack").await;
 
     // Agents are not supervisors.
     ana.send(json!({"type": "get_overview"})).await;
-    assert_eq!(skip_to(&mut ana, "error").await["code"], "forbidden");
+    assert_eq!(ana.until("error").await["code"], "forbidden");
     ana.send(json!({"type": "assign", "conversation_id": "x", "agent_id": "ana"}))
         .await;
-    assert_eq!(skip_to(&mut ana, "error").await["code"], "forbidden");
+    assert_eq!(ana.until("error").await["code"], "forbidden");
 
     let mut v = Visitor::new(&d).await;
     let (cid, _) = v.say("I want to talk to a human please").await;
@@ -318,9 +304,9 @@ async fn supervisors_assign_and_transfer_any_conversation_of_their_teams() {
     // Ana is away, so nobody is offered it; Sam gives it to her anyway.
     sam.send(json!({"type": "assign", "conversation_id": cid, "agent_id": "ana"}))
         .await;
-    let ack = skip_to(&mut sam, "ack").await;
+    let ack = sam.until("ack").await;
     assert_eq!(ack["request"], "assign");
-    let assigned = skip_to(&mut ana, "assigned").await;
+    let assigned = ana.until("assigned").await;
     assert_eq!(assigned["conversation_id"], json!(cid));
     // Ana is full now: a second assignment to her is refused.
     let mut v2 = Visitor::new(&d).await;
@@ -333,17 +319,17 @@ async fn supervisors_assign_and_transfer_any_conversation_of_their_teams() {
     .await;
     sam.send(json!({"type": "assign", "conversation_id": cid2, "agent_id": "ana"}))
         .await;
-    assert_eq!(skip_to(&mut sam, "error").await["code"], "agent_full");
+    assert_eq!(sam.until("error").await["code"], "agent_full");
 
     // Sam moves Ana's conversation to billing with a note that travels with it.
     sam.send(json!({"type": "transfer", "conversation_id": cid, "to_team": "billing", "note": "VIP, refund approved"}))
         .await;
-    let ack = skip_to(&mut sam, "ack").await;
+    let ack = sam.until("ack").await;
     assert_eq!(ack["request"], "transfer");
-    let released = skip_to(&mut ana, "released").await;
+    let released = ana.until("released").await;
     assert_eq!(released["conversation_id"], json!(cid));
     let (mut bill, _) = d.agent(&tokens[1]).await;
-    let offer = skip_to(&mut bill, "offer").await;
+    let offer = bill.until("offer").await;
     assert_eq!(offer["conversation_id"], json!(cid));
     assert!(
         offer["package"]["transcript"]
@@ -358,7 +344,7 @@ async fn supervisors_assign_and_transfer_any_conversation_of_their_teams() {
     // does not supervise is out of his reach.
     sam.send(json!({"type": "transfer", "conversation_id": cid2, "to_agent": "bill"}))
         .await;
-    skip_to(&mut sam, "ack").await;
+    sam.until("ack").await;
     let (_, q) = d.api_get("/api/v1/queue").await;
     let waiting = q["queue"]
         .as_array()
@@ -371,10 +357,10 @@ async fn supervisors_assign_and_transfer_any_conversation_of_their_teams() {
     assert_eq!(waiting["team"], "support");
     bill.send(json!({"type": "accept", "conversation_id": cid}))
         .await;
-    skip_to(&mut bill, "assigned").await;
+    bill.until("assigned").await;
     sam.send(json!({"type": "transfer", "conversation_id": cid, "to_team": "support"}))
         .await;
-    assert_eq!(skip_to(&mut sam, "error").await["code"], "forbidden");
+    assert_eq!(sam.until("error").await["code"], "forbidden");
 }
 
 #[tokio::test]
@@ -395,7 +381,7 @@ async fn sla_deadlines_survive_a_restart() {
     let d = Daemon::start(d.kill9());
     let mut sam = supervisor(&d, &sam_token).await;
     sam.send(json!({"type": "get_overview"})).await;
-    let o = skip_to(&mut sam, "overview").await;
+    let o = sam.until("overview").await;
     assert_eq!(o["queue"][0]["conversation_id"], json!(cid));
     assert_eq!(
         timer(&o["queue"][0]["sla"], "assignment")["due_at_ms"].as_u64(),
@@ -404,7 +390,7 @@ async fn sla_deadlines_survive_a_restart() {
     );
     // The restarted daemon's clock is the system's again: a minute on, it is breached.
     assert_eq!(advance(&d, 61).await, 1);
-    let breach = skip_to(&mut sam, "sla_breach").await;
+    let breach = sam.until("sla_breach").await;
     assert_eq!(breach["conversation_id"], json!(cid));
     assert_eq!(breach["due_at_ms"].as_u64(), Some(due));
 }

@@ -226,3 +226,53 @@ async fn once_the_team_has_a_pace_queued_customers_get_an_estimated_wait() {
     assert!(secs >= 60 && secs % 60 == 0, "{eta}");
     assert!(eta["position"].as_u64().is_some(), "{eta}");
 }
+
+#[tokio::test]
+async fn a_returning_customer_goes_back_to_their_agent_while_others_are_balanced() {
+    let (dir, tokens) = Daemon::prepare(
+        &Options::default(),
+        &[("ana", "support", 3), ("bo", "support", 3)],
+    );
+    let d = Daemon::start(dir);
+    let (mut ana, _) = d.agent(&tokens[0]).await;
+    let (mut bo, _) = d.agent(&tokens[1]).await;
+    bo.send(json!({"type": "presence", "status": "away"})).await;
+    bo.until("ack").await;
+
+    // Ana helps Vera and closes.
+    let mut vera = Visitor::new(&d).await;
+    let (vera_id, _) = vera.say("I want to talk to a human please").await;
+    let offer = ana.until("offer").await;
+    assert_eq!(offer["conversation_id"], json!(vera_id));
+    ana.send(json!({"type": "accept", "conversation_id": vera_id}))
+        .await;
+    ana.until("ack").await;
+    ana.until("assigned").await;
+    ana.send(json!({"type": "close", "conversation_id": vera_id}))
+        .await;
+    ana.until("ack").await;
+    // Ana takes Walt too, so she holds more than Bo once he is back.
+    let mut walt = Visitor::new(&d).await;
+    let (walt_id, _) = walt.say("I want to talk to a human please").await;
+    let offer = ana.until("offer").await;
+    assert_eq!(offer["conversation_id"], json!(walt_id));
+    ana.send(json!({"type": "accept", "conversation_id": walt_id}))
+        .await;
+    ana.until("ack").await;
+    bo.send(json!({"type": "presence", "status": "online"}))
+        .await;
+    bo.until("ack").await;
+
+    // Vera comes back: she is offered to Ana, who knows her, though Bo holds less.
+    vera.say("I want to talk to a human please").await;
+    let offer = ana.until("offer").await;
+    assert_eq!(offer["conversation_id"], json!(vera_id));
+    assert_eq!(offer["package"]["previous_agent"], "ana");
+    assert_eq!(offer["package"]["handoff_number"], 2);
+    // A new customer goes to the least loaded agent: Bo.
+    let mut zoe = Visitor::new(&d).await;
+    let (zoe_id, _) = zoe.say("I want to talk to a human please").await;
+    let offer = bo.until("offer").await;
+    assert_eq!(offer["conversation_id"], json!(zoe_id));
+    assert!(offer["package"].get("previous_agent").is_none(), "{offer}");
+}

@@ -349,6 +349,20 @@ impl Ws {
         }
     }
 
+    /// The next frame of type `ty`, whatever comes before it (bounded: 200 frames).
+    pub async fn until(&mut self, ty: &str) -> Value {
+        for _ in 0..200 {
+            let f = self
+                .next_within(FRAME_WAIT)
+                .await
+                .unwrap_or_else(|| panic!("no `{ty}` frame came"));
+            if f["type"] == ty {
+                return f;
+            }
+        }
+        panic!("no `{ty}` frame among the next 200");
+    }
+
     /// Collects frames until `quiet` passes with nothing new.
     pub async fn drain(&mut self, quiet: Duration) -> Vec<Value> {
         let mut out = Vec::new();
