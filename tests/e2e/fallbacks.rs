@@ -180,3 +180,141 @@ team = "mail"
         "no separate email conversation: {list}"
     );
 }
+
+/// Friday 2026-12-04, 16:50 in Berlin; Saturday 10:00; Monday 2026-12-07, 09:20 and 09:21.
+const FRIDAY_1650: u64 = 1_796_399_400_000;
+const SATURDAY_1000: u64 = 1_796_461_200_000;
+const MONDAY_0920: u64 = 1_796_631_600_000;
+const MONDAY_0921: u64 = 1_796_631_660_000;
+
+/// Sets the daemon's clock; returns how many SLA deadlines passed.
+async fn set_clock(d: &Daemon, at_ms: u64) -> u64 {
+    let (status, body) = d
+        .api_post("/api/v1/debug/clock", json!({"set_ms": at_ms}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["breaches"].as_u64().expect("breaches")
+}
+
+#[tokio::test]
+async fn business_hours_pause_sla_timers_and_closed_teams_apply_their_fallback() {
+    let hours = r#"time_zone = "Europe/Berlin"
+monday = ["09:00-17:00"]
+tuesday = ["09:00-17:00"]
+wednesday = ["09:00-17:00"]
+thursday = ["09:00-17:00"]
+friday = ["09:00-17:00"]
+holidays = ["2026-12-24"]"#;
+    let o = options(&format!(
+        r#"
+[debug]
+clock_control = true
+
+[[router.teams]]
+name = "office"
+when_closed = "queue"
+[router.teams.business_hours]
+{hours}
+
+[[router.teams]]
+name = "shop"
+when_closed = "bot"
+closed_message = "The shop desk is closed until {{next_open}}."
+[router.teams.business_hours]
+{hours}
+
+[[router.sla]]
+name = "office"
+teams = ["office"]
+first_response_secs = 1800
+on_first_response_breach = ["notify_supervisors"]
+
+[[router.rules]]
+attributes = {{ desk = "shop" }}
+team = "shop"
+
+[[router.rules]]
+team = "office"
+"#
+    ));
+    let (dir, tokens) = Daemon::prepare(&o, &[("olga", "office", 3)]);
+    let d = Daemon::start(dir);
+    let (mut olga, _) = d.agent(&tokens[0]).await;
+
+    // Friday 16:50: open. A 30-minute first response has ten minutes today, twenty on
+    // Monday from 09:00.
+    set_clock(&d, FRIDAY_1650).await;
+    let mut fri = Visitor::new(&d).await;
+    let (fri_id, _) = fri.say("I want to talk to a human please").await;
+    let offer = olga.until("offer").await;
+    assert_eq!(offer["conversation_id"], json!(fri_id));
+    let q = d.queue_of(1).await;
+    let timer = q["queue"][0]["sla"]
+        .as_array()
+        .and_then(|s| s.iter().find(|t| t["target"] == "first_response").cloned())
+        .expect("first response timer");
+    let due = timer["due_at_ms"].as_u64().expect("due");
+    let started = timer["started_at_ms"].as_u64().expect("start");
+    let late_by = started - FRIDAY_1650;
+    assert!(
+        late_by < 10_000,
+        "started {late_by} ms after the clock was set"
+    );
+    assert_eq!(
+        due,
+        MONDAY_0920 + late_by,
+        "due Monday 09:20, not Friday 17:20"
+    );
+    olga.send(json!({"type": "accept", "conversation_id": fri_id}))
+        .await;
+    olga.until("assigned").await;
+
+    // Saturday 10:00: closed. The office's customer waits and is told when it opens.
+    set_clock(&d, SATURDAY_1000).await;
+    let mut sat = Visitor::new(&d).await;
+    let (sat_id, _) = sat.say("I want to talk to a human please").await;
+    let closed = system_message_with(&mut sat, "away right now").await;
+    assert!(
+        closed.contains("Monday") && closed.contains("09:00"),
+        "{closed}"
+    );
+    // Olga is online and has room, but it is outside hours: she is still offered it (an
+    // agent at work outside hours may take it), and it stays in the queue until then.
+    let offer = olga.until("offer").await;
+    assert_eq!(offer["conversation_id"], json!(sat_id));
+
+    // The shop's customer goes back to the bot, told when the desk opens.
+    let mut shopper = Visitor::new(&d).await;
+    let (shop_id, _) = shopper.say("What are your opening hours?").await;
+    shopper.message_from("bot").await;
+    let (status, body) = d
+        .api_put(
+            &format!("/api/v1/conversations/{shop_id}/attributes"),
+            json!({"desk": "shop"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    shopper.say("I want to talk to a human please").await;
+    let told = system_message_with(&mut shopper, "The shop desk is closed until").await;
+    assert!(told.contains("Monday"), "{told}");
+    let c = owner_becomes(&d, &shop_id, "bot").await;
+    assert!(
+        c["transcript"]
+            .as_array()
+            .expect("transcript")
+            .iter()
+            .any(|m| m["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("team shop is outside its business hours"))),
+        "{c}"
+    );
+
+    // Monday 09:21: Friday's first response is one minute late.
+    assert_eq!(set_clock(&d, MONDAY_0921).await, 1);
+    let metrics = d.metrics().await;
+    assert!(
+        metrics
+            .contains("handoffd_sla_breaches_total{team=\"office\",target=\"first_response\"} 1"),
+        "{metrics}"
+    );
+}

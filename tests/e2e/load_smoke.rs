@@ -61,3 +61,55 @@ fn the_quick_benchmark_suite_runs_every_scenario_cleanly() {
         assert_eq!(r["problems"].as_u64(), Some(0), "{label}:\n{stderr}");
     }
 }
+
+#[test]
+fn the_crash_measurement_finds_every_acknowledged_message_after_a_kill() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_handoffd-load"))
+        .args(["crash", "--conversations", "150", "--concurrency", "8"])
+        .arg("--handoffd")
+        .arg(env!("CARGO_BIN_EXE_handoffd"))
+        .arg("--config")
+        .arg(repo.join("config.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start handoffd-load crash");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        match child.try_wait().expect("wait for handoffd-load") {
+            Some(_) => break,
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                panic!("handoffd-load crash did not finish in 180 s");
+            }
+            None => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+    let out = child.wait_with_output().expect("collect output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "crash run failed:\n{stdout}\n{stderr}"
+    );
+    let checked = stdout
+        .lines()
+        .find(|l| l.starts_with("acknowledged messages checked in the journal:"))
+        .unwrap_or_else(|| panic!("no check line in:\n{stdout}"));
+    assert!(checked.ends_with(" 0 lost"), "{checked}");
+    let found: usize = checked
+        .split(": ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        found >= 150,
+        "only {found} acknowledged messages were checked"
+    );
+    assert!(
+        stdout.contains("restart: listening after"),
+        "no restart timing in:\n{stdout}"
+    );
+}

@@ -14,6 +14,7 @@
 mod baseline;
 mod chat;
 mod client;
+mod crash;
 mod echo;
 mod metrics;
 mod procstat;
@@ -61,6 +62,9 @@ enum Command {
     Run(RunArgs),
     /// Start a baseline and fresh daemons, run every scenario, print the results table.
     Suite(SuiteArgs),
+    /// Fill a fresh daemon's journal, kill it with SIGKILL mid-traffic, restart it: time to
+    /// accept connections, memory with every conversation stored, every ack checked.
+    Crash(crash::CrashArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
         } => baseline::main(listen, &data, max_seconds),
         Command::Run(args) => scenario::main(args),
         Command::Suite(args) => suite::main(args),
+        Command::Crash(args) => crash::main(args),
     };
     match result {
         Ok(code) => code,

@@ -169,13 +169,13 @@ fn daemon_steps(quick: bool, soak: f64) -> Vec<Step> {
 }
 
 /// A temporary directory removed on drop (unless kept).
-struct TempDir {
-    path: PathBuf,
+pub(crate) struct TempDir {
+    pub(crate) path: PathBuf,
     keep: bool,
 }
 
 impl TempDir {
-    fn new(keep: bool) -> anyhow::Result<TempDir> {
+    pub(crate) fn new(keep: bool) -> anyhow::Result<TempDir> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -199,15 +199,19 @@ impl Drop for TempDir {
 
 /// A child process that is stopped (SIGTERM, then SIGKILL) when dropped, so an error in the
 /// suite never leaves a daemon behind.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Proc {
     /// Starts `cmd` and waits for the stdout line starting with `prefix`; the rest of the
     /// line is the address. stdout keeps being drained afterwards so the child never blocks.
-    fn start(mut cmd: Command, prefix: &'static str, what: &str) -> anyhow::Result<Proc> {
+    pub(crate) fn start(
+        mut cmd: Command,
+        prefix: &'static str,
+        what: &str,
+    ) -> anyhow::Result<Proc> {
         let mut child = cmd
             .stdout(Stdio::piped())
             .spawn()
@@ -239,13 +243,18 @@ impl Proc {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// SIGTERM and up to 10 s for a clean exit, then SIGKILL.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         self.stop_inner();
+    }
+
+    /// Waits for a process that was killed from outside.
+    pub(crate) fn reap(mut self) {
+        let _ = self.child.wait();
     }
 
     fn stop_inner(&mut self) {
@@ -274,9 +283,9 @@ impl Drop for Proc {
 }
 
 /// The configuration the daemons start from.
-fn find_config(args: &SuiteArgs, exe: &Path) -> anyhow::Result<PathBuf> {
-    if let Some(c) = &args.config {
-        return Ok(c.clone());
+pub(crate) fn find_config(given: Option<&Path>, exe: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(c) = given {
+        return Ok(c.to_path_buf());
     }
     let here = PathBuf::from("config.toml");
     if here.is_file() {
@@ -351,7 +360,7 @@ fn daemon_config(base: &toml::Table, data: &Path) -> anyhow::Result<(String, Vec
 }
 
 /// Prepares a daemon's directory, adds the agents, starts it. Returns it and the tokens.
-fn start_daemon(
+pub(crate) fn start_daemon(
     handoffd: &Path,
     base: &toml::Table,
     dir: &Path,
@@ -421,7 +430,7 @@ pub fn main(args: SuiteArgs) -> anyhow::Result<ExitCode> {
         "no daemon at {} (build it: cargo build --release --bin handoffd, or give --handoffd)",
         handoffd.display()
     );
-    let config_path = find_config(&args, &exe)?;
+    let config_path = find_config(args.config.as_deref(), &exe)?;
     let base: toml::Table = toml::from_str(
         &std::fs::read_to_string(&config_path)
             .with_context(|| format!("cannot read {}", config_path.display()))?,
