@@ -318,7 +318,7 @@ impl BusinessCalendar {
     }
 
     /// The next opening in words for a customer, in the team's zone, e.g.
-    /// `"Monday 09:00 (Europe/Berlin)"`; an opening a week or more away carries its date
+    /// `"Monday 09:00 (Europe/Berlin)"`; an opening six days or more away carries its date
     /// (`"Monday 2027-01-04 09:00 (Europe/Berlin)"`). None when it never opens.
     pub fn describe_next_open(&self, at_ms: u64) -> Option<String> {
         let next = self.next_open(at_ms)?;
