@@ -1504,10 +1504,25 @@ impl Config {
                     "must be above 0 (leave it out for no team limit)".into(),
                 );
             }
-            if let Some(h) = &t.business_hours
-                && let Err(e) = crate::router::calendar::BusinessCalendar::from_config(h)
-            {
-                bad(format!("router.teams[{i}].business_hours"), e.to_string());
+            if let Some(h) = &t.business_hours {
+                if let Err(e) = crate::router::calendar::BusinessCalendar::from_config(h) {
+                    bad(format!("router.teams[{i}].business_hours"), e.to_string());
+                }
+                let days = [
+                    &h.monday,
+                    &h.tuesday,
+                    &h.wednesday,
+                    &h.thursday,
+                    &h.friday,
+                    &h.saturday,
+                    &h.sunday,
+                ];
+                if days.iter().all(|d| d.is_empty()) {
+                    bad(
+                        format!("router.teams[{i}].business_hours"),
+                        "no open hours on any day: the team would never open (leave business_hours out for always open)".into(),
+                    );
+                }
             }
         }
         let mut sla_names = HashSet::new();

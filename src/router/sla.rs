@@ -491,6 +491,44 @@ mod tests {
     }
 
     #[test]
+    fn deadlines_count_only_business_time() {
+        let hours: super::super::calendar::BusinessHoursConfig = toml::from_str(
+            r#"
+time_zone = "Europe/Berlin"
+monday = ["09:00-17:00"]
+friday = ["09:00-17:00"]
+"#,
+        )
+        .expect("hours");
+        let calendar = BusinessCalendar::from_config(&hours).expect("calendar");
+        let mut book = SlaBook::new(
+            vec![policy("p", &[], 0)],
+            [("support".to_string(), calendar)].into_iter().collect(),
+        );
+        // Friday 2026-12-04 16:50 in Berlin: two minutes of first response are due at
+        // 16:52; an hour of resolution runs out on Monday at 09:50.
+        let friday_1650 = 1_796_399_400_000;
+        let c = book
+            .enqueued("a", "support", 1, friday_1650)
+            .expect("clock");
+        let due = |t: SlaTarget| {
+            c.timers
+                .iter()
+                .find(|x| x.target == t)
+                .and_then(|x| x.due_at_ms)
+        };
+        assert_eq!(due(SlaTarget::FirstResponse), Some(friday_1650 + 120_000));
+        let monday_0950 = 1_796_633_400_000;
+        assert_eq!(due(SlaTarget::Resolution), Some(monday_0950));
+        // Another team has no hours: wall-clock time.
+        let c = book.enqueued("b", "tier2", 1, friday_1650).expect("clock");
+        assert_eq!(
+            c.timers.last().and_then(|t| t.due_at_ms),
+            Some(friday_1650 + 3_600_000)
+        );
+    }
+
+    #[test]
     fn conversations_no_policy_covers_get_no_clock() {
         let mut book = SlaBook::new(vec![policy("vip", &["support"], 3)], HashMap::new());
         assert!(book.enqueued("a", "support", 2, 0).is_none());
