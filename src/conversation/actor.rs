@@ -824,6 +824,26 @@ impl ConversationActor {
         self.commit(p).boxed_local()
     }
 
+    /// Journals and commits an agent's answer to the customer; once it is durable the router
+    /// hears of it for the SLA timers. Answers with its seq.
+    fn commit_agent_answer(
+        &mut self,
+        mut p: Pending,
+        m: MessageRecord,
+    ) -> LocalBoxActorFuture<Self, Result<Option<u64>, ConversationError>> {
+        let seq = self.journal(&mut p, m);
+        self.commit(p)
+            .map(move |r, act, _| {
+                if r.is_ok() {
+                    act.svc
+                        .router
+                        .do_send(SlaSignal::AgentReplied(act.record.id.clone()));
+                }
+                r.map(|_| Some(seq))
+            })
+            .boxed_local()
+    }
+
     /// Applies the routing rules to the policy's decision.
     fn route(&self, decision: &Decision) -> crate::router::rules::Route {
         let mut intents: Vec<String> = self
@@ -1013,17 +1033,7 @@ impl ConversationActor {
                         .time_to_first_response
                         .observe(now_ms().saturating_sub(*since_ms) as f64 / 1000.0);
                 }
-                let seq = self.journal(&mut p, m);
-                self.commit(p)
-                    .map(move |r, act, _| {
-                        if r.is_ok() {
-                            act.svc
-                                .router
-                                .do_send(SlaSignal::AgentReplied(act.record.id.clone()));
-                        }
-                        r.map(|_| Some(seq))
-                    })
-                    .boxed_local()
+                self.commit_agent_answer(p, m)
             }
             AgentAction::Template {
                 name,
@@ -1061,17 +1071,7 @@ impl ConversationActor {
                     params,
                 };
                 m.handoff = Some(handoff);
-                let seq = self.journal(&mut p, m);
-                self.commit(p)
-                    .map(move |r, act, _| {
-                        if r.is_ok() {
-                            act.svc
-                                .router
-                                .do_send(SlaSignal::AgentReplied(act.record.id.clone()));
-                        }
-                        r.map(|_| Some(seq))
-                    })
-                    .boxed_local()
+                self.commit_agent_answer(p, m)
             }
             AgentAction::Note { text } => {
                 let mut m = Self::message(Role::Note, text);

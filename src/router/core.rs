@@ -487,13 +487,7 @@ impl RouterCore {
         conversation_id: &str,
         now: Instant,
     ) -> Result<QueueEntry, Refusal> {
-        if self.accepting.contains(conversation_id) {
-            return Err(Refusal::NotQueued);
-        }
-        let entry = self
-            .queued_entry(conversation_id)
-            .cloned()
-            .ok_or(Refusal::NotQueued)?;
+        let entry = self.takeable(conversation_id)?;
         let agent = self.agents.get(agent_id).ok_or(Refusal::UnknownAgent)?;
         let own_offer = match self.offers.get(conversation_id) {
             Some(o) if o.agent_id == agent_id => true,
@@ -514,6 +508,16 @@ impl RouterCore {
         Ok(entry)
     }
 
+    /// The entry of a waiting conversation nobody is being confirmed for.
+    fn takeable(&self, conversation_id: &str) -> Result<QueueEntry, Refusal> {
+        if self.accepting.contains(conversation_id) {
+            return Err(Refusal::NotQueued);
+        }
+        self.queued_entry(conversation_id)
+            .cloned()
+            .ok_or(Refusal::NotQueued)
+    }
+
     /// A supervisor puts a waiting conversation with an agent: any team, skills or presence,
     /// but never past the agent's capacity. Like a transfer by name, a person chose where
     /// it goes, so it does not count against the team's limit (the entry returned is
@@ -525,16 +529,10 @@ impl RouterCore {
         conversation_id: &str,
         now: Instant,
     ) -> Result<QueueEntry, Refusal> {
-        if self.accepting.contains(conversation_id) {
-            return Err(Refusal::NotQueued);
-        }
         if self.offers.contains_key(conversation_id) {
             return Err(Refusal::OfferedToAnother);
         }
-        let entry = self
-            .queued_entry(conversation_id)
-            .cloned()
-            .ok_or(Refusal::NotQueued)?;
+        let entry = self.takeable(conversation_id)?;
         let agent = self.agents.get(agent_id).ok_or(Refusal::UnknownAgent)?;
         if !agent.fits(self.weights.of(&entry)) {
             return Err(Refusal::NotEligible);

@@ -324,6 +324,20 @@ impl Router {
         tracing::debug!(conversation = %conversation_id, agent = %agent_id, "offered");
     }
 
+    /// An agent stopped taking conversations (gone or away): their open offers are taken
+    /// back, and their teams checked for anyone left after the grace period.
+    fn stop_offering(&mut self, agent_id: &str, reason: &str, ctx: &mut Context<Self>) {
+        let Some(a) = self.core.agent(agent_id) else {
+            return;
+        };
+        let offered: Vec<String> = a.offered().keys().cloned().collect();
+        let teams = a.record.teams.clone();
+        for cid in offered {
+            self.withdraw(&cid, reason, ctx);
+        }
+        self.schedule_team_check(teams, ctx);
+    }
+
     /// Takes an open offer back and tells the agent.
     fn withdraw(&mut self, conversation_id: &str, reason: &str, ctx: &mut Context<Self>) {
         let Some(offer) = self.core.withdraw(conversation_id) else {
@@ -654,21 +668,8 @@ impl Handler<AgentDisconnected> for Router {
         if self.registry.session_count(&msg.agent_id) > 0 {
             return;
         }
-        let offered: Vec<String> = self
-            .core
-            .agent(&msg.agent_id)
-            .map(|a| a.offered().keys().cloned().collect())
-            .unwrap_or_default();
-        for cid in offered {
-            self.withdraw(&cid, "the agent disconnected", ctx);
-        }
         self.schedule_requeue_check(&msg.agent_id, ctx);
-        let teams = self
-            .core
-            .agent(&msg.agent_id)
-            .map(|a| a.record.teams.clone())
-            .unwrap_or_default();
-        self.schedule_team_check(teams, ctx);
+        self.stop_offering(&msg.agent_id, "the agent disconnected", ctx);
         self.dispatch(ctx);
     }
 }
@@ -689,20 +690,7 @@ impl Handler<SetPresence> for Router {
             return;
         }
         if msg.presence != Presence::Online {
-            let offered: Vec<String> = self
-                .core
-                .agent(&msg.agent_id)
-                .map(|a| a.offered().keys().cloned().collect())
-                .unwrap_or_default();
-            for cid in offered {
-                self.withdraw(&cid, "the agent is away", ctx);
-            }
-            let teams = self
-                .core
-                .agent(&msg.agent_id)
-                .map(|a| a.record.teams.clone())
-                .unwrap_or_default();
-            self.schedule_team_check(teams, ctx);
+            self.stop_offering(&msg.agent_id, "the agent is away", ctx);
         }
         self.dispatch(ctx);
     }

@@ -27,7 +27,15 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     bystander.message_from("bot").await;
     let mut waiting = Visitor::new(&d).await;
     waiting.say("a human please").await;
+    // Told it is being connected, then that nobody is online yet: the state is settled.
     waiting.message_from("system").await;
+    let notice = waiting.message_from("system").await;
+    assert!(
+        notice["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Nobody from our team is online")),
+        "{notice}"
+    );
     let before = snapshot(&d).await;
 
     // --- agent websocket ---

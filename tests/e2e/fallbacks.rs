@@ -69,13 +69,7 @@ team = "nights"
     let d = Daemon::start(dir);
     let (mut nina, _) = d.agent(&tokens[0]).await;
     // Nina takes the first customer; the second waits, since she is full.
-    let mut first = Visitor::new(&d).await;
-    let (a, _) = first.say("I want to talk to a human please").await;
-    let offer = nina.until("offer").await;
-    assert_eq!(offer["conversation_id"], json!(a));
-    nina.send(json!({"type": "accept", "conversation_id": a}))
-        .await;
-    nina.until("assigned").await;
+    let (mut first, a) = escalate(&d, &mut nina).await;
     let mut second = Visitor::new(&d).await;
     let (b, _) = second.say("I want to talk to a human please").await;
     let q = d.queue_of(1).await;

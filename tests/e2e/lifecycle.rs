@@ -13,18 +13,6 @@ async fn readyz(d: &Daemon) -> Value {
     body
 }
 
-async fn escalate(d: &Daemon, agent: &mut Ws) -> (Visitor, String) {
-    let mut v = Visitor::new(d).await;
-    let (cid, _) = v.say("I would like to talk to a human").await;
-    let offer = agent.expect("offer").await;
-    assert_eq!(offer["conversation_id"], json!(cid));
-    agent
-        .send(json!({"type": "accept", "conversation_id": cid}))
-        .await;
-    agent.expect_skipping("assigned", &["ack"]).await;
-    (v, cid)
-}
-
 #[tokio::test]
 async fn idle_conversations_stop_and_come_back_from_the_journal() {
     let o = Options {

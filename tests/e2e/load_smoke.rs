@@ -7,31 +7,37 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[test]
-fn the_quick_benchmark_suite_runs_every_scenario_cleanly() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_handoffd-load"))
-        .args(["suite", "--quick", "--json", "--handoffd"])
-        .arg(env!("CARGO_BIN_EXE_handoffd"))
-        .arg("--config")
-        .arg(repo.join("config.toml"))
+/// Runs `cmd` to its end, killing it (and failing) after `limit`: the generator bounds its
+/// own runs; this is only the last line of defence.
+fn run_bounded(mut cmd: Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start handoffd-load");
-    // The suite bounds every scenario itself; this is only the last line of defence.
-    let deadline = Instant::now() + Duration::from_secs(240);
+    let deadline = Instant::now() + limit;
     loop {
         match child.try_wait().expect("wait for handoffd-load") {
             Some(_) => break,
             None if Instant::now() > deadline => {
                 let _ = child.kill();
-                panic!("handoffd-load suite --quick did not finish in 240 s");
+                panic!("handoffd-load did not finish in {limit:?}");
             }
             None => std::thread::sleep(Duration::from_millis(200)),
         }
     }
-    let out = child.wait_with_output().expect("collect output");
+    child.wait_with_output().expect("collect output")
+}
+
+#[test]
+fn the_quick_benchmark_suite_runs_every_scenario_cleanly() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_handoffd-load"));
+    cmd.args(["suite", "--quick", "--json", "--handoffd"])
+        .arg(env!("CARGO_BIN_EXE_handoffd"))
+        .arg("--config")
+        .arg(repo.join("config.toml"));
+    let out = run_bounded(cmd, Duration::from_secs(240));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "quick suite failed:\n{stderr}");
     let reports: Vec<serde_json::Value> =
@@ -65,28 +71,13 @@ fn the_quick_benchmark_suite_runs_every_scenario_cleanly() {
 #[test]
 fn the_crash_measurement_finds_every_acknowledged_message_after_a_kill() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_handoffd-load"))
-        .args(["crash", "--conversations", "150", "--concurrency", "8"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_handoffd-load"));
+    cmd.args(["crash", "--conversations", "150", "--concurrency", "8"])
         .arg("--handoffd")
         .arg(env!("CARGO_BIN_EXE_handoffd"))
         .arg("--config")
-        .arg(repo.join("config.toml"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start handoffd-load crash");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        match child.try_wait().expect("wait for handoffd-load") {
-            Some(_) => break,
-            None if Instant::now() > deadline => {
-                let _ = child.kill();
-                panic!("handoffd-load crash did not finish in 180 s");
-            }
-            None => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
-    let out = child.wait_with_output().expect("collect output");
+        .arg(repo.join("config.toml"));
+    let out = run_bounded(cmd, Duration::from_secs(180));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -185,13 +185,7 @@ async fn a_missed_first_response_goes_to_another_agent_and_next_responses_are_ti
     let sam = add_supervisor(&d, "sam", &["support"]).await;
     let mut sam = supervisor(&d, &sam).await;
     let (mut ana, _) = d.agent(&tokens[0]).await;
-    let mut v = Visitor::new(&d).await;
-    let (cid, _) = v.say("I want to talk to a human please").await;
-    let offer = ana.until("offer").await;
-    assert_eq!(offer["conversation_id"], json!(cid));
-    ana.send(json!({"type": "accept", "conversation_id": cid}))
-        .await;
-    ana.until("assigned").await;
+    let (mut v, cid) = escalate(&d, &mut ana).await;
     let (mut bo, _) = d.agent(&tokens[1]).await;
 
     // Ana does not answer within two minutes: the conversation goes to Bo.

@@ -393,6 +393,20 @@ impl Ws {
     }
 }
 
+/// A new customer asks for a person; `agent` gets the offer and accepts it. Frames before
+/// the offer and the assignment (queue pushes, acks, overviews) are skipped.
+pub async fn escalate(d: &Daemon, agent: &mut Ws) -> (Visitor, String) {
+    let mut v = Visitor::new(d).await;
+    let (cid, _) = v.say("I would like to talk to a human").await;
+    let offer = agent.until("offer").await;
+    assert_eq!(offer["conversation_id"], json!(cid));
+    agent
+        .send(json!({"type": "accept", "conversation_id": cid}))
+        .await;
+    agent.until("assigned").await;
+    (v, cid)
+}
+
 /// A widget visitor: hello done, token kept.
 pub struct Visitor {
     pub ws: Ws,
