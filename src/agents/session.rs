@@ -687,8 +687,11 @@ impl AgentSession {
             }
             Err(e) => return ServerFrame::error("storage_error", e.to_string(), kind),
         };
+        // Supervisors read any conversation their teams hold or wait for.
         let allowed = match &record.owner {
-            Owner::Agent { agent_id, .. } => *agent_id == agent.id,
+            Owner::Agent { agent_id, team, .. } => {
+                *agent_id == agent.id || (agent.supervisor && agent.teams.contains(team))
+            }
             Owner::Queued { team, .. } => agent.teams.contains(team),
             Owner::Bot => false,
         };

@@ -302,6 +302,11 @@ async fn supervisors_assign_and_transfer_any_conversation_of_their_teams() {
     assert_eq!(ack["request"], "assign");
     let assigned = ana.until("assigned").await;
     assert_eq!(assigned["conversation_id"], json!(cid));
+    // Sam may read what Ana holds.
+    sam.send(json!({"type": "get_conversation", "conversation_id": cid}))
+        .await;
+    let view = sam.until("conversation").await;
+    assert_eq!(view["owner"]["agent_id"], "ana", "{view}");
     // Ana is full now: a second assignment to her is refused.
     let mut v2 = Visitor::new(&d).await;
     let (cid2, _) = v2.say("I want to talk to a human please").await;
