@@ -92,6 +92,12 @@ static ASSETS: &[Asset] = &[
     asset!("/web/inbox/package.js", "inbox/package.js", JS, Kind::Inbox),
     asset!("/web/inbox/alerts.js", "inbox/alerts.js", JS, Kind::Inbox),
     asset!("/web/inbox/dom.js", "inbox/dom.js", JS, Kind::Inbox),
+    asset!(
+        "/web/inbox/supervisor.js",
+        "inbox/supervisor.js",
+        JS,
+        Kind::Inbox
+    ),
 ];
 
 /// The policy of the daemon's pages: scripts, styles and websockets from the daemon only.

@@ -284,7 +284,8 @@ impl SlaBook {
         Some(clock)
     }
 
-    /// Marks running timers of `targets` met.
+    /// Marks timers of `targets` met: in time, or late when already breached (so people
+    /// can tell a missed target that was reached after all from one still open).
     fn meet(
         &mut self,
         conversation_id: &str,
@@ -294,7 +295,7 @@ impl SlaBook {
         let c = self.clocks.get_mut(conversation_id)?;
         let mut changed = false;
         for t in c.timers.iter_mut() {
-            if targets.contains(&t.target) && t.running() {
+            if targets.contains(&t.target) && t.met_at_ms.is_none() {
                 t.met_at_ms = Some(now_ms);
                 changed = true;
             }
@@ -470,7 +471,16 @@ mod tests {
             book.sweep(200_000).0.is_empty(),
             "a breach is reported once"
         );
-        book.agent_replied("a", 200_000);
+        let late = book.agent_replied("a", 200_000).expect("met late");
+        let first = late
+            .timers
+            .iter()
+            .find(|t| t.target == SlaTarget::FirstResponse)
+            .expect("timer");
+        assert_eq!(
+            (first.breached_at_ms, first.met_at_ms),
+            (Some(121_000), Some(200_000))
+        );
         let c = book
             .customer_wrote("a", 210_000)
             .expect("next response starts");

@@ -34,6 +34,9 @@ pub struct TeamOverview {
 pub struct HeldView {
     pub conversation_id: String,
     pub team: String,
+    /// The customer, read from the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<handoffd_channels::Contact>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sla: Vec<SlaTimer>,
 }
@@ -126,6 +129,12 @@ impl Router {
                     .map(|(cid, slot)| HeldView {
                         conversation_id: cid.clone(),
                         team: slot.team.clone(),
+                        contact: self
+                            .store
+                            .conversation(cid)
+                            .ok()
+                            .flatten()
+                            .map(|r| r.contact),
                         sla: self.sla_of(cid),
                     })
                     .collect();

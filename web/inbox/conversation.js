@@ -70,7 +70,9 @@ export function renderConversation() {
   const pkg = conv.package || {};
   const name = contactName(pkg.contact);
   $("conv-title").replaceChildren(channelIcon(pkg.channel), " ", name);
-  const owner = kind === "mine" ? "yours" : kind === "offer" ? "offered to you" : "waiting in the queue";
+  const heldBy = conv.owner && conv.owner.state === "agent" ? conv.owner.agent_id : null;
+  const owner =
+    kind === "mine" ? "yours" : kind === "offer" ? "offered to you" : heldBy ? `held by ${heldBy}` : "waiting in the queue";
   $("conv-meta").textContent = `${owner}${pkg.team ? ` · team ${pkg.team}` : ""}`;
 
   const entries = entriesOf(conv);
@@ -97,7 +99,8 @@ export function renderConversation() {
 
   $("typing").hidden = !(kind === "mine" && state.typing.has(conv.id));
   $("offer-actions").hidden = kind !== "offer";
-  $("queued-actions").hidden = kind !== "queued";
+  // A conversation someone else holds (a supervisor's view) cannot be taken from the queue.
+  $("queued-actions").hidden = kind !== "queued" || Boolean(heldBy);
   if (kind === "offer") {
     const left = Math.max(0, Math.round((cur.offer.expiresAt - Date.now()) / 1000));
     $("offer-expiry").textContent = `${left} s left to accept`;

@@ -2,6 +2,7 @@
 // line with the channel icon, the customer's name and how long they have waited.
 import { $, ago, channelIcon, contactName, el } from "./dom.js";
 import { entriesOf, state } from "./state.js";
+import { slaSummary } from "./supervisor.js";
 
 const cache = new Map(); // list id -> Map(conversation id -> <li>)
 
@@ -84,19 +85,21 @@ export function renderLists(onPick) {
   });
   fill("mine", mine);
 
-  const queue = state.queue.map((q) =>
-    line(
+  const queue = state.queue.map((q) => {
+    const sla = slaSummary(q.sla);
+    return line(
       "queue",
       {
         id: q.conversation_id,
         channel: q.channel,
         name: contactName(q.contact),
-        detail: `#${q.position} ${q.team} · waiting ${ago(q.enqueued_at_ms)}`,
+        detail: `#${q.position} ${q.team} · waiting ${ago(q.enqueued_at_ms)}${sla ? ` · ${sla.text}` : ""}`,
         badge: state.agent && q.offered_to === state.agent.id ? "offered to you" : priorityLabel(q.priority),
+        cls: sla && sla.level !== "ok" ? `sla-${sla.level}` : "",
       },
       onPick,
-    ),
-  );
+    );
+  });
   fill("queue", queue);
 }
 

@@ -7,6 +7,7 @@ import { $, contactName, el } from "./dom.js";
 import { renderLists } from "./lists.js";
 import { renderPackage } from "./package.js";
 import { addEntries, current, emptyConversation, entriesOf, state } from "./state.js";
+import { renderOverview, renderSuperviseActions, takeBreach, takeOverview, wireSupervisor } from "./supervisor.js";
 
 const TOKEN_KEY = "handoffd.agent_token";
 const QUEUE_REFRESH_MS = 4000;
@@ -18,7 +19,9 @@ let typingTimer = null;
 
 function render() {
   renderLists(pick);
+  renderOverview(pick);
   const cur = renderConversation();
+  renderSuperviseActions(cur);
   renderPackage($("package"), cur && cur.conv.package, cur ? entriesOf(cur.conv) : []);
   $("link").textContent = { online: "", connecting: "Connecting…", offline: "Connection lost. Reconnecting…" }[state.link];
   $("app").dataset.link = state.link;
@@ -27,6 +30,7 @@ function render() {
 /** Once a second: waiting times and offer countdowns move without redrawing transcripts. */
 function tick() {
   renderLists(pick);
+  renderOverview(pick);
   const cur = current();
   if (cur && cur.kind === "offer") renderConversation();
 }
@@ -50,7 +54,8 @@ function onFrame(f) {
     case "welcome": {
       state.agent = f.agent;
       state.presence = f.presence;
-      $("me").textContent = `${f.agent.name} · ${f.agent.teams.join(", ")} · up to ${f.agent.capacity}`;
+      $("me").textContent = `${f.agent.name}${f.agent.supervisor ? " (supervisor)" : ""} · ${f.agent.teams.join(", ")} · up to ${f.agent.capacity}`;
+      if (f.agent.supervisor) conn.send({ type: "get_overview" });
       $("presence").checked = f.presence === "online";
       $("presence-label").textContent = f.presence === "online" ? "Online" : "Away";
       $("teams").replaceChildren(...f.agent.teams.map((t) => el("option", { value: t })));
@@ -114,6 +119,12 @@ function onFrame(f) {
     case "window":
       state.windows.set(f.conversation_id, f.window);
       break;
+    case "overview":
+      takeOverview(f);
+      break;
+    case "sla_breach":
+      takeBreach(f);
+      break;
     case "typing":
       if (f.active) state.typing.add(f.conversation_id);
       else state.typing.delete(f.conversation_id);
@@ -133,6 +144,11 @@ function onFrame(f) {
     }
     case "ack":
       if (f.request === "presence") refreshQueue();
+      // A supervisor's assign or transfer changed a conversation they are looking at.
+      if ((f.request === "assign" || f.request === "transfer") && state.viewing.has(f.conversation_id)) {
+        conn.send({ type: "get_conversation", conversation_id: f.conversation_id });
+        refreshQueue();
+      }
       if (f.request === "reply" && f.client_id) {
         state.pendingReplies.delete(f.client_id);
         const conv = state.mine.get(f.conversation_id);
@@ -171,6 +187,10 @@ function setTyping(active) {
 }
 
 function wireActions() {
+  wireSupervisor(
+    (frame) => conn && conn.send(frame),
+    () => state.selected,
+  );
   $("presence").addEventListener("change", (e) => {
     const status = e.target.checked ? "online" : "away";
     if (conn.send({ type: "presence", status })) {

@@ -14,6 +14,9 @@ export const state = {
   typing: new Set(), // conversation ids whose customer is typing
   windows: new Map(), // conversation_id -> messaging window (WhatsApp, Messenger, Instagram)
   pendingReplies: new Map(), // client_id -> { conversation_id, text }
+  overview: null, // supervisors: the last `overview` frame
+  clockSkewMs: 0, // supervisors: the daemon's clock minus this one's
+  breaches: [], // supervisors: recent `sla_breach` frames, newest first
 };
 
 /** A conversation as the inbox keeps it: entries by seq, so nothing is shown twice. */
