@@ -141,6 +141,8 @@ where
 }
 
 /// One gateway connection, from HELLO to its end.
+// The handshake callback's error type is tungstenite's HTTP response, by its signature.
+#[allow(clippy::result_large_err)]
 async fn serve_gateway(tcp: tokio::net::TcpStream, listener: &'static str, state: Shared) {
     let query = Arc::new(Mutex::new(String::new()));
     let q = query.clone();
