@@ -108,9 +108,10 @@ impl ApiError {
 }
 
 impl RestApi {
-    /// A client for the bot with `token` at `base_url` (`https://discord.com` or a fake). The
-    /// rustls crypto provider must be installed (see [`crate::meta::install_crypto_provider`]).
+    /// A client for the bot with `token` at `base_url` (`https://discord.com` or a fake).
+    /// Installs the process's rustls crypto provider if none is (reqwest needs one).
     pub fn new(base_url: &str, token: &str, request_timeout: Duration) -> Result<Self, ApiError> {
+        crate::meta::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!(

@@ -527,6 +527,128 @@ async fn deliver(core: &CoreLink, inbound: Inbound) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::MemoryState;
+    use crate::{CustomerTyping, DeliveryUpdate, History, HistoryRequest, InboundAck};
+    use actix::prelude::*;
+    use std::sync::Mutex;
+
+    /// The daemon's side of the link: records the message ids it is handed.
+    struct Core(Arc<Mutex<Vec<String>>>);
+
+    impl Actor for Core {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Inbound> for Core {
+        type Result = Result<InboundAck, InboundError>;
+        fn handle(&mut self, msg: Inbound, _: &mut Context<Self>) -> Self::Result {
+            if let Ok(mut ids) = self.0.lock() {
+                ids.push(msg.platform_message_id);
+            }
+            Ok(InboundAck {
+                conversation_id: "c".into(),
+                seq: 1,
+                duplicate: false,
+            })
+        }
+    }
+
+    impl Handler<CustomerTyping> for Core {
+        type Result = ();
+        fn handle(&mut self, _: CustomerTyping, _: &mut Context<Self>) {}
+    }
+
+    impl Handler<HistoryRequest> for Core {
+        type Result = Result<History, InboundError>;
+        fn handle(&mut self, _: HistoryRequest, _: &mut Context<Self>) -> Self::Result {
+            Ok(History::default())
+        }
+    }
+
+    impl Handler<DeliveryUpdate> for Core {
+        type Result = Result<bool, InboundError>;
+        fn handle(&mut self, _: DeliveryUpdate, _: &mut Context<Self>) -> Self::Result {
+            Ok(false)
+        }
+    }
+
+    fn gateway(state: Arc<dyn ChannelState>, ids: Arc<Mutex<Vec<String>>>) -> Gateway {
+        let core = Core(ids).start();
+        Gateway {
+            api: RestApi::new("http://127.0.0.1:9", "t", Duration::from_secs(1)).expect("client"),
+            token: "t".into(),
+            intents: 0,
+            support_channel: None,
+            core: CoreLink {
+                inbound: core.clone().recipient(),
+                typing: core.clone().recipient(),
+                history: core.clone().recipient(),
+                delivery: core.recipient(),
+            },
+            state,
+        }
+    }
+
+    fn frame(v: Value) -> Frame {
+        serde_json::from_value(v).expect("frame")
+    }
+
+    fn message_create(s: u64, id: &str) -> Frame {
+        frame(json!({"op": 0, "t": "MESSAGE_CREATE", "s": s, "d": {
+            "id": id, "channel_id": "900", "type": 0, "content": "hi",
+            "author": {"id": "42", "username": "ada"}}}))
+    }
+
+    fn saved(state: &MemoryState) -> Option<Session> {
+        let bytes = state.get(SESSION_KEY).ok()??;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    #[actix_rt::test]
+    async fn a_replayed_message_is_handed_over_once_even_after_a_restart() {
+        let state = Arc::new(MemoryState::default());
+        let ids = Arc::new(Mutex::new(Vec::new()));
+        let g = gateway(state.clone(), ids.clone());
+        let (mut session, mut own, mut up) = (None, None, false);
+        let ready = frame(json!({"op": 0, "t": "READY", "s": 1, "d": {
+            "session_id": "s1", "resume_gateway_url": "wss://resume.example",
+            "user": {"id": "7"}}}));
+        assert_eq!(
+            g.dispatch(ready, &mut session, &mut own, &mut up).await,
+            None
+        );
+        assert!(up);
+        assert_eq!(own.as_deref(), Some("7"));
+        g.dispatch(message_create(2, "1001"), &mut session, &mut own, &mut up)
+            .await;
+        // The message is saved as handled, with its sequence number.
+        assert_eq!(saved(&state).map(|s| s.seq), Some(2));
+        assert!(matches!(state.get(&seen_key("1001")), Ok(Some(_))));
+        // Replayed after a resume: not handed over again; the session moves on.
+        g.dispatch(message_create(3, "1001"), &mut session, &mut own, &mut up)
+            .await;
+        assert_eq!(session.as_ref().map(|s| s.seq), Some(3));
+        // A restart on the same state: the saved session, and the id still known.
+        let g = gateway(state.clone(), ids.clone());
+        let mut session = saved(&state);
+        assert_eq!(
+            session,
+            Some(Session {
+                session_id: "s1".into(),
+                resume_url: "wss://resume.example".into(),
+                seq: 2
+            })
+        );
+        g.dispatch(message_create(3, "1001"), &mut session, &mut own, &mut up)
+            .await;
+        g.dispatch(message_create(4, "1002"), &mut session, &mut own, &mut up)
+            .await;
+        assert_eq!(
+            ids.lock().map(|v| v.clone()).unwrap_or_default(),
+            vec!["1001".to_string(), "1002".to_string()]
+        );
+        assert_eq!(saved(&state).map(|s| s.seq), Some(4));
+    }
 
     #[test]
     fn close_codes_decide_what_comes_next() {
