@@ -138,39 +138,46 @@ impl Gateway {
                 backoff = Duration::from_millis(500);
                 resume_failures = 0;
             }
-            match ended {
-                Ended::Reconnect => {
+            let failure = match ended {
+                Ended::Reconnect if up => {
                     tracing::info!(
                         resume = session.is_some(),
                         "Discord gateway connection ended; reconnecting"
                     );
+                    None
                 }
+                // Ended before READY or RESUMED: waits like a failure, so a gateway that
+                // keeps closing at once is not hammered.
+                Ended::Reconnect => Some("the connection ended before the session was up".into()),
+                Ended::Failed(why) => Some(why),
                 Ended::Identify { wait } => {
                     tracing::info!(?wait, "Discord session cannot be resumed; identifying anew");
                     session = None;
                     self.forget_session().await;
                     tokio::time::sleep(wait).await;
+                    None
                 }
                 Ended::Fatal(why) => {
                     tracing::error!(%why, "Discord refused the bot; fix the [discord] config or the developer portal settings");
                     session = None;
                     tokio::time::sleep(FATAL_WAIT).await;
+                    None
                 }
-                Ended::Failed(why) => {
-                    tracing::warn!(%why, ?backoff, "Discord gateway connection failed");
-                    // The address may have moved: ask again next time.
-                    if session.is_none() {
-                        gateway_url = None;
-                    } else {
-                        resume_failures += 1;
-                        if resume_failures >= 3 {
-                            session = None;
-                            self.forget_session().await;
-                        }
+            };
+            if let Some(why) = failure {
+                tracing::warn!(%why, ?backoff, "Discord gateway connection failed");
+                // The address may have moved: ask again next time.
+                if session.is_none() {
+                    gateway_url = None;
+                } else {
+                    resume_failures += 1;
+                    if resume_failures >= 3 {
+                        session = None;
+                        self.forget_session().await;
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
