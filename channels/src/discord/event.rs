@@ -78,6 +78,7 @@ pub fn snowflake_ms(id: &str) -> Option<u64> {
 /// Where to deliver a conversation's messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// The channel to post in (the DM channel, or the support channel).
     pub channel_id: String,
     /// Support-channel conversations: the user to mention.
     pub mention: Option<String>,

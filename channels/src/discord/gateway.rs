@@ -50,6 +50,7 @@ const HELLO_WAIT: Duration = Duration::from_secs(30);
 /// A gateway session that can be resumed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
+    /// READY's `session_id`, sent back in RESUME.
     pub session_id: String,
     /// READY's `resume_gateway_url`: where RESUME must go.
     pub resume_url: String,
@@ -59,11 +60,17 @@ pub struct Session {
 
 /// What the gateway client needs.
 pub struct Gateway {
+    /// Asks for the gateway's address.
     pub api: RestApi,
+    /// The bot token, sent in IDENTIFY and RESUME.
     pub token: String,
+    /// The intents' bit field for IDENTIFY.
     pub intents: u64,
+    /// The guild channel whose messages are conversations too.
     pub support_channel: Option<String>,
+    /// Where messages are journaled.
     pub core: CoreLink,
+    /// Where the session and the handled message ids are saved.
     pub state: Arc<dyn ChannelState>,
 }
 
@@ -231,6 +238,9 @@ impl Gateway {
         // The first heartbeat after a random part of the interval, as Discord asks.
         let first = tokio::time::Instant::now() + interval.mul_f64(rand::random::<f64>());
         let mut heartbeat = tokio::time::interval_at(first, interval);
+        // After a long wait on the journal, one heartbeat, not a burst (a burst would take
+        // the second for a missing ACK).
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut acked = true;
         // The last sequence number received, for heartbeats.
         let mut last_seq = session.as_ref().map(|s| s.seq);
