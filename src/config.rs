@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use handoffd_channels::discord::DiscordConfig;
 use handoffd_channels::meta::{MetaConfig, Platform};
 use handoffd_channels::telegram::TelegramConfig;
 use serde::Deserialize;
@@ -53,6 +54,9 @@ pub struct Config {
     /// Telegram's Bot API; the channel runs when the section is present.
     #[serde(default)]
     pub telegram: Option<TelegramConfig>,
+    /// Discord's gateway and REST API; the channel runs when the section is present.
+    #[serde(default)]
+    pub discord: Option<DiscordConfig>,
     #[serde(default)]
     pub debug: DebugConfig,
 }
@@ -1298,6 +1302,11 @@ impl Config {
                 bad(format!("telegram.{key}"), message);
             }
         }
+        if let Some(t) = &self.discord {
+            for (key, message) in t.problems() {
+                bad(format!("discord.{key}"), message);
+            }
+        }
         if self.agents.max_frame_bytes < 1024 {
             bad(
                 "agents.max_frame_bytes".into(),
@@ -1980,6 +1989,30 @@ team = "nobody"
         ] {
             assert!(problems.iter().any(|p| p.key == key), "{key}: {problems:?}");
         }
+    }
+
+    #[test]
+    fn the_discord_section_takes_its_token_from_the_environment_and_is_checked() {
+        // SAFETY: the variable is only used by this test.
+        unsafe { std::env::set_var("HANDOFFD_TEST_DISCORD_TOKEN", "MTA.discord-token_1") };
+        let text = "[widget]\ntoken_secret = \"0123456789abcdef0123\"\n[discord]\ntoken = \"${HANDOFFD_TEST_DISCORD_TOKEN}\"\n";
+        let c = Config::from_toml(text, Path::new(".")).expect("valid");
+        let d = c.discord.expect("discord enabled");
+        assert_eq!(d.token, "MTA.discord-token_1");
+        assert_eq!(d.support_channel_id, None);
+        let text = "[widget]\ntoken_secret = \"0123456789abcdef0123\"\n[discord]\ntoken = \"Bot x\"\nintents = [\"direct_messages\", \"presences\"]\nsupport_channel_id = \"general\"\n";
+        let Err(ConfigError::Invalid(problems)) = Config::from_toml(text, Path::new(".")) else {
+            panic!("must be invalid")
+        };
+        for key in [
+            "discord.token",
+            "discord.intents",
+            "discord.support_channel_id",
+        ] {
+            assert!(problems.iter().any(|p| p.key == key), "{key}: {problems:?}");
+        }
+        let p = problems.iter().find(|p| p.key == "discord.token");
+        assert!(p.is_some_and(|p| p.line == Some(4)), "{problems:?}");
     }
 
     #[test]

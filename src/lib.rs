@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::{App, HttpServer, web};
+use handoffd_channels::discord::DiscordChannel;
 use handoffd_channels::email::EmailChannel;
 use handoffd_channels::meta::{MetaChannel, Platform};
 use handoffd_channels::telegram::TelegramChannel;
@@ -57,6 +58,8 @@ pub enum StartError {
     Channel(#[from] handoffd_channels::meta::StartError),
     #[error("channel: {0}")]
     Telegram(#[from] handoffd_channels::telegram::StartError),
+    #[error("channel: {0}")]
+    Discord(#[from] handoffd_channels::discord::StartError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -152,6 +155,13 @@ impl Gateway {
             }
             None => None,
         };
+        // Discord runs when its section is present; its session and the messages it has
+        // journaled are kept in the store.
+        if let Some(c) = &config.discord {
+            let channel = DiscordChannel::start(c, core.clone(), Arc::new(store.clone()))?;
+            channels.insert(ChannelKind::Discord, channel.outbound());
+            tracing::info!(support_channel = ?c.support_channel_id, "discord channel started");
+        }
 
         let router_ctx = Context::<Router>::new();
         let router_addr = router_ctx.address();

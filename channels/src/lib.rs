@@ -11,6 +11,7 @@ use actix::{Message, Recipient};
 use serde::{Deserialize, Serialize};
 
 pub mod cursor;
+pub mod discord;
 pub mod email;
 pub mod meta;
 pub mod state;

@@ -6,6 +6,7 @@ mod bots;
 mod browser;
 mod burst;
 mod cli;
+mod discord;
 mod email;
 mod fallbacks;
 mod handoff;
