@@ -120,6 +120,15 @@ pub struct StorageConfig {
     /// makes reads of old conversations faster; writes do not need it.
     #[serde(default = "default_cache_mib")]
     pub cache_mib: usize,
+    /// Each commit also saves the journal's allocator state (redb's quick repair), so a
+    /// restart after a crash or `kill -9` need not walk the whole file to rebuild it: seconds
+    /// for a journal of gigabytes otherwise. Costs a little more per commit.
+    #[serde(default = "default_quick_repair")]
+    pub quick_repair: bool,
+}
+
+fn default_quick_repair() -> bool {
+    true
 }
 
 fn default_cache_mib() -> usize {
@@ -135,6 +144,7 @@ impl Default for StorageConfig {
         Self {
             data_dir: default_data_dir(),
             cache_mib: default_cache_mib(),
+            quick_repair: default_quick_repair(),
         }
     }
 }

@@ -88,9 +88,10 @@ impl Gateway {
     /// Opens the store, starts every actor and the HTTP server. Must run inside an actix
     /// `System`.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
-        let store = Store::open_with_cache(
+        let store = Store::open_with_options(
             &config.journal_path(),
             config.storage.cache_mib.saturating_mul(1024 * 1024),
+            config.storage.quick_repair,
         )?;
         let workers = if config.server.workers == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())

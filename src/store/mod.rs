@@ -129,6 +129,17 @@ impl Store {
     /// which a daemon meant for small machines cannot afford: the cache fills as the file is
     /// read (after a crash redb reads it all to repair it) and is never given back.
     pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Store, StoreError> {
+        Store::open_with_options(path, cache_bytes, true)
+    }
+
+    /// Opens the journal with a page cache of `cache_bytes`, saving redb's allocator state
+    /// with every commit when `quick_repair` (so a restart after a crash is quick whatever
+    /// the journal's size).
+    pub fn open_with_options(
+        path: &Path,
+        cache_bytes: usize,
+        quick_repair: bool,
+    ) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Storage(format!("{}: {e}", dir.display())))?;
@@ -145,7 +156,7 @@ impl Store {
         };
         let db = Arc::new(db);
         tables::create_all(&db)?;
-        let writer = writer::Writer::start(db.clone())?;
+        let writer = writer::Writer::start(db.clone(), quick_repair)?;
         Ok(Store { db, writer })
     }
 

@@ -60,13 +60,13 @@ impl Drop for Inner {
 }
 
 impl Writer {
-    pub fn start(db: Arc<Database>) -> Result<Writer, StoreError> {
+    pub fn start(db: Arc<Database>, quick_repair: bool) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel::<Request>();
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(db, rx, c))
+            .spawn(move || run(db, rx, c, quick_repair))
             .map_err(|e| StoreError::Storage(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
             inner: Arc::new(Inner {
@@ -119,7 +119,12 @@ impl Writer {
     }
 }
 
-fn run(db: Arc<Database>, rx: mpsc::Receiver<Request>, counters: Arc<Counters>) {
+fn run(
+    db: Arc<Database>,
+    rx: mpsc::Receiver<Request>,
+    counters: Arc<Counters>,
+    quick_repair: bool,
+) {
     // Block for the first request, then take whatever else is already waiting: under load
     // the batch grows by itself, at rest every request commits alone without delay.
     while let Ok(first) = rx.recv() {
@@ -131,7 +136,7 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Request>, counters: Arc<Counters>) 
             }
         }
         let ops: u64 = batch.iter().map(|r| r.ops.len() as u64).sum();
-        let result = apply(&db, &batch);
+        let result = apply(&db, &batch, quick_repair);
         if result.is_ok() {
             counters.batches.fetch_add(1, Ordering::Relaxed);
             counters
@@ -147,8 +152,11 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Request>, counters: Arc<Counters>) 
     }
 }
 
-fn apply(db: &Database, batch: &[Request]) -> Result<(), StoreError> {
-    let txn = db.begin_write()?;
+fn apply(db: &Database, batch: &[Request], quick_repair: bool) -> Result<(), StoreError> {
+    let mut txn = db.begin_write()?;
+    // With the allocator state in every commit, opening after a crash reads it back
+    // instead of walking the whole file.
+    txn.set_quick_repair(quick_repair);
     {
         let mut conversations = txn.open_table(CONVERSATIONS)?;
         let mut keys = txn.open_table(CONVERSATION_KEYS)?;
