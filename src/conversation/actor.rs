@@ -49,6 +49,11 @@ pub struct ConversationActor {
     /// What the escalation policy remembers between messages.
     tracker: Tracker,
     last_active: Instant,
+    /// The record as a read of the store returns it once the commits already sent are
+    /// applied, or `None` while it may never have been written. A commit leaves the record
+    /// out when folding its messages into this gives `record` exactly, which is most
+    /// customer and bot turns (see [`ConversationRecord::fold_message`]).
+    persisted: Option<ConversationRecord>,
 }
 
 /// Work a handler did in memory and must now make durable, with what to do once it is.
@@ -71,8 +76,12 @@ impl ConversationActor {
             .iter()
             .filter_map(|m| m.platform_message_id.clone().map(|p| (p, m.seq)))
             .collect();
+        // A conversation with messages was written with its first commit; one without may
+        // be new, so its first commit writes the record whatever it holds.
+        let persisted = (!transcript.is_empty()).then(|| record.clone());
         ConversationActor {
             tracker: Tracker::rebuild(&transcript),
+            persisted,
             record,
             transcript,
             seen,
@@ -230,6 +239,7 @@ impl ConversationActor {
             delivery_mode: DeliveryMode::Standard,
             delivery: None,
             quick_replies: Vec::new(),
+            platform_at_ms: None,
         }
     }
 
@@ -238,8 +248,7 @@ impl ConversationActor {
         &mut self,
         mut p: Pending,
     ) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
-        p.ops
-            .push(Op::PutConversation(Box::new(self.record.clone())));
+        self.checkpoint_record(&mut p);
         let ops = std::mem::take(&mut p.ops);
         let store = self.svc.store.clone();
         async move { store.commit(ops).await }
@@ -256,6 +265,27 @@ impl ConversationActor {
                 }
             })
             .boxed_local()
+    }
+
+    /// Adds the conversation record to the commit unless a read of the store will rebuild it
+    /// from the record already stored and the commit's messages; either way `persisted`
+    /// then holds what the store will return once the commit is applied (commits are
+    /// applied in the order they are sent; a failed one reloads the actor from the store).
+    fn checkpoint_record(&mut self, p: &mut Pending) {
+        if let Some(mut folded) = self.persisted.take() {
+            for op in &p.ops {
+                if let Op::AppendMessage { message, .. } = op {
+                    folded.fold_message(message);
+                }
+            }
+            if folded == self.record {
+                self.persisted = Some(folded);
+                return;
+            }
+        }
+        p.ops
+            .push(Op::PutConversation(Box::new(self.record.clone())));
+        self.persisted = Some(self.record.clone());
     }
 
     fn after_commit(&mut self, p: Pending) {
@@ -348,7 +378,11 @@ impl ConversationActor {
         m.sentiment = Some(score);
         m.language = analysis.language.map(|l| l.as_str().to_string());
         m.intents = analysis.intents.iter().map(|i| i.name.clone()).collect();
-        m.at_ms = now_ms();
+        // The journal time is the `now` the window's time was judged against, and the
+        // platform's time is kept only when it differs: the store then rebuilds
+        // `last_customer_message_ms` from the message alone.
+        m.at_ms = now;
+        m.platform_at_ms = (sent != now).then_some(sent);
         m.automated = inbound.automated;
         let automated = inbound.automated;
         let seq = self.journal(&mut p, m);
