@@ -4,7 +4,8 @@
 //! The policy is run on a conversation of ten turns, the way the conversation actor runs it
 //! after analysis. The store benchmark commits one message (and its conversation record) at
 //! a time, fsync included, from one writer and from 64 concurrent writers, which the
-//! group commit folds into shared transactions.
+//! group commit folds into shared transactions; and the message alone, which is what most
+//! turns commit now that the record is written only when its messages cannot rebuild it.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -77,6 +78,7 @@ fn message(seq: u64) -> MessageRecord {
         delivery_mode: Default::default(),
         delivery: None,
         quick_replies: Vec::new(),
+        platform_at_ms: None,
     }
 }
 
@@ -157,6 +159,39 @@ fn store(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // The shape of most commits since the conversation actor leaves the record out when
+    // the store can rebuild it from the messages: the message alone.
+    g.bench_function(
+        "64 concurrent writers, one message each, record left out",
+        |b| {
+            b.iter_batched(
+                || {
+                    round += 1;
+                    round
+                },
+                |round| {
+                    rt.block_on(async {
+                        let mut tasks = Vec::new();
+                        for w in 0..WRITERS {
+                            let store = store.clone();
+                            tasks.push(tokio::spawn(async move {
+                                store
+                                    .commit(vec![Op::AppendMessage {
+                                        conversation_id: format!("c-{w}"),
+                                        message: Box::new(message(round)),
+                                    }])
+                                    .await
+                            }));
+                        }
+                        for t in tasks {
+                            t.await.expect("join").expect("commit");
+                        }
+                    })
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
     g.finish();
 }
 

@@ -139,6 +139,12 @@ pub struct MessageRecord {
     /// A bot's quick replies, for channels that show them as buttons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quick_replies: Vec<String>,
+    /// The platform's time of a customer message, when it differs from `at_ms`. The
+    /// conversation's messaging window runs from it, and it is what lets a read of the
+    /// journal bring the conversation record up to date from its messages
+    /// ([`ConversationRecord::fold_message`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_at_ms: Option<u64>,
 }
 
 /// The latest delivery report on an outbound message, as the platform sent it.
@@ -357,6 +363,41 @@ impl ConversationRecord {
             last_customer_message_ms: None,
             follow_up_email: None,
             follow_up_pending: false,
+        }
+    }
+}
+
+impl ConversationRecord {
+    /// Brings the record's per-message fields up to date with a message journaled after it.
+    ///
+    /// Why: most commits change nothing in a conversation but what its newest message says
+    /// (the last seq and time, the running sentiment, the language, when the customer last
+    /// wrote). Rewriting the whole record for that copied one more B-tree leaf into every
+    /// commit; instead the conversation actor leaves the record out of a commit whenever
+    /// folding the commit's messages into the record as stored gives exactly the record it
+    /// holds, and the store folds the messages written after the record on every read. So
+    /// this function must stay the exact replay of what the actor does per message; anything
+    /// it does not cover makes the actor write the record.
+    pub fn fold_message(&mut self, m: &MessageRecord) {
+        if m.seq <= self.last_seq {
+            // Already in the record (a message rewritten in place, or an older one).
+            return;
+        }
+        self.last_seq = m.seq;
+        self.updated_at_ms = m.at_ms;
+        if m.role == Role::Customer {
+            // An auto-reply's wording says nothing about how the customer feels.
+            if !m.automated {
+                self.sentiment.update(m.sentiment.unwrap_or(0.0));
+            }
+            if m.language.is_some() {
+                self.language = m.language.clone();
+            }
+            let sent = m.platform_at_ms.unwrap_or(m.at_ms);
+            self.last_customer_message_ms = Some(
+                self.last_customer_message_ms
+                    .map_or(sent, |last| last.max(sent)),
+            );
         }
     }
 }

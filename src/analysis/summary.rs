@@ -105,6 +105,7 @@ mod tests {
             delivery_mode: Default::default(),
             delivery: None,
             quick_replies: Vec::new(),
+            platform_at_ms: None,
         }
     }
 

@@ -202,6 +202,14 @@ pub trait Bot: Send + Sync {
     fn after_handoff(&self) -> AfterHandoff {
         AfterHandoff::Wait
     }
+
+    /// True when `answer` computes its reply in this process without waiting on anything:
+    /// the conversation then commits the customer's message and the reply together, one
+    /// journal request per turn. A bot that may be slow must say false, or every customer's
+    /// ack would wait for it.
+    fn answers_in_process(&self) -> bool {
+        false
+    }
 }
 
 /// The HTTP client every external bot adapter uses: the turn's timeout, a shorter connect
@@ -300,6 +308,10 @@ impl Bot for FaqBot {
     fn answer(&self, turn: BotTurn) -> BotFuture {
         let reply = self.reply_to(&turn);
         Box::pin(async move { Ok(reply) })
+    }
+
+    fn answers_in_process(&self) -> bool {
+        true
     }
 }
 

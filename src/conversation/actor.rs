@@ -49,6 +49,11 @@ pub struct ConversationActor {
     /// What the escalation policy remembers between messages.
     tracker: Tracker,
     last_active: Instant,
+    /// The record as a read of the store returns it once the commits already sent are
+    /// applied, or `None` while it may never have been written. A commit leaves the record
+    /// out when folding its messages into this gives `record` exactly, which is most
+    /// customer and bot turns (see [`ConversationRecord::fold_message`]).
+    persisted: Option<ConversationRecord>,
 }
 
 /// Work a handler did in memory and must now make durable, with what to do once it is.
@@ -59,7 +64,13 @@ struct Pending {
     /// New messages an owning agent should see live.
     for_agent: Vec<MessageRecord>,
     status: Option<ConversationStatus>,
+    /// A customer message's ack, sent once this commit is durable and before anything is
+    /// delivered: set when the customer's message waits for an in-process bot's answer so
+    /// that both share one commit.
+    ack: Option<(CustomerAck, InboundAck)>,
 }
+
+type CustomerAck = tokio::sync::oneshot::Sender<Result<InboundAck, InboundError>>;
 
 impl ConversationActor {
     pub fn new(
@@ -71,8 +82,12 @@ impl ConversationActor {
             .iter()
             .filter_map(|m| m.platform_message_id.clone().map(|p| (p, m.seq)))
             .collect();
+        // A conversation with messages was written with its first commit; one without may
+        // be new, so its first commit writes the record whatever it holds.
+        let persisted = (!transcript.is_empty()).then(|| record.clone());
         ConversationActor {
             tracker: Tracker::rebuild(&transcript),
+            persisted,
             record,
             transcript,
             seen,
@@ -230,6 +245,7 @@ impl ConversationActor {
             delivery_mode: DeliveryMode::Standard,
             delivery: None,
             quick_replies: Vec::new(),
+            platform_at_ms: None,
         }
     }
 
@@ -238,24 +254,51 @@ impl ConversationActor {
         &mut self,
         mut p: Pending,
     ) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
-        p.ops
-            .push(Op::PutConversation(Box::new(self.record.clone())));
+        self.checkpoint_record(&mut p);
         let ops = std::mem::take(&mut p.ops);
         let store = self.svc.store.clone();
         async move { store.commit(ops).await }
             .into_actor(self)
             .map(move |res, act, _ctx| match res {
                 Ok(()) => {
+                    // The customer hears of its message before the bot's reply to it.
+                    if let Some((ack, frame)) = p.ack.take() {
+                        let _ = ack.send(Ok(frame));
+                    }
                     act.after_commit(p);
                     Ok(())
                 }
                 Err(e) => {
                     tracing::error!(conversation = %act.id(), error = %e, "commit failed");
+                    if let Some((ack, _)) = p.ack.take() {
+                        let _ = ack.send(Err(InboundError::Storage(e.to_string())));
+                    }
                     act.reload();
                     Err(ConversationError::from(e))
                 }
             })
             .boxed_local()
+    }
+
+    /// Adds the conversation record to the commit unless a read of the store will rebuild it
+    /// from the record already stored and the commit's messages; either way `persisted`
+    /// then holds what the store will return once the commit is applied (commits are
+    /// applied in the order they are sent; a failed one reloads the actor from the store).
+    fn checkpoint_record(&mut self, p: &mut Pending) {
+        if let Some(mut folded) = self.persisted.take() {
+            for op in &p.ops {
+                if let Op::AppendMessage { message, .. } = op {
+                    folded.fold_message(message);
+                }
+            }
+            if folded == self.record {
+                self.persisted = Some(folded);
+                return;
+            }
+        }
+        p.ops
+            .push(Op::PutConversation(Box::new(self.record.clone())));
+        self.persisted = Some(self.record.clone());
     }
 
     fn after_commit(&mut self, p: Pending) {
@@ -348,7 +391,11 @@ impl ConversationActor {
         m.sentiment = Some(score);
         m.language = analysis.language.map(|l| l.as_str().to_string());
         m.intents = analysis.intents.iter().map(|i| i.name.clone()).collect();
-        m.at_ms = now_ms();
+        // The journal time is the `now` the window's time was judged against, and the
+        // platform's time is kept only when it differs: the store then rebuilds
+        // `last_customer_message_ms` from the message alone.
+        m.at_ms = now;
+        m.platform_at_ms = (sent != now).then_some(sent);
         m.automated = inbound.automated;
         let automated = inbound.automated;
         let seq = self.journal(&mut p, m);
@@ -372,6 +419,25 @@ impl ConversationActor {
             }
         }
         let conversation_id = self.record.id.clone();
+        // An in-process bot answers at once: its reply goes into the same commit as the
+        // customer's message (one journal request per turn instead of two), and the ack
+        // waits for that commit.
+        if self.record.owner == Owner::Bot
+            && !automated
+            && self
+                .svc
+                .bots
+                .for_channel(self.record.channel)
+                .answers_in_process()
+        {
+            let frame = InboundAck {
+                conversation_id,
+                seq,
+                duplicate: false,
+            };
+            p.ack = Some((ack, frame));
+            return self.bot_step(seq, &analysis, Some(p));
+        }
         self.commit(p)
             .then(move |res, act, _ctx| {
                 match res {
@@ -391,7 +457,7 @@ impl ConversationActor {
                 match act.record.owner {
                     // An auto-reply or bounce is on record; answering it could start a loop.
                     Owner::Bot if automated => fut::ready(()).boxed_local(),
-                    Owner::Bot => act.bot_step(seq, &analysis),
+                    Owner::Bot => act.bot_step(seq, &analysis, None),
                     // The agent saw it live (after_commit); the router starts the
                     // next-response timer of the SLA.
                     Owner::Agent { .. } if !automated => {
@@ -408,7 +474,14 @@ impl ConversationActor {
     }
 
     /// The bot owns the conversation: check the customer-side triggers, else ask the bot.
-    fn bot_step(&mut self, seq: u64, analysis: &MessageAnalysis) -> LocalBoxActorFuture<Self, ()> {
+    /// `carried` is the customer's turn not yet committed (in-process bots): it joins the
+    /// commit of the escalation or of the bot's reply.
+    fn bot_step(
+        &mut self,
+        seq: u64,
+        analysis: &MessageAnalysis,
+        carried: Option<Pending>,
+    ) -> LocalBoxActorFuture<Self, ()> {
         let text = self
             .transcript
             .last()
@@ -422,12 +495,15 @@ impl ConversationActor {
             &self.tracker,
         ) {
             return self
-                .escalate(decision, None)
+                .escalate(decision, carried)
                 .map(|_, _, _| ())
                 .boxed_local();
         }
         let Some(message) = self.transcript.last().map(TranscriptEntry::from) else {
-            return fut::ready(()).boxed_local();
+            return match carried {
+                Some(p) => self.commit(p).map(|_, _, _| ()).boxed_local(),
+                None => fut::ready(()).boxed_local(),
+            };
         };
         let transcript = self.transcript_for_bot();
         let agent_messages_seen = transcript.iter().filter(|m| m.role == Role::Agent).count();
@@ -457,7 +533,7 @@ impl ConversationActor {
             }
         }
         .into_actor(self)
-        .then(move |res, act, _ctx| act.on_bot_reply(seq, res, meta).map(|_, _, _| ()))
+        .then(move |res, act, _ctx| act.on_bot_reply(seq, res, meta, carried).map(|_, _, _| ()))
         .boxed_local()
     }
 
@@ -466,11 +542,18 @@ impl ConversationActor {
         seq: u64,
         res: Result<BotReply, BotError>,
         mut meta: BotTurnMeta,
+        carried: Option<Pending>,
     ) -> LocalBoxActorFuture<Self, Result<Vec<u64>, ConversationError>> {
         // The bot may have been slow: if someone took the conversation meanwhile, it is
         // no longer the bot's to answer.
         if self.record.owner != Owner::Bot {
-            return fut::ready(Err(ConversationError::NotOwner)).boxed_local();
+            return match carried {
+                Some(p) => self
+                    .commit(p)
+                    .map(|_, _, _| Err(ConversationError::NotOwner))
+                    .boxed_local(),
+                None => fut::ready(Err(ConversationError::NotOwner)).boxed_local(),
+            };
         }
         let (reply, failure) = match res {
             Ok(r) => (r, None),
@@ -497,7 +580,7 @@ impl ConversationActor {
             }
         };
         self.record.bot_resuming = false;
-        let mut p = Pending::default();
+        let mut p = carried.unwrap_or_default();
         let bot_name = self
             .svc
             .bots
@@ -585,7 +668,7 @@ impl ConversationActor {
             resumed_after_handoff: self.record.bot_resuming,
             failure: None,
         };
-        self.on_bot_reply(seq, Ok(msg.reply), meta)
+        self.on_bot_reply(seq, Ok(msg.reply), meta, None)
     }
 
     /// Tells the conversation's bot what became of a handoff. With `after_handoff =
@@ -648,7 +731,7 @@ impl ConversationActor {
                         failure: None,
                     };
                     return act
-                        .on_bot_reply(seq, Ok(reply), meta)
+                        .on_bot_reply(seq, Ok(reply), meta, None)
                         .map(|_, _, _| ())
                         .boxed_local();
                 }
@@ -1421,7 +1504,7 @@ impl Handler<ResumeBotTurn> for ConversationActor {
             .map(|m| m.text.clone())
             .unwrap_or_default();
         let analysis = self.svc.analyzer.analyze(&text);
-        AtomicResponse::new(self.bot_step(msg.seq, &analysis))
+        AtomicResponse::new(self.bot_step(msg.seq, &analysis, None))
     }
 }
 

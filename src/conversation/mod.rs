@@ -120,7 +120,9 @@ impl From<StoreError> for ConversationError {
 }
 
 /// A customer message for the actor; the ack is sent as soon as it is journaled, before the
-/// bot is asked, so the channel can acknowledge its platform quickly.
+/// bot is asked, so the channel can acknowledge its platform quickly. With an in-process bot
+/// (which answers at once) the message and the bot's reply share one commit, and the ack
+/// is sent when it is durable, before the reply is delivered.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CustomerMessage {

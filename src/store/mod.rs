@@ -176,10 +176,16 @@ impl Store {
         self.writer.stats()
     }
 
+    /// The conversation as it stands: its stored record brought up to date with the
+    /// messages journaled after it (see [`ConversationRecord::fold_message`]).
     pub fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(CONVERSATIONS)?;
-        get_json(&table, id)
+        let messages = txn.open_table(MESSAGES)?;
+        match get_json(&table, id)? {
+            Some(c) => Ok(Some(caught_up(&messages, c)?)),
+            None => Ok(None),
+        }
     }
 
     /// The conversation id for a channel's conversation key, if one exists.
@@ -217,10 +223,11 @@ impl Store {
     ) -> Result<Vec<ConversationRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(CONVERSATIONS)?;
+        let messages = txn.open_table(MESSAGES)?;
         let mut out = Vec::new();
         for row in table.iter()? {
             let (_, v) = row?;
-            let c: ConversationRecord = decode(v.value())?;
+            let c = caught_up(&messages, decode(v.value())?)?;
             if filter.owner.as_deref().is_some_and(|o| o != c.owner.name()) {
                 continue;
             }
@@ -358,6 +365,22 @@ fn get_json<T: DeserializeOwned>(
     }
 }
 
+/// `record` with the messages journaled after it folded in: the conversation actor leaves
+/// the record out of commits that only add what its messages say.
+fn caught_up(
+    messages: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    mut record: ConversationRecord,
+) -> Result<ConversationRecord, StoreError> {
+    let id = record.id.clone();
+    let start = record.last_seq.saturating_add(1);
+    for row in messages.range((id.as_str(), start)..=(id.as_str(), u64::MAX))? {
+        let (_, v) = row?;
+        let m: MessageRecord = decode(v.value())?;
+        record.fold_message(&m);
+    }
+    Ok(record)
+}
+
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -417,6 +440,7 @@ mod tests {
             delivery_mode: Default::default(),
             delivery: None,
             quick_replies: Vec::new(),
+            platform_at_ms: None,
         }
     }
 
@@ -593,6 +617,86 @@ mod tests {
             panic!("second open must fail")
         };
         assert!(e.to_string().contains("in use"), "{e}");
+    }
+
+    /// The conversation actor writes the record only when its messages cannot rebuild it:
+    /// a read (also after a reopen, as after `kill -9`) folds the later messages in.
+    #[tokio::test]
+    async fn a_record_left_out_of_later_commits_reads_back_up_to_date() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        let store = Store::open_with_cache(&path, 1 << 20).expect("open");
+        let mut first = msg(1, "hola");
+        first.at_ms = 1_000;
+        first.sentiment = Some(0.5);
+        first.language = Some("es".into());
+        let mut record = conv("c1");
+        record.last_seq = 1;
+        record.updated_at_ms = 1_000;
+        record.sentiment.update(0.5);
+        record.language = Some("es".into());
+        record.last_customer_message_ms = Some(1_000);
+        store
+            .commit(vec![
+                Op::AppendMessage {
+                    conversation_id: "c1".into(),
+                    message: Box::new(first),
+                },
+                Op::PutConversation(Box::new(record.clone())),
+            ])
+            .await
+            .expect("commit");
+        // Three more messages, the record left out: a bot reply, a customer message whose
+        // platform time is older than its journal time, and an auto-reply.
+        let mut bot = msg(2, "answer");
+        bot.role = Role::Bot;
+        bot.at_ms = 1_010;
+        bot.platform_message_id = None;
+        let mut angry = msg(3, "this is bad");
+        angry.at_ms = 2_000;
+        angry.platform_at_ms = Some(1_900);
+        angry.sentiment = Some(-0.8);
+        angry.language = Some("en".into());
+        let mut auto = msg(4, "out of office");
+        auto.at_ms = 3_000;
+        auto.sentiment = Some(0.9);
+        auto.automated = true;
+        let mut ops: Vec<Op> = [bot, angry, auto]
+            .into_iter()
+            .map(|m| Op::AppendMessage {
+                conversation_id: "c1".into(),
+                message: Box::new(m),
+            })
+            .collect();
+        // A rewrite of an older message in place changes nothing in the record.
+        let mut again = msg(1, "hola");
+        again.at_ms = 9_999;
+        ops.push(Op::ReplaceMessage {
+            conversation_id: "c1".into(),
+            message: Box::new(again),
+        });
+        store.commit(ops).await.expect("commit");
+
+        let mut expected = record;
+        expected.last_seq = 4;
+        expected.updated_at_ms = 3_000;
+        expected.sentiment.update(-0.8);
+        expected.language = Some("en".into());
+        expected.last_customer_message_ms = Some(3_000);
+        let check = |store: &Store| {
+            assert_eq!(
+                store.conversation("c1").expect("read"),
+                Some(expected.clone())
+            );
+            let all = store
+                .conversations(&ConversationFilter::default())
+                .expect("list");
+            assert_eq!(all, vec![expected.clone()]);
+        };
+        check(&store);
+        drop(store);
+        let store = Store::open_with_cache(&path, 1 << 20).expect("reopen");
+        check(&store);
     }
 
     #[tokio::test]

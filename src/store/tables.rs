@@ -11,7 +11,8 @@ pub const CONVERSATION_KEYS: TableDefinition<&str, &str> =
     TableDefinition::new("conversation_keys");
 /// (conversation id, seq) -> MessageRecord
 pub const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
-/// (conversation id, platform message id) -> seq: an inbound message seen twice is stored once
+/// (conversation id, platform message id) -> seq. No longer written (duplicates are found
+/// from the platform id inside each message row); kept so journals that have rows still open.
 pub const PLATFORM_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("platform_ids");
 /// conversation id -> QueueEntry
 pub const QUEUE: TableDefinition<&str, &[u8]> = TableDefinition::new("queue");

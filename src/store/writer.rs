@@ -161,7 +161,6 @@ fn apply(db: &Database, batch: &[Request], quick_repair: bool) -> Result<(), Sto
         let mut conversations = txn.open_table(CONVERSATIONS)?;
         let mut keys = txn.open_table(CONVERSATION_KEYS)?;
         let mut messages = txn.open_table(MESSAGES)?;
-        let mut platform_ids = txn.open_table(PLATFORM_IDS)?;
         let mut queue = txn.open_table(QUEUE)?;
         let mut assignments = txn.open_table(ASSIGNMENTS)?;
         let mut agents = txn.open_table(AGENTS)?;
@@ -185,14 +184,14 @@ fn apply(db: &Database, batch: &[Request], quick_repair: bool) -> Result<(), Sto
                     conversation_id,
                     message,
                 } => {
+                    // The platform id travels inside the message row, and the conversation
+                    // actor rebuilds its duplicate filter from the transcript: a separate
+                    // platform-id index row would be one more B-tree leaf copied into every
+                    // commit that nothing reads.
                     messages.insert(
                         (conversation_id.as_str(), message.seq),
                         encode(message)?.as_slice(),
                     )?;
-                    if let Some(pid) = &message.platform_message_id {
-                        platform_ids
-                            .insert((conversation_id.as_str(), pid.as_str()), message.seq)?;
-                    }
                 }
                 Op::PutQueueEntry(q) => {
                     queue.insert(q.conversation_id.as_str(), encode(q)?.as_slice())?;

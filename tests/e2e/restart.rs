@@ -127,3 +127,59 @@ async fn kill_9_keeps_transcripts_owners_queue_order_and_assignments() {
         "{frames:?}"
     );
 }
+
+/// Most customer and bot turns leave the conversation record out of their commit (the
+/// store rebuilds it from the record as last written and the messages after it). After
+/// `kill -9` the conversation must read back exactly as it was, and the next message must
+/// continue its sequence instead of overwriting a journaled one.
+#[tokio::test]
+async fn kill_9_restores_a_conversation_whose_record_was_left_out_of_its_commits() {
+    let (dir, _) = Daemon::prepare(&Options::default(), &[]);
+    let d = Daemon::start(dir);
+    let mut v = Visitor::new(&d).await;
+    let mut conv = String::new();
+    for text in [
+        "What are your opening hours?",
+        "How do I reset my password?",
+        "When are you open?",
+    ] {
+        let (id, _) = v.say(text).await;
+        v.message_from("bot").await;
+        conv = id;
+    }
+    let before = d.conversation(&conv).await;
+    assert!(before["conversation"]["last_seq"].as_u64().unwrap_or(0) >= 6);
+
+    let dir = d.kill9();
+    let d = Daemon::start(dir);
+    let after = d.conversation(&conv).await;
+    assert_eq!(
+        before["conversation"], after["conversation"],
+        "record changed across kill -9"
+    );
+    assert_eq!(texts(&before), texts(&after));
+
+    let mut ws = d.widget().await;
+    ws.send(json!({"type": "hello", "token": v.token, "last_seq": v.last_seq}))
+        .await;
+    ws.expect("welcome").await;
+    ws.send(
+        json!({"type": "message", "text": "How do I reset my password?", "client_id": "after"}),
+    )
+    .await;
+    let ack = ws
+        .expect_skipping("ack", &["message", "typing", "status"])
+        .await;
+    let last = before["conversation"]["last_seq"].as_u64().unwrap_or(0);
+    assert_eq!(ack["seq"].as_u64(), Some(last + 1), "{ack}");
+    let frames = ws.drain(std::time::Duration::from_millis(1500)).await;
+    let bot = frames
+        .iter()
+        .find(|f| f["type"] == "message")
+        .unwrap_or_else(|| panic!("no bot reply after the restart: {frames:?} / {ack}"));
+    assert_eq!(bot["role"], "bot", "{bot}");
+    assert_eq!(bot["seq"].as_u64(), Some(last + 2), "{bot}");
+    let now = d.conversation(&conv).await;
+    assert_eq!(now["conversation"]["last_seq"].as_u64(), Some(last + 2));
+    assert_eq!(texts(&now)[..texts(&before).len()], texts(&before)[..]);
+}
