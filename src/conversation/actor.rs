@@ -753,7 +753,11 @@ impl ConversationActor {
         pending: Option<Pending>,
     ) -> LocalBoxActorFuture<Self, Result<(), ConversationError>> {
         let mut p = pending.unwrap_or_default();
-        let now = now_ms();
+        // The enqueue time comes from the ticket, so queue order (by ticket) and enqueue
+        // times agree even when two conversations escalate in the same millisecond on
+        // different threads.
+        let ticket = next_ticket();
+        let now = ticket / 1000;
         let route = self.route(&decision);
         let decision = Decision {
             team: route.team.clone(),
@@ -796,7 +800,7 @@ impl ConversationActor {
             team: decision.team.clone(),
             priority: decision.priority,
             enqueued_at_ms: now,
-            ticket: next_ticket(),
+            ticket,
             only_agent: None,
             // A returning customer goes first to the agent who helped them last.
             preferred_agent: self.record.last_agent.clone(),
@@ -1212,13 +1216,14 @@ impl ConversationActor {
                 let mut m = Self::message(Role::Note, text);
                 m.author = Some(req.agent_id.clone());
                 self.journal(&mut p, m);
-                let now = now_ms();
+                let ticket = next_ticket();
+                let now = ticket / 1000;
                 let entry = QueueEntry {
                     conversation_id: self.record.id.clone(),
                     team: to_team.clone(),
                     priority: self.record.escalation.as_ref().map_or(1, |e| e.priority),
                     enqueued_at_ms: now,
-                    ticket: next_ticket(),
+                    ticket,
                     only_agent,
                     preferred_agent: None,
                     // A new team: its own agents' skills apply, not the old route's.
