@@ -192,6 +192,42 @@ fn store(c: &mut Criterion) {
             )
         },
     );
+    // The same with redb's quick repair off (`storage.quick_repair = false`): what saving
+    // the allocator state in every commit costs.
+    let plain_dir = tempfile::tempdir().expect("tempdir");
+    let plain = Store::open_with_options(&plain_dir.path().join("bench.redb"), 64 << 20, false)
+        .expect("store");
+    g.bench_function(
+        "64 concurrent writers, one message each, record left out, quick repair off",
+        |b| {
+            b.iter_batched(
+                || {
+                    round += 1;
+                    round
+                },
+                |round| {
+                    rt.block_on(async {
+                        let mut tasks = Vec::new();
+                        for w in 0..WRITERS {
+                            let store = plain.clone();
+                            tasks.push(tokio::spawn(async move {
+                                store
+                                    .commit(vec![Op::AppendMessage {
+                                        conversation_id: format!("c-{w}"),
+                                        message: Box::new(message(round)),
+                                    }])
+                                    .await
+                            }));
+                        }
+                        for t in tasks {
+                            t.await.expect("join").expect("commit");
+                        }
+                    })
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
     g.finish();
 }
 
