@@ -122,113 +122,70 @@ fn store(c: &mut Criterion) {
             .expect("commit")
         })
     });
-    const WRITERS: u64 = 64;
     g.throughput(Throughput::Elements(WRITERS));
     let mut round = 0u64;
-    g.bench_function("64 concurrent writers, one message each", |b| {
-        b.iter_batched(
-            || {
-                round += 1;
-                round
-            },
-            |round| {
-                rt.block_on(async {
-                    let mut tasks = Vec::new();
-                    for w in 0..WRITERS {
-                        let store = store.clone();
-                        tasks.push(tokio::spawn(async move {
-                            let id = format!("c-{w}");
-                            let mut conv = conversation(&id);
-                            conv.last_seq = round;
-                            store
-                                .commit(vec![
-                                    Op::AppendMessage {
-                                        conversation_id: id,
-                                        message: Box::new(message(round)),
-                                    },
-                                    Op::PutConversation(Box::new(conv)),
-                                ])
-                                .await
-                        }));
-                    }
-                    for t in tasks {
-                        t.await.expect("join").expect("commit");
-                    }
-                })
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    // The shape of most commits since the conversation actor leaves the record out when
-    // the store can rebuild it from the messages: the message alone.
-    g.bench_function(
-        "64 concurrent writers, one message each, record left out",
-        |b| {
-            b.iter_batched(
-                || {
-                    round += 1;
-                    round
-                },
-                |round| {
-                    rt.block_on(async {
-                        let mut tasks = Vec::new();
-                        for w in 0..WRITERS {
-                            let store = store.clone();
-                            tasks.push(tokio::spawn(async move {
-                                store
-                                    .commit(vec![Op::AppendMessage {
-                                        conversation_id: format!("c-{w}"),
-                                        message: Box::new(message(round)),
-                                    }])
-                                    .await
-                            }));
-                        }
-                        for t in tasks {
-                            t.await.expect("join").expect("commit");
-                        }
-                    })
-                },
-                BatchSize::SmallInput,
-            )
-        },
-    );
-    // The same with redb's quick repair off (`storage.quick_repair = false`): what saving
-    // the allocator state in every commit costs.
+    // Each case: 64 writers commit one message each at once (group commit), with or without
+    // the conversation record, on a journal with or without redb's quick repair.
     let plain_dir = tempfile::tempdir().expect("tempdir");
     let plain = Store::open_with_options(&plain_dir.path().join("bench.redb"), 64 << 20, false)
         .expect("store");
-    g.bench_function(
-        "64 concurrent writers, one message each, record left out, quick repair off",
-        |b| {
+    let cases = [
+        ("64 concurrent writers, one message each", &store, true),
+        // The shape of most commits since the conversation actor leaves the record out when
+        // the store can rebuild it from the messages: the message alone.
+        (
+            "64 concurrent writers, one message each, record left out",
+            &store,
+            false,
+        ),
+        // What saving the allocator state in every commit costs (`storage.quick_repair`).
+        (
+            "64 concurrent writers, one message each, record left out, quick repair off",
+            &plain,
+            false,
+        ),
+    ];
+    for (name, journal, with_record) in cases {
+        g.bench_function(name, |b| {
             b.iter_batched(
                 || {
                     round += 1;
                     round
                 },
-                |round| {
-                    rt.block_on(async {
-                        let mut tasks = Vec::new();
-                        for w in 0..WRITERS {
-                            let store = plain.clone();
-                            tasks.push(tokio::spawn(async move {
-                                store
-                                    .commit(vec![Op::AppendMessage {
-                                        conversation_id: format!("c-{w}"),
-                                        message: Box::new(message(round)),
-                                    }])
-                                    .await
-                            }));
-                        }
-                        for t in tasks {
-                            t.await.expect("join").expect("commit");
-                        }
-                    })
-                },
+                |round| rt.block_on(concurrent_round(journal, round, with_record)),
                 BatchSize::SmallInput,
             )
-        },
-    );
+        });
+    }
     g.finish();
+}
+
+/// Writers in a bench round, each committing one message at once.
+const WRITERS: u64 = 64;
+
+/// One round: every writer commits its conversation's next message (and its record when
+/// `with_record`) concurrently, so the journal groups them.
+async fn concurrent_round(store: &Store, round: u64, with_record: bool) {
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("c-{w}");
+            let mut ops = vec![Op::AppendMessage {
+                conversation_id: id.clone(),
+                message: Box::new(message(round)),
+            }];
+            if with_record {
+                let mut conv = conversation(&id);
+                conv.last_seq = round;
+                ops.push(Op::PutConversation(Box::new(conv)));
+            }
+            store.commit(ops).await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join").expect("commit");
+    }
 }
 
 criterion_group!(benches, policy, store);

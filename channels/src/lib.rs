@@ -14,6 +14,7 @@ pub mod cursor;
 pub mod discord;
 pub mod email;
 pub mod meta;
+pub mod split;
 pub mod state;
 pub mod telegram;
 pub mod widget;

@@ -7,43 +7,8 @@
 /// The most characters one message's `content` may hold.
 pub const MAX_CHARS: usize = 2000;
 
-/// Splits `text` into parts of at most `max` UTF-16 code units. Joined in order the parts
-/// give `text` back exactly. Never returns no part.
-pub fn split(text: &str, max: usize) -> Vec<String> {
-    let max = max.max(2);
-    let mut parts = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let (mut end, mut units) = (0, 0);
-        let (mut last_line, mut last_space) = (None, None);
-        for (i, c) in rest.char_indices() {
-            if units + c.len_utf16() > max {
-                break;
-            }
-            units += c.len_utf16();
-            end = i + c.len_utf8();
-            // A break is only worth it in the second half: otherwise parts get tiny.
-            if units > max / 2 {
-                if c == '\n' {
-                    last_line = Some(end);
-                } else if c.is_whitespace() {
-                    last_space = Some(end);
-                }
-            }
-        }
-        if end < rest.len()
-            && let Some(b) = last_line.or(last_space)
-        {
-            end = b;
-        }
-        parts.push(rest[..end].to_string());
-        rest = &rest[end..];
-    }
-    if parts.is_empty() {
-        parts.push(String::new());
-    }
-    parts
-}
+/// Splits `text` into parts of at most `max` UTF-16 code units (see [`crate::split`]).
+pub use crate::split::split_utf16 as split;
 
 #[cfg(test)]
 mod tests {

@@ -4,38 +4,8 @@
 /// The most UTF-16 code units one `sendMessage` text may hold.
 pub const MAX_UNITS: usize = 4096;
 
-/// Splits `text` into parts of at most `max_units` UTF-16 code units, on character
-/// boundaries, preferring to break after whitespace in the second half of a part. Never
-/// returns no part.
-pub fn split_utf16(text: &str, max_units: usize) -> Vec<String> {
-    let max_units = max_units.max(2);
-    let mut parts = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let (mut end, mut units, mut last_space) = (0, 0, None);
-        for (i, c) in rest.char_indices() {
-            if units + c.len_utf16() > max_units {
-                break;
-            }
-            units += c.len_utf16();
-            end = i + c.len_utf8();
-            if c.is_whitespace() && units > max_units / 2 {
-                last_space = Some(end);
-            }
-        }
-        if end < rest.len()
-            && let Some(s) = last_space
-        {
-            end = s;
-        }
-        parts.push(rest[..end].to_string());
-        rest = &rest[end..];
-    }
-    if parts.is_empty() {
-        parts.push(String::new());
-    }
-    parts
-}
+/// Splits `text` into parts of at most `max_units` UTF-16 code units (see [`crate::split`]).
+pub use crate::split::split_utf16;
 
 #[cfg(test)]
 mod tests {
