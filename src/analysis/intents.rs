@@ -838,6 +838,69 @@ struct CompiledRule {
     sensitive: bool,
     phrases: Vec<Phrase>,
     patterns: Vec<Regex>,
+    /// Number of the rule's first phrase among all rules' phrases, for [`PhraseIndex`].
+    first_phrase: usize,
+}
+
+/// Which phrases a message could match at all, found from its words in one pass.
+///
+/// A phrase can only match when every one of its slots starts at some word of the message,
+/// so the phrases whose every slot has a starting word in the message are the only ones worth
+/// the full search. Most messages name one topic, so this leaves a handful of the hundreds of
+/// built-in phrases.
+#[derive(Debug, Clone, Default)]
+struct PhraseIndex {
+    /// For a word id: every (phrase, slot) one of whose sequences starts with it.
+    starts: FastMap<u32, Vec<(u32, u8)>>,
+    /// For each phrase: the bit mask of all its slots, or 0 for a phrase with more slots
+    /// than the mask holds (always searched).
+    full: Vec<u64>,
+}
+
+impl PhraseIndex {
+    fn new(rules: &[CompiledRule]) -> PhraseIndex {
+        let mut index = PhraseIndex::default();
+        for phrase in rules.iter().flat_map(|r| &r.phrases) {
+            let number = index.full.len() as u32;
+            let slots = phrase.slots.len();
+            if slots == 0 || slots > 64 {
+                index.full.push(0);
+                continue;
+            }
+            index.full.push(u64::MAX >> (64 - slots));
+            for (slot, set) in phrase.slots.iter().enumerate() {
+                for id in set.starts.keys() {
+                    index
+                        .starts
+                        .entry(*id)
+                        .or_default()
+                        .push((number, slot as u8));
+                }
+            }
+        }
+        index
+    }
+
+    /// For each phrase, whether every slot starts at some word of `clauses`.
+    fn candidates(&self, clauses: &[Clause]) -> Vec<bool> {
+        let mut seen: FastMap<u32, u64> = FastMap::default();
+        for clause in clauses {
+            for &pos in &clause.known {
+                for id in &clause.tokens[pos].ids {
+                    for &(phrase, slot) in self.starts.get(id).into_iter().flatten() {
+                        *seen.entry(phrase).or_default() |= 1 << slot;
+                    }
+                }
+            }
+        }
+        self.full
+            .iter()
+            .enumerate()
+            .map(|(phrase, full)| {
+                *full == 0 || seen.get(&(phrase as u32)).is_some_and(|m| m == full)
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -863,6 +926,7 @@ pub struct IntentMatcher {
     vocab: Vocab,
     markers: Markers,
     rules: Vec<CompiledRule>,
+    phrase_index: PhraseIndex,
 }
 
 /// A configured or built-in rule before compilation.
@@ -939,7 +1003,8 @@ impl IntentMatcher {
         status.extend(vocab.sequences(INFO_AS_STATUS, EXACT).seqs);
         markers.status = SeqSet::new(status);
 
-        let mut compiled = Vec::new();
+        let mut compiled: Vec<CompiledRule> = Vec::new();
+        let mut phrase_count = 0;
         for spec in specs {
             let rule = spec.rule;
             let mut phrases = Vec::new();
@@ -970,17 +1035,21 @@ impl IntentMatcher {
                     })?;
                 patterns.push(re);
             }
+            let first_phrase = phrase_count;
+            phrase_count += phrases.len();
             compiled.push(CompiledRule {
                 name: rule.name,
                 sensitive: rule.sensitive,
                 phrases,
                 patterns,
+                first_phrase,
             });
         }
         vocab.finish();
         Ok(IntentMatcher {
             vocab,
             markers,
+            phrase_index: PhraseIndex::new(&compiled),
             rules: compiled,
         })
     }
@@ -994,10 +1063,18 @@ impl IntentMatcher {
     /// clause asks for it, else the first question about it.
     pub fn matches(&self, text: &str) -> Vec<IntentMatch> {
         let clauses = self.clauses(text);
+        let candidates = self.phrase_index.candidates(&clauses);
         let mut out = Vec::new();
         for rule in &self.rules {
             let mut best: Option<(bool, String)> = None;
-            'phrases: for phrase in &rule.phrases {
+            'phrases: for (number, phrase) in rule.phrases.iter().enumerate() {
+                if !candidates
+                    .get(rule.first_phrase + number)
+                    .copied()
+                    .unwrap_or(true)
+                {
+                    continue;
+                }
                 for clause in &clauses {
                     let Some(hit) = self.find_phrase(clause, phrase) else {
                         continue;

@@ -96,9 +96,10 @@ const GLUED: &[(&str, &str)] = &[
     ("whos", "who"),
 ];
 
-/// A message reduced to what the comparison needs.
+/// A message reduced to what the comparison needs. Worth keeping beside a message that will
+/// be compared again: building it is most of the cost of a comparison.
 #[derive(Debug, Clone)]
-struct Features {
+pub struct Features {
     /// (raw word, stem, weight), one per distinct stem.
     words: Vec<(String, String, f32)>,
     /// Character trigrams of the content words, encoded and sorted, distinct.
@@ -107,7 +108,7 @@ struct Features {
 
 impl Features {
     /// `None` for messages without content ("hi", "ok thanks", "?").
-    fn of(message: &str) -> Option<Features> {
+    pub fn of(message: &str) -> Option<Features> {
         let mut words: Vec<(String, String, f32)> = Vec::new();
         for token in text::tokens(message) {
             let token = GLUED
@@ -150,7 +151,7 @@ impl Features {
     }
 
     /// Combined similarity in 0..=1.
-    fn similarity(&self, other: &Features) -> f32 {
+    pub fn similarity(&self, other: &Features) -> f32 {
         let words = weighted_overlap(&self.words, &other.words);
         let trigrams = dice(&self.trigrams, &other.trigrams);
         (WORD_WEIGHT * words + (1.0 - WORD_WEIGHT) * trigrams).clamp(0.0, 1.0)

@@ -13,12 +13,11 @@ pub mod tracker;
 use regex::{Regex, RegexBuilder};
 
 use crate::analysis::MessageAnalysis;
-use crate::analysis::repetition::find_repeat_above;
 use crate::analysis::sentiment::SentimentState;
 use crate::bot::BotReply;
 use crate::handoff::TriggerHit;
 pub use config::EscalationConfig;
-pub use tracker::Tracker;
+pub use tracker::{CustomerTurn, Tracker};
 
 /// Every trigger id, in the order they are checked.
 pub const TRIGGERS: [&str; 9] = [
@@ -211,14 +210,17 @@ impl Policy {
         }
         let rp = &c.repetition;
         if rp.enabled {
-            let recent: Vec<&(u64, String)> = tracker.customer_messages().collect();
+            let recent: Vec<&CustomerTurn> = tracker.customer_messages().collect();
             let window = &recent[recent.len().saturating_sub(rp.window)..];
-            if let Some(((_, current), earlier)) = window.split_last() {
+            // Messages without content words ("hi", "ok") never repeat anything.
+            if let Some((current, earlier)) = window.split_last()
+                && let Some(now) = current.features()
+            {
                 let same: Vec<(u64, f32)> = earlier
                     .iter()
-                    .filter_map(|(s, t)| {
-                        find_repeat_above(current, &[t.as_str()], rp.similarity)
-                            .map(|r| (*s, r.similarity))
+                    .filter_map(|turn| {
+                        let similarity = now.similarity(turn.features()?);
+                        (similarity >= rp.similarity).then_some((turn.seq, similarity))
                     })
                     .collect();
                 if same.len() + 1 >= rp.count {

@@ -2,8 +2,10 @@
 //! the bot's recent answers and confidences, failures, turns since the last handback. Live
 //! conversations and `handoffd eval` feed it the same way, so both decide alike.
 
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 
+use crate::analysis::repetition::Features;
 use crate::model::{MessageRecord, Role};
 
 /// Customer messages kept for repetition checks.
@@ -11,11 +13,29 @@ const KEEP_CUSTOMER: usize = 32;
 /// Bot answers kept for the bot-repeats check.
 const KEEP_BOT: usize = 8;
 
+/// One customer message of the current bot stretch, with its repetition features worked out
+/// the first time they are needed and then kept: every later message is compared with it.
+#[derive(Debug, Clone)]
+pub struct CustomerTurn {
+    pub seq: u64,
+    pub text: String,
+    features: OnceCell<Option<Features>>,
+}
+
+impl CustomerTurn {
+    /// What the repetition check compares; `None` for messages without content words.
+    pub fn features(&self) -> Option<&Features> {
+        self.features
+            .get_or_init(|| Features::of(&self.text))
+            .as_ref()
+    }
+}
+
 /// The policy's memory of one conversation.
 #[derive(Debug, Clone, Default)]
 pub struct Tracker {
-    /// Recent customer messages of the current bot stretch: (seq, text).
-    customer: VecDeque<(u64, String)>,
+    /// Recent customer messages of the current bot stretch.
+    customer: VecDeque<CustomerTurn>,
     /// Customer messages since the conversation started or was last handed back.
     customer_turns: usize,
     /// The bot's recent answers (joined texts of one turn), newest last.
@@ -61,7 +81,11 @@ impl Tracker {
     }
 
     pub fn observe_customer(&mut self, seq: u64, text: &str) {
-        self.customer.push_back((seq, text.to_string()));
+        self.customer.push_back(CustomerTurn {
+            seq,
+            text: text.to_string(),
+            features: OnceCell::new(),
+        });
         if self.customer.len() > KEEP_CUSTOMER {
             self.customer.pop_front();
         }
@@ -99,7 +123,7 @@ impl Tracker {
     }
 
     /// The customer's recent messages, oldest first; the current one last.
-    pub fn customer_messages(&self) -> impl Iterator<Item = &(u64, String)> {
+    pub fn customer_messages(&self) -> impl Iterator<Item = &CustomerTurn> {
         self.customer.iter()
     }
 
