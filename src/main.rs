@@ -12,7 +12,10 @@ use handoffd::handoff::HandoffPackage;
 use handoffd::http::api::new_agent_record;
 use handoffd::store::{Op, Store};
 
-/// The allocator: see the `mimalloc` line in Cargo.toml for why not glibc's.
+/// The allocator: see the `mimalloc` line in Cargo.toml for why not glibc's. The
+/// `system-allocator` feature keeps glibc's, for heap profilers (heaptrack, massif) that only
+/// see malloc.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -314,13 +314,10 @@ impl Policy {
         }
         let rp = &c.repetition;
         if rp.enabled && rp.bot_repeats >= 2 {
-            let answers: Vec<String> = tracker
-                .bot_answers()
-                .rev()
-                .take(rp.bot_repeats)
-                .map(|a| normalize_answer(a))
-                .collect();
-            if answers.len() == rp.bot_repeats && answers.windows(2).all(|w| w[0] == w[1]) {
+            let answers: Vec<&String> = tracker.bot_answers().rev().take(rp.bot_repeats).collect();
+            if answers.len() == rp.bot_repeats
+                && answers.windows(2).all(|w| same_answer(w[0], w[1]))
+            {
                 h.add(
                     hit(
                         "repetition",
@@ -389,11 +386,25 @@ impl Policy {
     }
 }
 
-fn normalize_answer(a: &str) -> String {
-    a.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
+/// Whether two bot answers are the same text but for case and spacing. Compared word by word
+/// without building either normalized string: it runs on every bot reply.
+fn same_answer(a: &str, b: &str) -> bool {
+    let (mut x, mut y) = (a.split_whitespace(), b.split_whitespace());
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return true,
+            (Some(p), Some(q)) => {
+                let same = p == q
+                    || p.chars()
+                        .flat_map(char::to_lowercase)
+                        .eq(q.chars().flat_map(char::to_lowercase));
+                if !same {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -321,3 +321,17 @@ fn the_trigger_list_is_complete_and_stable() {
         ]
     );
 }
+
+#[test]
+fn bot_answers_compare_without_case_and_spacing() {
+    use super::same_answer;
+    assert!(same_answer(
+        "Track it under  Account > Orders.",
+        "track it under account > orders."
+    ));
+    assert!(!same_answer("  Straße\tzu ", "STRASSE zu"));
+    assert!(same_answer("ÉTÉ chaud", "été   chaud"));
+    assert!(!same_answer("track it", "track it now"));
+    assert!(!same_answer("track it now", "track it"));
+    assert!(same_answer("", "   "));
+}
