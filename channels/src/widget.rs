@@ -18,7 +18,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::ws::WsWriter;
+use crate::ws::{WsActor, WsWriter};
 use crate::{
     ChannelKind, Contact, ConversationStatus, CoreLink, CustomerTyping, DeliveryReceipt,
     HistoryRequest, Inbound, InboundError, Outbound, OutboundPayload, VisibleMessage, now_ms,
@@ -150,14 +150,17 @@ pub async fn ws_route(
         .max_frame_size(channel.settings.max_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(channel.settings.max_frame_bytes);
-    let channel = channel.get_ref().clone();
+    // Shared, not copied: each copy of the channel's addresses is an allocation, and there
+    // may be tens of thousands of connections.
+    let channel = channel.into_inner();
     WidgetSession::create(|ctx| {
         ctx.add_stream(stream);
         WidgetSession {
             id: next_session_id(),
             channel,
-            writer: WsWriter::spawn(session),
+            writer: WsWriter::new(session),
             closing: false,
+            hello_timer: None,
             visitor: None,
             last_seq_sent: 0,
             last_heard: Instant::now(),
@@ -237,9 +240,11 @@ struct Visitor {
 /// One browser connection.
 struct WidgetSession {
     id: u64,
-    channel: WidgetChannel,
+    channel: std::sync::Arc<WidgetChannel>,
     writer: WsWriter,
     closing: bool,
+    /// The deadline for the hello, until it comes.
+    hello_timer: Option<SpawnHandle>,
     visitor: Option<Visitor>,
     /// Highest message sequence number this client has been sent; live pushes at or below it
     /// were already replayed and are skipped.
@@ -248,6 +253,12 @@ struct WidgetSession {
 }
 
 const HEARTBEAT: Duration = Duration::from_secs(15);
+
+impl WsActor for WidgetSession {
+    fn ws_writer(&mut self) -> &mut WsWriter {
+        &mut self.writer
+    }
+}
 
 impl Actor for WidgetSession {
     type Context = Context<Self>;
@@ -258,18 +269,20 @@ impl Actor for WidgetSession {
                 act.close(ctx, CloseCode::Away, "idle");
                 return;
             }
-            act.writer.ping(b"hb");
+            act.writer.ping(ctx, b"hb");
         });
-        // A client must introduce itself promptly.
-        ctx.run_later(Duration::from_secs(10), |act, ctx| {
+        // A client must introduce itself promptly. The timer is cancelled by the hello, so
+        // an idle connection does not carry it.
+        self.hello_timer = Some(ctx.run_later(Duration::from_secs(10), |act, ctx| {
             if act.visitor.is_none() {
                 act.send_error(ctx, "hello_required", "the first frame must be a hello");
                 act.close(ctx, CloseCode::Policy, "no hello");
             }
-        });
+        }));
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.writer.finish();
         if let Some(v) = &self.visitor {
             self.channel.hub.do_send(Unregister {
                 key: v.id.clone(),
@@ -284,7 +297,7 @@ impl WidgetSession {
         let Ok(text) = serde_json::to_string(frame) else {
             return;
         };
-        if !self.closing && !self.writer.text(text) {
+        if !self.closing && !self.writer.text(ctx, text) {
             // Gone, or too slow to keep up: it will resume from its last sequence number.
             ctx.stop();
         }
@@ -297,10 +310,13 @@ impl WidgetSession {
     fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, description: &str) {
         if !self.closing {
             self.closing = true;
-            self.writer.close(Some(CloseReason {
-                code,
-                description: Some(description.to_string()),
-            }));
+            self.writer.close(
+                ctx,
+                Some(CloseReason {
+                    code,
+                    description: Some(description.to_string()),
+                }),
+            );
         }
         ctx.stop();
     }
@@ -368,6 +384,9 @@ impl WidgetSession {
             .filter(|n| !n.trim().is_empty())
             .map(|n| truncate(&n, 80));
         let language = language.filter(|l| !l.is_empty()).map(|l| truncate(&l, 16));
+        if let Some(timer) = self.hello_timer.take() {
+            ctx.cancel_future(timer);
+        }
         self.visitor = Some(Visitor {
             id: visitor_id.clone(),
             name,
@@ -511,7 +530,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WidgetSession {
                 self.send_error(ctx, "binary_not_supported", "send JSON text frames");
             }
             Ok(AggregatedMessage::Ping(bytes)) => {
-                self.writer.pong(&bytes);
+                self.writer.pong(ctx, &bytes);
             }
             Ok(AggregatedMessage::Pong(_)) => {}
             Ok(AggregatedMessage::Close(_)) => self.close(ctx, CloseCode::Normal, "bye"),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
-use handoffd_channels::ws::WsWriter;
+use handoffd_channels::ws::{WsActor, WsWriter};
 use handoffd_channels::{ChannelKind, WindowRules, now_ms};
 
 use super::AgentRegistry;
@@ -84,7 +84,7 @@ pub async fn ws_route(
         let mut s = AgentSession {
             id: next_session_id(),
             endpoint,
-            writer: WsWriter::spawn(session),
+            writer: WsWriter::new(session),
             closing: false,
             agent: None,
             last_heard: Instant::now(),
@@ -120,6 +120,12 @@ pub struct AgentSession {
     last_heard: Instant,
 }
 
+impl WsActor for AgentSession {
+    fn ws_writer(&mut self) -> &mut WsWriter {
+        &mut self.writer
+    }
+}
+
 impl Actor for AgentSession {
     type Context = Context<Self>;
 
@@ -129,7 +135,7 @@ impl Actor for AgentSession {
                 act.close(ctx, CloseCode::Away, "idle");
                 return;
             }
-            act.writer.ping(b"hb");
+            act.writer.ping(ctx, b"hb");
         });
         ctx.run_later(Duration::from_secs(10), |act, ctx| {
             if act.agent.is_none() {
@@ -143,6 +149,7 @@ impl Actor for AgentSession {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.writer.finish();
         if let Some(a) = &self.agent {
             self.endpoint.registry.remove(&a.id, self.id);
             self.endpoint.router.do_send(AgentDisconnected {
@@ -161,7 +168,7 @@ impl AgentSession {
     }
 
     fn send_text(&mut self, ctx: &mut Context<Self>, text: Arc<str>) {
-        if !self.closing && !self.writer.text(text.to_string()) {
+        if !self.closing && !self.writer.text(ctx, text.to_string()) {
             ctx.stop();
         }
     }
@@ -169,10 +176,13 @@ impl AgentSession {
     fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, why: &str) {
         if !self.closing {
             self.closing = true;
-            self.writer.close(Some(CloseReason {
-                code,
-                description: Some(why.to_string()),
-            }));
+            self.writer.close(
+                ctx,
+                Some(CloseReason {
+                    code,
+                    description: Some(why.to_string()),
+                }),
+            );
         }
         ctx.stop();
     }
@@ -740,7 +750,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for AgentSession {
                 ServerFrame::error("binary_not_supported", "send JSON text frames", None),
             ),
             Ok(AggregatedMessage::Ping(bytes)) => {
-                self.writer.pong(&bytes);
+                self.writer.pong(ctx, &bytes);
             }
             Ok(AggregatedMessage::Pong(_)) => {}
             Ok(AggregatedMessage::Close(_)) => self.close(ctx, CloseCode::Normal, "bye"),

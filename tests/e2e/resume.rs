@@ -121,4 +121,10 @@ async fn reconnect_replays_exactly_the_missed_messages_once_in_order() {
         .await;
     let e = bad.expect("error").await;
     assert_eq!(e["code"], "invalid_token");
+    // The error frame is followed by a close frame that says why: the session has stopped by
+    // then, and its writer still sends what was queued.
+    assert_eq!(
+        bad.close_frame_within(Duration::from_secs(5)).await,
+        Some((1008, "invalid token".to_string()))
+    );
 }

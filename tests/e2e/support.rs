@@ -388,6 +388,22 @@ impl Ws {
         }
     }
 
+    /// The server's close frame (code and reason), skipping other frames; `None` when the
+    /// connection ends without one or nothing comes within `wait`.
+    pub async fn close_frame_within(&mut self, wait: Duration) -> Option<(u16, String)> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.inner.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(None) | Ok(Some(Err(_))) | Err(_) => return None,
+            }
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self.inner.close(None).await;
     }
