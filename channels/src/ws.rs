@@ -48,12 +48,16 @@ pub struct WsWriter {
     gone: bool,
 }
 
-/// An actor that writes to a websocket through a [`WsWriter`].
+/// An actor that writes to a websocket through a [`WsWriter`]: the drain future spawned on
+/// the actor reaches the writer through it.
 pub trait WsActor: Actor<Context = Context<Self>> {
+    /// The actor's writer.
     fn ws_writer(&mut self) -> &mut WsWriter;
 }
 
 impl WsWriter {
+    /// Takes over the session actix-ws handed out with the connection; nothing else should
+    /// write to it, or frames could interleave out of order.
     pub fn new(session: Session) -> WsWriter {
         WsWriter {
             session: Some(session),
@@ -69,10 +73,13 @@ impl WsWriter {
         self.push(ctx, Outgoing::Text(text))
     }
 
+    /// Queues a heartbeat ping; false when the connection is gone or too far behind.
     pub fn ping<A: WsActor>(&mut self, ctx: &mut Context<A>, payload: &[u8]) -> bool {
         self.push(ctx, Outgoing::Ping(payload.to_vec()))
     }
 
+    /// Queues the answer to a client's ping; false when the connection is gone or too far
+    /// behind.
     pub fn pong<A: WsActor>(&mut self, ctx: &mut Context<A>, payload: &[u8]) -> bool {
         self.push(ctx, Outgoing::Pong(payload.to_vec()))
     }

@@ -17,7 +17,9 @@ const KEEP_BOT: usize = 8;
 /// the first time they are needed and then kept: every later message is compared with it.
 #[derive(Debug, Clone)]
 pub struct CustomerTurn {
+    /// The message's sequence number, named in the repetition trigger's evidence.
     pub seq: u64,
+    /// The message as the customer wrote it.
     pub text: String,
     features: OnceCell<Option<Features>>,
 }
@@ -80,6 +82,7 @@ impl Tracker {
         t
     }
 
+    /// A customer message while the bot holds the conversation.
     pub fn observe_customer(&mut self, seq: u64, text: &str) {
         self.customer.push_back(CustomerTurn {
             seq,
