@@ -138,13 +138,16 @@ impl WsWriter {
                     }
                 }
             }
-            if self.queue.is_empty() || self.session.is_none() {
+            let Some(session) = self.session.take() else {
                 self.draining = false;
                 return Poll::Ready(());
-            }
-            if let (Some(out), Some(session)) = (self.queue.pop_front(), self.session.take()) {
-                self.sending = Some(Box::pin(send(session, out)));
-            }
+            };
+            let Some(out) = self.queue.pop_front() else {
+                self.session = Some(session);
+                self.draining = false;
+                return Poll::Ready(());
+            };
+            self.sending = Some(Box::pin(send(session, out)));
         }
     }
 }
