@@ -5,6 +5,7 @@
 //! conversations share the cost of one fsync (group commit), and nothing is acknowledged
 //! before it is durable. Reads open their own read transaction and never wait for writes.
 
+mod log;
 mod tables;
 mod writer;
 
@@ -112,6 +113,7 @@ pub struct Store {
     // Field order matters: `db` is released before the writer thread is joined, so the
     // database closes with the last handle.
     db: Arc<Database>,
+    log: Arc<log::MessageLog>,
     writer: writer::Writer,
 }
 
@@ -156,8 +158,10 @@ impl Store {
         };
         let db = Arc::new(db);
         tables::create_all(&db)?;
-        let writer = writer::Writer::start(db.clone(), quick_repair)?;
-        Ok(Store { db, writer })
+        let (log, state) = log::MessageLog::recover(&db)?;
+        let log = Arc::new(log);
+        let writer = writer::Writer::start(db.clone(), quick_repair, log.clone(), state)?;
+        Ok(Store { db, log, writer })
     }
 
     /// Applies `ops` atomically and durably; returns once they are on disk.
@@ -179,11 +183,10 @@ impl Store {
     /// The conversation as it stands: its stored record brought up to date with the
     /// messages journaled after it (see [`ConversationRecord::fold_message`]).
     pub fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(CONVERSATIONS)?;
-        let messages = txn.open_table(MESSAGES)?;
+        let view = self.log.view_of(&self.db, id, 0)?;
+        let table = view.txn.open_table(CONVERSATIONS)?;
         match get_json(&table, id)? {
-            Some(c) => Ok(Some(caught_up(&messages, c)?)),
+            Some(c) => Ok(Some(caught_up(&view, c)?)),
             None => Ok(None),
         }
     }
@@ -206,28 +209,22 @@ impl Store {
         conversation_id: &str,
         after: u64,
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(MESSAGES)?;
-        let mut out = Vec::new();
         let start = after.saturating_add(1);
-        for row in table.range((conversation_id, start)..=(conversation_id, u64::MAX))? {
-            let (_, v) = row?;
-            out.push(decode(v.value())?);
-        }
-        Ok(out)
+        self.log
+            .view_of(&self.db, conversation_id, start)?
+            .messages(conversation_id, start)
     }
 
     pub fn conversations(
         &self,
         filter: &ConversationFilter,
     ) -> Result<Vec<ConversationRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(CONVERSATIONS)?;
-        let messages = txn.open_table(MESSAGES)?;
+        let view = self.log.view(&self.db)?;
+        let table = view.txn.open_table(CONVERSATIONS)?;
         let mut out = Vec::new();
         for row in table.iter()? {
             let (_, v) = row?;
-            let c = caught_up(&messages, decode(v.value())?)?;
+            let c = caught_up(&view, decode(v.value())?)?;
             if filter.owner.as_deref().is_some_and(|o| o != c.owner.name()) {
                 continue;
             }
@@ -368,14 +365,11 @@ fn get_json<T: DeserializeOwned>(
 /// `record` with the messages journaled after it folded in: the conversation actor leaves
 /// the record out of commits that only add what its messages say.
 fn caught_up(
-    messages: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    view: &log::LogView,
     mut record: ConversationRecord,
 ) -> Result<ConversationRecord, StoreError> {
-    let id = record.id.clone();
     let start = record.last_seq.saturating_add(1);
-    for row in messages.range((id.as_str(), start)..=(id.as_str(), u64::MAX))? {
-        let (_, v) = row?;
-        let m: MessageRecord = decode(v.value())?;
+    for m in view.messages(&record.id.clone(), start)? {
         record.fold_message(&m);
     }
     Ok(record)
@@ -723,5 +717,198 @@ mod tests {
             .expect("commit");
         let found = store.conversation_by_key(ChannelKind::Widget, "k-c1");
         assert_eq!(found.expect("read").as_deref(), Some("c2"));
+    }
+
+    fn indexed_through(store: &Store) -> u64 {
+        let txn = store.db.begin_read().expect("read");
+        let meta = txn.open_table(LOG_META).expect("meta");
+        meta.get(log::INDEXED_THROUGH)
+            .expect("get")
+            .map_or(0, |v| v.value())
+    }
+
+    fn appends(id: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<Op> {
+        seqs.map(|s| Op::AppendMessage {
+            conversation_id: id.into(),
+            message: Box::new(msg(s, &format!("{id} says {s}"))),
+        })
+        .collect()
+    }
+
+    /// Enough messages for the writer to index them in a checkpoint; the ones after it
+    /// are found from memory, and after a reopen from the log's tail.
+    #[tokio::test]
+    async fn messages_read_back_across_checkpoints_and_reopens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        let store = Store::open_with_cache(&path, 1 << 20).expect("open");
+        let ids: Vec<String> = (0..50).map(|c| format!("c{c:02}")).collect();
+        // 50 conversations x 100 messages, a commit per 10 messages of one conversation,
+        // conversations interleaved as they are live.
+        for round in 0..10u64 {
+            for id in &ids {
+                let first = round * 10 + 1;
+                store
+                    .commit(appends(id, first..=first + 9))
+                    .await
+                    .expect("commit");
+            }
+        }
+        let through = indexed_through(&store);
+        assert!(
+            through >= 4096,
+            "a checkpoint ran: indexed through {through}"
+        );
+        assert!(
+            through < 5000,
+            "the last messages wait in memory: {through}"
+        );
+        let check = |store: &Store| {
+            for id in &ids {
+                let all = store.messages_after(id, 0).expect("read");
+                assert_eq!(
+                    all.iter().map(|m| m.seq).collect::<Vec<_>>(),
+                    (1..=100).collect::<Vec<_>>(),
+                    "{id}"
+                );
+                assert!(all.iter().all(|m| m.text.starts_with(id.as_str())));
+                let tail = store.messages_after(id, 95).expect("read");
+                assert_eq!(
+                    tail.iter().map(|m| m.seq).collect::<Vec<_>>(),
+                    [96, 97, 98, 99, 100]
+                );
+            }
+        };
+        check(&store);
+        drop(store);
+        // A clean close indexes the rest.
+        let store = Store::open_with_cache(&path, 1 << 20).expect("reopen");
+        assert_eq!(indexed_through(&store), 5000);
+        check(&store);
+    }
+
+    /// As after `kill -9`: log rows past the index mark, which only the log has.
+    #[test]
+    fn an_open_finds_messages_the_index_never_got() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        {
+            let db = Database::create(&path).expect("create");
+            tables::create_all(&db).expect("tables");
+            let txn = db.begin_write().expect("write");
+            {
+                let mut log = txn.open_table(MESSAGE_LOG).expect("log");
+                let mut index = txn.open_table(MESSAGE_INDEX).expect("index");
+                let mut meta = txn.open_table(LOG_META).expect("meta");
+                for (position, (id, seq)) in [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("a", 2)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let position = position as u64 + 1;
+                    let mut m = msg(seq, &format!("{id}{seq} at {position}"));
+                    m.at_ms = position;
+                    let row = log::encode_row(id, &m).expect("row");
+                    log.insert(position, row.as_slice()).expect("insert");
+                    if position <= 2 {
+                        index.insert((id, seq), position).expect("index");
+                    }
+                }
+                meta.insert(log::INDEXED_THROUGH, 2).expect("meta");
+            }
+            txn.commit().expect("commit");
+        }
+        let store = Store::open_with_cache(&path, 1 << 20).expect("open");
+        let texts = |id: &str| -> Vec<String> {
+            store
+                .messages_after(id, 0)
+                .expect("read")
+                .into_iter()
+                .map(|m| m.text)
+                .collect()
+        };
+        // The rewrite of a2 (position 5) wins over its first version (position 3).
+        assert_eq!(texts("a"), ["a1 at 1", "a2 at 5", "a3 at 4"]);
+        assert_eq!(texts("b"), ["b1 at 2"]);
+        // New messages go after the last position, not over it.
+        store.commit_blocking(appends("b", 2..=2)).expect("commit");
+        assert_eq!(texts("b"), ["b1 at 2", "b says 2"]);
+        assert_eq!(texts("a").len(), 3);
+    }
+
+    /// Journals written before the message log keep their messages where they were.
+    #[tokio::test]
+    async fn messages_of_older_journals_are_read_with_the_new_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        {
+            let db = Database::create(&path).expect("create");
+            let txn = db.begin_write().expect("write");
+            {
+                let mut old = txn.open_table(MESSAGES).expect("messages");
+                for seq in 1..=3 {
+                    let m = msg(seq, &format!("old {seq}"));
+                    let bytes = serde_json::to_vec(&m).expect("json");
+                    old.insert(("c1", seq), bytes.as_slice()).expect("insert");
+                }
+            }
+            txn.commit().expect("commit");
+        }
+        let store = Store::open_with_cache(&path, 1 << 20).expect("open");
+        let mut rewritten = msg(3, "old 3, delivered");
+        rewritten.delivery = Some(crate::model::DeliveryReport {
+            status: handoffd_channels::DeliveryStatus::Delivered,
+            at_ms: 7,
+            error: None,
+        });
+        let mut ops = appends("c1", 4..=5);
+        ops.push(Op::ReplaceMessage {
+            conversation_id: "c1".into(),
+            message: Box::new(rewritten),
+        });
+        store.commit(ops).await.expect("commit");
+        let texts: Vec<String> = store
+            .messages_after("c1", 1)
+            .expect("read")
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(
+            texts,
+            ["old 2", "old 3, delivered", "c1 says 4", "c1 says 5"]
+        );
+    }
+
+    /// Readers racing the writer's checkpoints never miss an acknowledged message.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readers_see_every_acknowledged_message_while_checkpoints_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_with_cache(&dir.path().join("j.redb"), 1 << 20).expect("open");
+        let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let reader = {
+            let store = store.clone();
+            let acked = acked.clone();
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                loop {
+                    let before = acked.load(std::sync::atomic::Ordering::Acquire);
+                    let seen = store.messages_after("watched", 0).expect("read").len() as u64;
+                    assert!(seen >= before, "{seen} read, {before} acknowledged");
+                    reads += 1;
+                    if before >= 400 {
+                        return reads;
+                    }
+                }
+            })
+        };
+        // Other conversations fill the log so that checkpoints come often.
+        for n in 1..=400u64 {
+            let mut ops = appends(&format!("noise{}", n % 7), n * 20..=n * 20 + 19);
+            ops.extend(appends("watched", n..=n));
+            store.commit(ops).await.expect("commit");
+            acked.store(n, std::sync::atomic::Ordering::Release);
+        }
+        let reads = reader.join().expect("reader");
+        assert!(reads > 0);
+        assert!(indexed_through(&store) > 4096);
     }
 }

@@ -9,8 +9,15 @@ pub const CONVERSATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("co
 /// "channel:key" -> conversation id
 pub const CONVERSATION_KEYS: TableDefinition<&str, &str> =
     TableDefinition::new("conversation_keys");
-/// (conversation id, seq) -> MessageRecord
+/// (conversation id, seq) -> MessageRecord. Where journals written before the message log
+/// kept their messages; read, no longer written.
 pub const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
+/// log position -> one message with its conversation id (see [`super::log`])
+pub const MESSAGE_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("message_log");
+/// (conversation id, seq) -> log position, written in bulk at checkpoints
+pub const MESSAGE_INDEX: TableDefinition<(&str, u64), u64> = TableDefinition::new("message_index");
+/// name -> position: how far the message index reaches ([`super::log::INDEXED_THROUGH`])
+pub const LOG_META: TableDefinition<&str, u64> = TableDefinition::new("log_meta");
 /// (conversation id, platform message id) -> seq. No longer written (duplicates are found
 /// from the platform id inside each message row); kept so journals that have rows still open.
 pub const PLATFORM_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("platform_ids");
@@ -37,6 +44,9 @@ pub fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(CONVERSATIONS)?;
     txn.open_table(CONVERSATION_KEYS)?;
     txn.open_table(MESSAGES)?;
+    txn.open_table(MESSAGE_LOG)?;
+    txn.open_table(MESSAGE_INDEX)?;
+    txn.open_table(LOG_META)?;
     txn.open_table(PLATFORM_IDS)?;
     txn.open_table(QUEUE)?;
     txn.open_table(ASSIGNMENTS)?;

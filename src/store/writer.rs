@@ -3,15 +3,25 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable};
 use tokio::sync::oneshot;
 
+use super::log::{INDEXED_THROUGH, LogState, MessageLog, encode_row};
 use super::tables::*;
 use super::{Op, StoreError, channel_key};
 
 /// How many requests at most share one transaction; bounds the latency of the first waiter.
 const MAX_BATCH: usize = 4096;
+
+/// Messages not yet in the index that make the next commit add their index rows: enough
+/// for each conversation's rows to share leaves, few enough that the commit carrying them
+/// stays within a few milliseconds and that an open re-reads little of the log.
+const CHECKPOINT_ENTRIES: usize = 4096;
+
+/// At rest, messages wait at most this long for their index rows.
+const CHECKPOINT_AGE: Duration = Duration::from_secs(1);
 
 struct Request {
     ops: Vec<Op>,
@@ -60,13 +70,23 @@ impl Drop for Inner {
 }
 
 impl Writer {
-    pub fn start(db: Arc<Database>, quick_repair: bool) -> Result<Writer, StoreError> {
+    pub fn start(
+        db: Arc<Database>,
+        quick_repair: bool,
+        log: Arc<MessageLog>,
+        state: LogState,
+    ) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel::<Request>();
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
+        let log = LogWriter {
+            log,
+            next_position: state.next_position,
+            last_checkpoint: Instant::now(),
+        };
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(db, rx, c, quick_repair))
+            .spawn(move || run(db, rx, c, quick_repair, log))
             .map_err(|e| StoreError::Storage(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
             inner: Arc::new(Inner {
@@ -119,11 +139,50 @@ impl Writer {
     }
 }
 
+/// Index rows to write, (conversation id, seq, log position) in index order, and the last
+/// log position they cover.
+type Checkpoint = (Vec<(String, u64, u64)>, u64);
+
+/// The writer's side of the message log: the next free position and when the index last
+/// caught up.
+struct LogWriter {
+    log: Arc<MessageLog>,
+    next_position: u64,
+    last_checkpoint: Instant,
+}
+
+impl LogWriter {
+    /// The index rows the next commit should add, with the last position they cover; none
+    /// while few messages wait and not for long.
+    fn due(&self, now: Instant) -> Option<Checkpoint> {
+        let waiting = self.log.recent().len();
+        let waited = now.duration_since(self.last_checkpoint) >= CHECKPOINT_AGE;
+        if waiting < CHECKPOINT_ENTRIES && !(waited && waiting > 0) {
+            return None;
+        }
+        Some(self.unindexed())
+    }
+
+    /// Every index row not yet written, with the last position they cover.
+    fn unindexed(&self) -> Checkpoint {
+        let rows = self
+            .log
+            .recent()
+            .sorted()
+            .into_iter()
+            .map(|(id, seq, position)| (id.to_string(), seq, position))
+            .collect();
+        // Everything in `recent` was committed before the next commit begins.
+        (rows, self.next_position - 1)
+    }
+}
+
 fn run(
     db: Arc<Database>,
     rx: mpsc::Receiver<Request>,
     counters: Arc<Counters>,
     quick_repair: bool,
+    mut log: LogWriter,
 ) {
     // Block for the first request, then take whatever else is already waiting: under load
     // the batch grows by itself, at rest every request commits alone without delay.
@@ -136,7 +195,7 @@ fn run(
             }
         }
         let ops: u64 = batch.iter().map(|r| r.ops.len() as u64).sum();
-        let result = apply(&db, &batch, quick_repair);
+        let result = apply(&db, &batch, quick_repair, &mut log);
         if result.is_ok() {
             counters.batches.fetch_add(1, Ordering::Relaxed);
             counters
@@ -150,17 +209,61 @@ fn run(
             let _ = r.done.send(result.clone());
         }
     }
+    // Closing: index what is left, so the next open has no log tail to read.
+    let pending = !log.log.recent().is_empty();
+    if pending && let Err(e) = checkpoint_alone(&db, quick_repair, &log) {
+        tracing::warn!(error = %e, "final message index checkpoint failed; the next open re-reads the log's tail");
+    }
 }
 
-fn apply(db: &Database, batch: &[Request], quick_repair: bool) -> Result<(), StoreError> {
+/// A commit with nothing but index rows.
+fn checkpoint_alone(db: &Database, quick_repair: bool, log: &LogWriter) -> Result<(), StoreError> {
+    let (rows, through) = log.unindexed();
+    let mut txn = db.begin_write()?;
+    txn.set_quick_repair(quick_repair);
+    write_index(&txn, &rows, through)?;
+    txn.commit()?;
+    log.log.recent().prune(through);
+    Ok(())
+}
+
+/// Adds index rows (sorted as the index is) and moves the mark of how far it reaches.
+fn write_index(
+    txn: &redb::WriteTransaction,
+    rows: &[(String, u64, u64)],
+    through: u64,
+) -> Result<(), StoreError> {
+    let mut index = txn.open_table(MESSAGE_INDEX)?;
+    for (id, seq, position) in rows {
+        index.insert((id.as_str(), *seq), *position)?;
+    }
+    let mut meta = txn.open_table(LOG_META)?;
+    meta.insert(INDEXED_THROUGH, through)?;
+    Ok(())
+}
+
+fn apply(
+    db: &Database,
+    batch: &[Request],
+    quick_repair: bool,
+    log: &mut LogWriter,
+) -> Result<(), StoreError> {
     let mut txn = db.begin_write()?;
     // With the allocator state in every commit, opening after a crash reads it back
     // instead of walking the whole file.
     txn.set_quick_repair(quick_repair);
+    let now = Instant::now();
+    let checkpoint = log.due(now);
+    if let Some((rows, through)) = &checkpoint {
+        write_index(&txn, rows, *through)?;
+    }
+    // Positions are taken for good only once the commit succeeds.
+    let mut next_position = log.next_position;
+    let mut appended: Vec<(&str, u64, u64)> = Vec::new();
     {
         let mut conversations = txn.open_table(CONVERSATIONS)?;
         let mut keys = txn.open_table(CONVERSATION_KEYS)?;
-        let mut messages = txn.open_table(MESSAGES)?;
+        let mut message_log = txn.open_table(MESSAGE_LOG)?;
         let mut queue = txn.open_table(QUEUE)?;
         let mut assignments = txn.open_table(ASSIGNMENTS)?;
         let mut agents = txn.open_table(AGENTS)?;
@@ -180,18 +283,22 @@ fn apply(db: &Database, batch: &[Request], quick_repair: bool) -> Result<(), Sto
                         keys.insert(key.as_str(), c.id.as_str())?;
                     }
                 }
+                // A rewrite is appended like a new message; the index then leads to the
+                // newer row. The platform id travels inside the row, and the conversation
+                // actor rebuilds its duplicate filter from the transcript.
                 Op::AppendMessage {
                     conversation_id,
                     message,
+                }
+                | Op::ReplaceMessage {
+                    conversation_id,
+                    message,
                 } => {
-                    // The platform id travels inside the message row, and the conversation
-                    // actor rebuilds its duplicate filter from the transcript: a separate
-                    // platform-id index row would be one more B-tree leaf copied into every
-                    // commit that nothing reads.
-                    messages.insert(
-                        (conversation_id.as_str(), message.seq),
-                        encode(message)?.as_slice(),
-                    )?;
+                    let position = next_position;
+                    next_position += 1;
+                    message_log
+                        .insert(position, encode_row(conversation_id, message)?.as_slice())?;
+                    appended.push((conversation_id.as_str(), message.seq, position));
                 }
                 Op::PutQueueEntry(q) => {
                     queue.insert(q.conversation_id.as_str(), encode(q)?.as_slice())?;
@@ -216,15 +323,6 @@ fn apply(db: &Database, batch: &[Request], quick_repair: bool) -> Result<(), Sto
                 }
                 Op::PutChannelState { key, value } => {
                     channel_state.insert(key.as_str(), value.as_slice())?;
-                }
-                Op::ReplaceMessage {
-                    conversation_id,
-                    message,
-                } => {
-                    messages.insert(
-                        (conversation_id.as_str(), message.seq),
-                        encode(message)?.as_slice(),
-                    )?;
                 }
                 Op::PutOutboundRef {
                     channel,
@@ -256,6 +354,15 @@ fn apply(db: &Database, batch: &[Request], quick_repair: bool) -> Result<(), Sto
         }
     }
     txn.commit()?;
+    log.next_position = next_position;
+    let mut recent = log.log.recent();
+    if let Some((_, through)) = checkpoint {
+        recent.prune(through);
+        log.last_checkpoint = now;
+    }
+    for (id, seq, position) in appended {
+        recent.insert(id, seq, position);
+    }
     Ok(())
 }
 
