@@ -43,6 +43,12 @@ pub struct BotTurn {
     /// The conversation's language as detected (ISO 639-1), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// Customer messages so far, this one included. Bots that say they need no transcript
+    /// ([`Bot::wants_transcript`]) get an empty one and this count instead; not sent to
+    /// external bots, which count from the transcript.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub customer_messages: usize,
 }
 
 /// A bot's request to hand the conversation to people.
@@ -210,6 +216,13 @@ pub trait Bot: Send + Sync {
     fn answers_in_process(&self) -> bool {
         false
     }
+
+    /// False when the bot never reads [`BotTurn::transcript`]: the conversation then does
+    /// not copy its whole transcript into every turn (a cost that grows with the
+    /// conversation).
+    fn wants_transcript(&self) -> bool {
+        true
+    }
 }
 
 /// The HTTP client every external bot adapter uses: the turn's timeout, a shorter connect
@@ -257,12 +270,7 @@ impl FaqBot {
         let confidence = found.as_ref().map(|m| m.confidence).unwrap_or(0.0);
         let mut messages = Vec::new();
         // A greeting only on the very first customer message.
-        let first = turn
-            .transcript
-            .iter()
-            .filter(|m| m.role == crate::model::Role::Customer)
-            .count()
-            <= 1;
+        let first = turn.customer_messages <= 1;
         if first && let Some(g) = &self.greeting {
             messages.push(g.clone());
         }
@@ -313,6 +321,10 @@ impl Bot for FaqBot {
     fn answers_in_process(&self) -> bool {
         true
     }
+
+    fn wants_transcript(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
@@ -352,6 +364,7 @@ mod tests {
             transcript: vec![m],
             resumed_after_handoff: false,
             language: None,
+            customer_messages: 1,
         }
     }
 
@@ -375,5 +388,24 @@ mod tests {
             .expect("reply");
         assert_eq!(r.messages, vec![cfg.fallback_reply.clone()]);
         assert!(r.confidence.unwrap_or(1.0) < cfg.confidence_threshold);
+    }
+
+    /// The FAQ bot is given no transcript: the count of customer messages decides the
+    /// greeting.
+    #[tokio::test]
+    async fn the_greeting_comes_with_the_first_customer_message_only() {
+        let cfg = BotConfig {
+            greeting: Some("Hello!".into()),
+            ..BotConfig::default()
+        };
+        let bot = FaqBot::new(vec![entry("What are your opening hours?", "9 to 5.")], &cfg);
+        assert!(!bot.wants_transcript());
+        let first = bot.answer(turn("opening hours?")).await.expect("reply");
+        assert_eq!(first.messages, ["Hello!", "9 to 5."]);
+        let mut later = turn("opening hours?");
+        later.transcript.clear();
+        later.customer_messages = 2;
+        let second = bot.answer(later).await.expect("reply");
+        assert_eq!(second.messages, ["9 to 5."]);
     }
 }

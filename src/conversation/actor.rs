@@ -505,8 +505,19 @@ impl ConversationActor {
                 None => fut::ready(()).boxed_local(),
             };
         };
-        let transcript = self.transcript_for_bot();
-        let agent_messages_seen = transcript.iter().filter(|m| m.role == Role::Agent).count();
+        let bot = self.svc.bots.for_channel(self.record.channel);
+        // What the bot's transcript would hold, counted without building it.
+        let (mut transcript_len, mut agent_messages_seen, mut customer_messages) = (0, 0, 0);
+        for m in self.transcript.iter().filter(|m| m.role != Role::Note) {
+            transcript_len += 1;
+            agent_messages_seen += usize::from(m.role == Role::Agent);
+            customer_messages += usize::from(m.role == Role::Customer);
+        }
+        let transcript = if bot.wants_transcript() {
+            self.transcript_for_bot()
+        } else {
+            Vec::new()
+        };
         let turn = BotTurn {
             conversation_id: self.record.id.clone(),
             channel: self.record.channel,
@@ -515,16 +526,16 @@ impl ConversationActor {
             transcript,
             resumed_after_handoff: self.record.bot_resuming,
             language: self.record.language.clone(),
+            customer_messages,
         };
         let meta = BotTurnMeta {
             confidence: None,
             intent: None,
-            transcript_len: turn.transcript.len(),
+            transcript_len,
             agent_messages_seen,
             resumed_after_handoff: turn.resumed_after_handoff,
             failure: None,
         };
-        let bot = self.svc.bots.for_channel(self.record.channel);
         let timeout = self.svc.settings.bot_timeout;
         async move {
             match tokio::time::timeout(timeout, bot.answer(turn)).await {
