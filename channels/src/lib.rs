@@ -118,12 +118,13 @@ pub struct Attachment {
     pub size: Option<u64>,
 }
 
-/// A customer's message as a channel received it.
+/// A customer's message as a channel received it. Send it with [`CoreLink::submit`].
 ///
-/// The reply is sent only after the message is durable in the journal, so a channel can
-/// acknowledge its platform (HTTP 200, websocket ack) on `Ok`.
+/// The daemon answers at once with a [`PendingAck`], which resolves only after the message
+/// is durable in the journal, so a channel can acknowledge its platform (HTTP 200,
+/// websocket ack) on `Ok`.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<InboundAck, InboundError>")]
+#[rtype(result = "PendingAck")]
 pub struct Inbound {
     pub channel: ChannelKind,
     /// The conversation's key on that channel (chat id, visitor id, thread id...).
@@ -139,6 +140,12 @@ pub struct Inbound {
     /// it, but the bot never answers it, so two auto-responders cannot loop.
     pub automated: bool,
 }
+
+/// The daemon's answer to an [`Inbound`] it has passed on to its conversation: resolves
+/// once the message is durable, or refused. The channel awaits it on its own task, so the
+/// wait for the journal does not pass through the daemon's directory.
+pub type PendingAck =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<InboundAck, InboundError>> + Send>>;
 
 /// What the daemon answers once an inbound message is durable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -337,6 +344,23 @@ pub struct CoreLink {
     pub history: Recipient<HistoryRequest>,
     /// Delivery and read reports on messages the daemon sent.
     pub delivery: Recipient<DeliveryUpdate>,
+}
+
+impl CoreLink {
+    /// Hands a customer's message to the daemon; resolves once it is journaled (or
+    /// refused). The future owns what it needs, so an actor can wait on it.
+    pub fn submit(
+        &self,
+        inbound: Inbound,
+    ) -> impl std::future::Future<Output = Result<InboundAck, InboundError>> + Send + 'static {
+        let handing = self.inbound.send(inbound);
+        async move {
+            match handing.await {
+                Ok(pending) => pending.await,
+                Err(_) => Err(InboundError::Unavailable),
+            }
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, the time unit of every envelope.

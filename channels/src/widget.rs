@@ -493,9 +493,9 @@ impl WidgetSession {
         };
         // `wait` keeps this connection's frames in order: the next frame is read only after
         // this one is journaled and acknowledged.
-        let fut = self.channel.core.inbound.send(inbound);
+        let fut = self.channel.core.submit(inbound);
         ctx.wait(fut.into_actor(self).map(move |res, act, ctx| match res {
-            Ok(Ok(ack)) => act.send_frame(
+            Ok(ack) => act.send_frame(
                 ctx,
                 &ServerFrame::Ack {
                     client_id: client_id.as_deref(),
@@ -504,9 +504,11 @@ impl WidgetSession {
                     duplicate: ack.duplicate,
                 },
             ),
-            Ok(Err(InboundError::Refused(reason))) => act.send_error(ctx, "refused", &reason),
-            Ok(Err(e)) => act.send_error(ctx, "not_stored", &e.to_string()),
-            Err(_) => act.send_error(ctx, "unavailable", "the daemon is shutting down"),
+            Err(InboundError::Refused(reason)) => act.send_error(ctx, "refused", &reason),
+            Err(InboundError::Unavailable) => {
+                act.send_error(ctx, "unavailable", "the daemon is shutting down")
+            }
+            Err(e) => act.send_error(ctx, "not_stored", &e.to_string()),
         }));
     }
 }

@@ -248,35 +248,46 @@ impl Handler<Resolve> for Directory {
     }
 }
 
-impl Handler<Inbound> for Directory {
-    type Result = ResponseFuture<Result<InboundAck, InboundError>>;
+/// Hands a customer's message to its conversation's actor; the receiver gets the ack.
+/// Not `send`: its answer would come only after the bot's turn, while the ack comes as soon
+/// as the message is journaled. A message dropped unread drops the sender.
+fn hand_to(
+    addr: &Addr<ConversationActor>,
+    inbound: Inbound,
+) -> oneshot::Receiver<Result<InboundAck, InboundError>> {
+    let (ack, rx) = oneshot::channel();
+    addr.do_send(CustomerMessage { inbound, ack });
+    rx
+}
 
+impl Handler<Inbound> for Directory {
+    type Result = MessageResult<Inbound>;
+
+    /// Passes the message on at once, in the order messages reach the directory, and
+    /// answers with the wait for its ack, which the channel runs on its own task.
     fn handle(&mut self, inbound: Inbound, ctx: &mut Self::Context) -> Self::Result {
-        let first = self.get_or_create(&inbound);
+        let first = self
+            .get_or_create(&inbound)
+            .map(|addr| hand_to(&addr, inbound.clone()));
         let me = ctx.address();
-        Box::pin(async move {
-            let mut addr = first.map_err(|e| InboundError::Storage(e.to_string()))?;
+        let pending: handoffd_channels::PendingAck = Box::pin(async move {
+            let mut waiting = first.map_err(|e| InboundError::Storage(e.to_string()))?;
             // An actor that retires while our message waits in its mailbox drops it: look it
             // up again. The platform id makes a repeat harmless.
             for _ in 0..5 {
-                let (tx, rx) = oneshot::channel();
-                // Not `send`: its answer comes only after the bot's turn, while the ack
-                // comes as soon as the message is journaled. A dropped message drops `tx`.
-                addr.do_send(CustomerMessage {
-                    inbound: inbound.clone(),
-                    ack: tx,
-                });
-                if let Ok(res) = rx.await {
+                if let Ok(res) = waiting.await {
                     return res;
                 }
-                addr = me
+                let addr = me
                     .send(Resolve(inbound.clone()))
                     .await
                     .map_err(|_| InboundError::Unavailable)?
                     .map_err(|e| InboundError::Storage(e.to_string()))?;
+                waiting = hand_to(&addr, inbound.clone());
             }
             Err(InboundError::Unavailable)
-        })
+        });
+        MessageResult(pending)
     }
 }
 

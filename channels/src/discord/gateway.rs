@@ -520,12 +520,7 @@ async fn tls_connect(
 async fn deliver(core: &CoreLink, inbound: Inbound) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        let result = core
-            .inbound
-            .send(inbound.clone())
-            .await
-            .map_err(|_| InboundError::Unavailable)
-            .and_then(|r| r);
+        let result = core.submit(inbound.clone()).await;
         match result {
             Ok(_) => return,
             Err(InboundError::Refused(why)) => {
@@ -557,16 +552,19 @@ mod tests {
     }
 
     impl Handler<Inbound> for Core {
-        type Result = Result<InboundAck, InboundError>;
+        type Result = MessageResult<Inbound>;
         fn handle(&mut self, msg: Inbound, _: &mut Context<Self>) -> Self::Result {
             if let Ok(mut ids) = self.0.lock() {
                 ids.push(msg.platform_message_id);
             }
-            Ok(InboundAck {
-                conversation_id: "c".into(),
-                seq: 1,
-                duplicate: false,
-            })
+            let ack: crate::PendingAck = Box::pin(async {
+                Ok(InboundAck {
+                    conversation_id: "c".into(),
+                    seq: 1,
+                    duplicate: false,
+                })
+            });
+            MessageResult(ack)
         }
     }
 

@@ -290,17 +290,16 @@ impl ImapInbound {
                 self.state.commit(batch).await?;
                 drop(threads);
                 let key = inbound.conversation_key.clone();
-                let sent = tokio::time::timeout(CORE_WAIT, self.core.inbound.send(*inbound)).await;
+                let sent = tokio::time::timeout(CORE_WAIT, self.core.submit(*inbound)).await;
                 let reason = match sent {
-                    Ok(Ok(Ok(ack))) => {
+                    Ok(Ok(ack)) => {
                         tracing::debug!(uid, conversation = %ack.conversation_id, %key, ?found, duplicate = ack.duplicate, "mail taken");
                         None
                     }
-                    Ok(Ok(Err(InboundError::Refused(reason)))) => {
+                    Ok(Err(InboundError::Refused(reason))) => {
                         tracing::warn!(uid, %reason, "mail refused by the daemon; skipped");
                         None
                     }
-                    Ok(Ok(Err(e))) => Some(e.to_string()),
                     Ok(Err(e)) => Some(e.to_string()),
                     Err(_) => Some("timed out".to_string()),
                 };

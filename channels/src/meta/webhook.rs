@@ -97,20 +97,13 @@ async fn notification(
     let (mut stored, mut duplicates, mut statuses) = (0usize, 0usize, 0usize);
     for event in events {
         let res = match event {
-            Event::Message(inbound) => channel
-                .core
-                .inbound
-                .send(inbound)
-                .await
-                .map_err(|_| InboundError::Unavailable)
-                .and_then(|r| r)
-                .map(|ack| {
-                    if ack.duplicate {
-                        duplicates += 1;
-                    } else {
-                        stored += 1;
-                    }
-                }),
+            Event::Message(inbound) => channel.core.submit(inbound).await.map(|ack| {
+                if ack.duplicate {
+                    duplicates += 1;
+                } else {
+                    stored += 1;
+                }
+            }),
             Event::Status(update) => channel
                 .core
                 .delivery

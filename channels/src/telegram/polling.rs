@@ -88,12 +88,7 @@ pub async fn run(api: BotApi, core: CoreLink, cursors: Arc<dyn CursorStore>, tim
 async fn deliver(core: &CoreLink, inbound: Inbound) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        let result = core
-            .inbound
-            .send(inbound.clone())
-            .await
-            .map_err(|_| InboundError::Unavailable)
-            .and_then(|r| r);
+        let result = core.submit(inbound.clone()).await;
         match result {
             Ok(_) => return,
             Err(InboundError::Refused(why)) => {

@@ -81,13 +81,7 @@ async fn update_posted(
             return HttpResponse::Ok().json(json!({"update_id": update_id, "skipped": why}));
         }
     };
-    let result = channel
-        .core
-        .inbound
-        .send(inbound)
-        .await
-        .map_err(|_| InboundError::Unavailable)
-        .and_then(|r| r);
+    let result = channel.core.submit(inbound).await;
     match result {
         Ok(ack) => HttpResponse::Ok().json(json!({
             "update_id": update_id,
