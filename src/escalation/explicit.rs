@@ -20,7 +20,7 @@
 //! contact customer service", "am I talking to a human?". Words are matched after
 //! normalisation and, from five letters up, with one typo allowed ("somone", "asisstant").
 
-use std::collections::HashMap;
+use crate::analysis::text::FastMap;
 use std::sync::LazyLock;
 
 use crate::analysis::text;
@@ -287,8 +287,8 @@ const MAX_BARE_WORDS: usize = 7;
 /// ("that"/"chat", "walk"/"talk").
 const FUZZY_MIN_CHARS: usize = 5;
 
-static LEXICON: LazyLock<HashMap<&'static str, Class>> = LazyLock::new(|| {
-    let mut map = HashMap::new();
+static LEXICON: LazyLock<FastMap<&'static str, Class>> = LazyLock::new(|| {
+    let mut map = FastMap::default();
     // Later tables do not override earlier ones, so order states precedence.
     let tables: [(&[&str], Class); 7] = [
         (STRONG_PERSONS, Class::Person(Strength::Strong)),
@@ -319,6 +319,51 @@ static FUZZY_TARGETS: LazyLock<Vec<(&'static str, Class)>> = LazyLock::new(|| {
         .collect()
 });
 
+/// [`FUZZY_TARGETS`] by each of their one-character deletions and by themselves: two words
+/// within one edit (a substitution, a swap of neighbours, one character more or less) always
+/// share one such key, so a lookup finds every target a typo could stand for without
+/// comparing the word with all of them.
+static FUZZY_INDEX: LazyLock<FastMap<String, Vec<usize>>> = LazyLock::new(|| {
+    let mut index: FastMap<String, Vec<usize>> = FastMap::default();
+    let mut key = String::new();
+    for (n, (target, _)) in FUZZY_TARGETS.iter().enumerate() {
+        for skip in 0..=target.chars().count() {
+            deletion(target, skip, &mut key);
+            let entry = index.entry(key.clone()).or_default();
+            if entry.last() != Some(&n) {
+                entry.push(n);
+            }
+        }
+    }
+    index
+});
+
+/// `word` without its `skip`-th character (all of it when `skip` is past the end), in `out`.
+fn deletion(word: &str, skip: usize, out: &mut String) {
+    out.clear();
+    out.extend(
+        word.chars()
+            .enumerate()
+            .filter(|(i, _)| *i != skip)
+            .map(|(_, c)| c),
+    );
+}
+
+/// The fuzzy targets within one edit of `word` (in no particular order).
+fn fuzzy_matches(word: &str) -> impl Iterator<Item = (&'static str, Class)> + '_ {
+    let mut key = String::with_capacity(word.len());
+    (0..=word.chars().count())
+        .flat_map(move |skip| {
+            deletion(word, skip, &mut key);
+            FUZZY_INDEX
+                .get(key.as_str())
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+        })
+        .filter_map(|&n| FUZZY_TARGETS.get(n).copied())
+        .filter(move |(target, _)| text::within_one_edit(word, target))
+}
+
 fn contains(list: &[&str], word: &str) -> bool {
     list.contains(&word)
 }
@@ -333,10 +378,7 @@ fn classify(word: &str) -> (Class, bool) {
         // and among those the alphabetically first, so the result does not depend on hash
         // order.
         let mut best: Option<(u8, &str, Class)> = None;
-        for &(target, class) in FUZZY_TARGETS.iter() {
-            if target.len().abs_diff(word.len()) > 1 || !text::within_one_edit(word, target) {
-                continue;
-            }
+        for (target, class) in fuzzy_matches(word) {
             let rank = match class {
                 Class::Person(_) => 0,
                 Class::Verb => 1,
@@ -794,6 +836,62 @@ fn word_matches(word: &str, wanted: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The deletion index finds exactly what comparing the word with every target finds,
+    /// for every kind of one-character typo of every target, and for words far from all.
+    #[test]
+    fn the_fuzzy_index_finds_what_a_full_scan_finds() {
+        let scan = |word: &str| -> Vec<&'static str> {
+            let mut v: Vec<&str> = FUZZY_TARGETS
+                .iter()
+                .filter(|(t, _)| text::within_one_edit(word, t))
+                .map(|(t, _)| *t)
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let indexed = |word: &str| -> Vec<&'static str> {
+            let mut v: Vec<&str> = fuzzy_matches(word).map(|(t, _)| t).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let mut words = vec!["zzzzzzzz".to_string(), "q".to_string(), String::new()];
+        for (target, _) in FUZZY_TARGETS.iter() {
+            let chars: Vec<char> = target.chars().collect();
+            for i in 0..chars.len() {
+                let mut deleted = chars.clone();
+                deleted.remove(i);
+                words.push(deleted.iter().collect());
+                let mut replaced = chars.clone();
+                replaced[i] = if chars[i] == 'x' { 'é' } else { 'x' };
+                words.push(replaced.iter().collect());
+                if i + 1 < chars.len() {
+                    let mut swapped = chars.clone();
+                    swapped.swap(i, i + 1);
+                    words.push(swapped.iter().collect());
+                }
+            }
+            for i in 0..=chars.len() {
+                let mut inserted = chars.clone();
+                inserted.insert(i, 'ö');
+                words.push(inserted.iter().collect());
+            }
+        }
+        assert!(words.len() > 1000, "{} words", words.len());
+        let mut found = 0;
+        for w in &words {
+            let expected = scan(w);
+            assert_eq!(indexed(w), expected, "{w:?}");
+            found += usize::from(!expected.is_empty());
+        }
+        assert!(
+            found > words.len() / 2,
+            "{found} of {} words near a target",
+            words.len()
+        );
+    }
 
     fn detector() -> ExplicitRequestDetector {
         ExplicitRequestDetector::new(&[])
