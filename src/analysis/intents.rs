@@ -50,12 +50,10 @@
 //! - Cancelling a newsletter or a subscription is not `cancel_order`; a business that sells
 //!   subscriptions adds its own rule.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use regex::{Regex, RegexBuilder};
 
 use crate::analysis::text;
+use crate::analysis::text::FastMap;
 
 /// A named intent from config: when any phrase or pattern matches, the intent is reported.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -462,31 +460,6 @@ const STEM_TYPO_MIN_CHARS: usize = 6;
 // ---------------------------------------------------------------------------------------------
 // Vocabulary: every word any rule or marker looks for, indexed for exact, prefix and one-typo
 // lookups, so a message costs a few hash lookups per word whatever the number of rules.
-
-/// FNV-1a: the vocabulary's keys are short and trusted, and SipHash would double the cost of
-/// analysing a message.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
 /// A word of the vocabulary.
 #[derive(Debug, Clone)]

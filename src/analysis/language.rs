@@ -6,7 +6,7 @@
 //! ambiguous ("ok", "no", "taxi"); for those the detector answers `None` rather than guess,
 //! and callers fall back to the conversation's language or to language-agnostic analysis.
 
-use std::collections::HashMap;
+use crate::analysis::text::FastMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -183,8 +183,8 @@ const DOMAIN_WORDS: [(Language, &[&str]); 6] = [
 ];
 
 /// Every voting word, with a bit per language ([`FUNCTION_WORDS`] order) it votes for.
-static VOTERS: LazyLock<HashMap<&'static str, u8>> = LazyLock::new(|| {
-    let mut voters: HashMap<&'static str, u8> = HashMap::new();
+static VOTERS: LazyLock<FastMap<&'static str, u8>> = LazyLock::new(|| {
+    let mut voters: FastMap<&'static str, u8> = FastMap::default();
     for (slot, ((_, function), (_, domain))) in FUNCTION_WORDS.iter().zip(&DOMAIN_WORDS).enumerate()
     {
         for word in function.iter().chain(domain.iter()) {

@@ -19,6 +19,8 @@
 //! pairs of different intents on average, but many same-intent pairs are paraphrases with
 //! little vocabulary in common (see `bitext_separation` for the figures).
 
+use std::sync::LazyLock;
+
 use crate::analysis::text;
 
 /// The earlier message the current one repeats, and how alike they are (0..=1).
@@ -80,10 +82,14 @@ const STOPWORDS: &[&str] = &[
 /// Question words: they tell "where is my order" from "cancel my order", but are not the
 /// topic, so they count half.
 #[rustfmt::skip]
+/// [`STOPWORDS`] for lookup: every word of every customer message is checked against it.
+static STOPWORD_SET: LazyLock<text::FastSet<&'static str>> =
+    LazyLock::new(|| STOPWORDS.iter().copied().collect());
+
 const QUESTION_WORDS: &[&str] = &[
-    "where", "when", "why", "how", "what", "which", "who", "donde", "cuando", "por", "como",
-    "que", "ou", "quand", "pourquoi", "comment", "wo", "wann", "warum", "wie", "was", "onde",
-    "quando", "porque", "dove", "perche", "come", "cosa",
+    "where", "when", "why", "how", "what", "which", "who", "donde", "cuando", "por", "como", "que",
+    "ou", "quand", "pourquoi", "comment", "wo", "wann", "warum", "wie", "was", "onde", "quando",
+    "porque", "dove", "perche", "come", "cosa",
 ];
 
 /// English contractions of question words that `text::tokens` glues: "where's", "what's".
@@ -115,7 +121,7 @@ impl Features {
                 .iter()
                 .find(|(glued, _)| *glued == token)
                 .map_or(token, |(_, word)| (*word).to_string());
-            if STOPWORDS.contains(&token.as_str()) || token.chars().all(|c| c.is_ascii_digit()) {
+            if STOPWORD_SET.contains(token.as_str()) || token.chars().all(|c| c.is_ascii_digit()) {
                 continue;
             }
             let weight = if QUESTION_WORDS.contains(&token.as_str()) {

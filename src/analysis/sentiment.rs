@@ -24,7 +24,7 @@
 //!
 //! The valences were written for this module; none is copied from VADER's lexicon.
 
-use std::collections::{HashMap, HashSet};
+use crate::analysis::text::{FastMap, FastSet};
 use std::sync::LazyLock;
 
 use crate::analysis::language::Language;
@@ -436,7 +436,7 @@ const MAX_QUESTION_BOOST: f32 = 0.96;
 const NORMALIZATION_ALPHA: f32 = 15.0;
 
 /// One language's valences.
-type Lexicon = HashMap<&'static str, f32>;
+type Lexicon = FastMap<&'static str, f32>;
 
 fn table(language: Language) -> &'static [(&'static str, f32)] {
     match language {
@@ -460,7 +460,7 @@ static LEXICONS: LazyLock<Vec<Lexicon>> = LazyLock::new(|| {
 /// Every lexicon at once: English first, then the others in [`Language::ALL`] order, an
 /// earlier language winning a word both list, and false friends left out.
 static MERGED: LazyLock<Lexicon> = LazyLock::new(|| {
-    let mut merged = Lexicon::new();
+    let mut merged = Lexicon::default();
     for (i, language) in Language::ALL.iter().enumerate() {
         for &(word, valence) in table(*language) {
             if i > 0 && NOT_IN_MERGED.contains(&word) {
@@ -474,11 +474,11 @@ static MERGED: LazyLock<Lexicon> = LazyLock::new(|| {
 
 /// [`NEGATIONS`], [`BOOSTERS`] and [`DAMPENERS`] for lookup: every word of a message is
 /// checked against them.
-static NEGATION_SET: LazyLock<HashSet<&'static str>> =
+static NEGATION_SET: LazyLock<FastSet<&'static str>> =
     LazyLock::new(|| NEGATIONS.iter().copied().collect());
-static BOOSTER_SET: LazyLock<HashSet<&'static str>> =
+static BOOSTER_SET: LazyLock<FastSet<&'static str>> =
     LazyLock::new(|| BOOSTERS.iter().copied().collect());
-static DAMPENER_SET: LazyLock<HashSet<&'static str>> =
+static DAMPENER_SET: LazyLock<FastSet<&'static str>> =
     LazyLock::new(|| DAMPENERS.iter().copied().collect());
 
 fn lexicon_of(language: Language) -> &'static Lexicon {

@@ -14,7 +14,7 @@
 //! An exact question gives 1.0; a query sharing only a common word with a question gives a
 //! small value; a query sharing nothing gives no match at all.
 
-use std::collections::HashMap;
+use crate::analysis::text::{FastMap, FastSet};
 use std::path::{Path, PathBuf};
 
 use crate::analysis::text;
@@ -72,7 +72,7 @@ struct Document {
 pub struct FaqIndex {
     docs: Vec<Document>,
     /// Stemmed term to term id.
-    vocab: HashMap<String, usize>,
+    vocab: FastMap<String, usize>,
     /// Term id to stemmed term, for the typo scan.
     terms: Vec<String>,
     /// Term id to `(document, term frequency)` pairs.
@@ -110,7 +110,7 @@ struct DocScore {
     /// Matched idf mass of the query, typo discounts applied.
     query_mass: f64,
     /// Document terms hit by the query, with their best match weight.
-    hit_terms: HashMap<usize, f64>,
+    hit_terms: FastMap<usize, f64>,
 }
 
 impl FaqIndex {
@@ -118,7 +118,7 @@ impl FaqIndex {
     pub fn new(entries: &[FaqEntry]) -> Self {
         let mut index = FaqIndex {
             docs: Vec::new(),
-            vocab: HashMap::new(),
+            vocab: FastMap::default(),
             terms: Vec::new(),
             postings: Vec::new(),
             idf: Vec::new(),
@@ -141,7 +141,7 @@ impl FaqIndex {
             return;
         }
         let doc_id = self.docs.len();
-        let mut freqs: HashMap<usize, u32> = HashMap::new();
+        let mut freqs: FastMap<usize, u32> = FastMap::default();
         for (stem, _) in &words {
             let next_id = self.terms.len();
             let id = *self.vocab.entry(stem.clone()).or_insert(next_id);
@@ -188,10 +188,10 @@ impl FaqIndex {
         }
         let ideal_mass: f64 = query_terms.iter().map(|t| t.ideal_idf).sum();
 
-        let mut scores: HashMap<usize, DocScore> = HashMap::new();
+        let mut scores: FastMap<usize, DocScore> = FastMap::default();
         for term in &query_terms {
             // A query term contributes once per document, through its best candidate there.
-            let mut best_here: HashMap<usize, (f64, f64, usize, f64)> = HashMap::new();
+            let mut best_here: FastMap<usize, (f64, f64, usize, f64)> = FastMap::default();
             for &(term_id, weight) in &term.candidates {
                 let idf = self.idf[term_id];
                 for &(doc_id, tf) in &self.postings[term_id] {
@@ -271,7 +271,7 @@ impl FaqIndex {
     /// Analyses the query into distinct terms, each resolved against the vocabulary.
     fn query_terms(&self, query: &str) -> Vec<QueryTerm> {
         // Distinct stems, keeping the longest surface form seen for the typo length rule.
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut seen: FastMap<String, usize> = FastMap::default();
         let mut order: Vec<String> = Vec::new();
         for (stem, surface_len) in content_terms(query) {
             match seen.get_mut(&stem) {
@@ -363,12 +363,16 @@ fn spelling_variants(stem: &str) -> Vec<String> {
     }
 }
 
+/// [`STOPWORDS`] for lookup: every word of every question is checked against it.
+static STOPWORD_SET: std::sync::LazyLock<FastSet<&'static str>> =
+    std::sync::LazyLock::new(|| STOPWORDS.iter().copied().collect());
+
 /// Splits text into `(stem, surface length)` pairs with stopwords removed. Also used by the
 /// repetition check, so both read text the same way.
 pub(crate) fn content_terms(text: &str) -> Vec<(String, usize)> {
     text::tokens(text)
         .into_iter()
-        .filter(|word| !STOPWORDS.contains(&word.as_str()))
+        .filter(|word| !STOPWORD_SET.contains(word.as_str()))
         .map(|word| {
             let len = word.chars().count();
             (stem(&word), len)
