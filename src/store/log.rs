@@ -6,10 +6,13 @@
 //! every message is appended under the next position of one growing key instead, so a
 //! commit dirties only the few pages at the log's end.
 //!
-//! A conversation finds its messages through the index (conversation id, seq) -> position.
-//! The index is not written with each commit: the writer adds the rows of a few thousand
-//! messages at once (a checkpoint), when each conversation's rows sit together and share
-//! their leaves. Until then the positions live in memory ([`Recent`]); the journal records
+//! A conversation finds its messages through the index: rows keyed (conversation id,
+//! highest seq) whose value lists the (seq, position) pairs of that conversation's messages
+//! indexed together. The index is not written with each commit: the writer adds the pairs
+//! of a few thousand messages at once (a checkpoint), one row per conversation, so a
+//! checkpoint costs one B-tree insert per conversation rather than one per message. A
+//! message rewritten later is appended again; its newest version is the one at the highest
+//! position, whatever row or memory names it. Until then the positions live in memory ([`Recent`]); the journal records
 //! how far the index reaches, and opening it rebuilds [`Recent`] from the log's tail, so a
 //! crash loses nothing the log has.
 //!
@@ -81,6 +84,51 @@ pub fn decode_row(bytes: &[u8]) -> Result<Row<'_>, StoreError> {
         seq: u64::from_le_bytes(*seq),
         message,
     })
+}
+
+/// First byte of an index chunk: its layout.
+const CHUNK_VERSION: u8 = 1;
+
+/// An index row's value: version, then (seq, position) pairs, little-endian.
+pub fn encode_chunk(pairs: &[(u64, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + pairs.len() * 16);
+    out.push(CHUNK_VERSION);
+    for (seq, position) in pairs {
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&position.to_le_bytes());
+    }
+    out
+}
+
+/// The (seq, position) pairs of an index row.
+pub fn decode_chunk(bytes: &[u8]) -> Result<Vec<(u64, u64)>, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("message index row: {what}"));
+    let (&version, rest) = bytes.split_first().ok_or_else(|| corrupt("empty"))?;
+    if version != CHUNK_VERSION {
+        return Err(corrupt(&format!("unknown layout {version}")));
+    }
+    if rest.len() % 16 != 0 {
+        return Err(corrupt("truncated"));
+    }
+    Ok(rest
+        .chunks_exact(16)
+        .map(|c| {
+            let (seq, position) = c.split_at(8);
+            let word = |b: &[u8]| b.try_into().map(u64::from_le_bytes).unwrap_or(0);
+            (word(seq), word(position))
+        })
+        .collect())
+}
+
+/// Two chunks under the same key (a rewrite indexed later): every seq once, at its
+/// highest position.
+pub fn merge_chunks(older: &[(u64, u64)], newer: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut all: BTreeMap<u64, u64> = BTreeMap::new();
+    for &(seq, position) in older.iter().chain(newer) {
+        let p = all.entry(seq).or_insert(position);
+        *p = (*p).max(position);
+    }
+    all.into_iter().collect()
 }
 
 /// Log positions of the messages the index does not have yet, per conversation and seq.
@@ -240,6 +288,21 @@ enum Source {
     Recent(u64),
 }
 
+/// Keeps the newest version of a message: any log row over an old table's row, the higher
+/// of two log positions.
+fn newest(found: &mut BTreeMap<u64, Source>, seq: u64, source: Source) {
+    let position = |s: &Source| match s {
+        Source::Legacy(_) => None,
+        Source::Indexed(p) | Source::Recent(p) => Some(*p),
+    };
+    match found.get(&seq) {
+        Some(old) if position(old) >= position(&source) => {}
+        _ => {
+            found.insert(seq, source);
+        }
+    }
+}
+
 impl LogView {
     /// The messages of a conversation with `seq >= from_seq`, oldest first.
     pub fn messages(
@@ -253,14 +316,19 @@ impl LogView {
             let (k, v) = row?;
             found.insert(k.value().1, Source::Legacy(v.value().to_vec()));
         }
+        // A chunk keyed by its highest seq holds nothing below `from_seq` if that key is.
         let index = self.txn.open_table(MESSAGE_INDEX)?;
         for row in index.range((conversation_id, from_seq)..=(conversation_id, u64::MAX))? {
-            let (k, v) = row?;
-            found.insert(k.value().1, Source::Indexed(v.value()));
+            let (_, v) = row?;
+            for (seq, position) in decode_chunk(v.value())? {
+                if seq >= from_seq {
+                    newest(&mut found, seq, Source::Indexed(position));
+                }
+            }
         }
         if let Some(seqs) = self.recent.by_conversation.get(conversation_id) {
             for (seq, position) in seqs.range(from_seq..) {
-                found.insert(*seq, Source::Recent(*position));
+                newest(&mut found, *seq, Source::Recent(*position));
             }
         }
         let log = self.txn.open_table(MESSAGE_LOG)?;
@@ -329,6 +397,24 @@ mod tests {
         let mut other = row.clone();
         other[0] = 9;
         assert!(matches!(decode_row(&other), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn index_chunks_round_trip_and_merge_to_the_newest_positions() {
+        let pairs = [(1, 10), (2, 11), (3, u64::MAX)];
+        assert_eq!(decode_chunk(&encode_chunk(&pairs)).expect("decode"), pairs);
+        assert_eq!(decode_chunk(&encode_chunk(&[])).expect("decode"), []);
+        let bytes = encode_chunk(&pairs);
+        assert!(matches!(
+            decode_chunk(&bytes[..bytes.len() - 1]),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(decode_chunk(&[]), Err(StoreError::Corrupt(_))));
+        assert_eq!(
+            merge_chunks(&[(1, 10), (3, 12)], &[(3, 20), (4, 21)]),
+            [(1, 10), (3, 20), (4, 21)]
+        );
+        assert_eq!(merge_chunks(&[(3, 30)], &[(3, 20)]), [(3, 30)]);
     }
 
     #[test]

@@ -810,7 +810,8 @@ mod tests {
                     let row = log::encode_row(id, &m).expect("row");
                     log.insert(position, row.as_slice()).expect("insert");
                     if position <= 2 {
-                        index.insert((id, seq), position).expect("index");
+                        let chunk = log::encode_chunk(&[(seq, position)]);
+                        index.insert((id, seq), chunk.as_slice()).expect("index");
                     }
                 }
                 meta.insert(log::INDEXED_THROUGH, 2).expect("meta");
@@ -833,6 +834,39 @@ mod tests {
         store.commit_blocking(appends("b", 2..=2)).expect("commit");
         assert_eq!(texts("b"), ["b1 at 2", "b says 2"]);
         assert_eq!(texts("a").len(), 3);
+    }
+
+    /// A rewrite of the message that ended an earlier index row lands under the same key:
+    /// both rows' messages stay reachable, the rewrite winning.
+    #[tokio::test]
+    async fn a_rewrite_indexed_under_an_existing_key_keeps_the_other_messages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        {
+            let store = Store::open_with_cache(&path, 1 << 20).expect("open");
+            store.commit(appends("c", 1..=3)).await.expect("commit");
+        }
+        {
+            // Reopened: the close indexed 1..=3 in one row keyed (c, 3).
+            let store = Store::open_with_cache(&path, 1 << 20).expect("reopen");
+            assert_eq!(indexed_through(&store), 3);
+            store
+                .commit(vec![Op::ReplaceMessage {
+                    conversation_id: "c".into(),
+                    message: Box::new(msg(3, "three, rewritten")),
+                }])
+                .await
+                .expect("replace");
+        }
+        let store = Store::open_with_cache(&path, 1 << 20).expect("reopen");
+        assert_eq!(indexed_through(&store), 4);
+        let texts: Vec<String> = store
+            .messages_after("c", 0)
+            .expect("read")
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(texts, ["c says 1", "c says 2", "three, rewritten"]);
     }
 
     /// Journals written before the message log keep their messages where they were.

@@ -14,8 +14,10 @@ pub const CONVERSATION_KEYS: TableDefinition<&str, &str> =
 pub const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
 /// log position -> one message with its conversation id (see [`super::log`])
 pub const MESSAGE_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("message_log");
-/// (conversation id, seq) -> log position, written in bulk at checkpoints
-pub const MESSAGE_INDEX: TableDefinition<(&str, u64), u64> = TableDefinition::new("message_index");
+/// (conversation id, highest seq in the chunk) -> the (seq, log position) pairs of one
+/// conversation's messages indexed by one checkpoint ([`super::log::encode_chunk`])
+pub const MESSAGE_INDEX: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("message_chunks");
 /// name -> position: how far the message index reaches ([`super::log::INDEXED_THROUGH`])
 pub const LOG_META: TableDefinition<&str, u64> = TableDefinition::new("log_meta");
 /// (conversation id, platform message id) -> seq. No longer written (duplicates are found

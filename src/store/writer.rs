@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableTable};
 use tokio::sync::oneshot;
 
-use super::log::{INDEXED_THROUGH, LogState, MessageLog, encode_row};
+use super::log::{
+    INDEXED_THROUGH, LogState, MessageLog, decode_chunk, encode_chunk, encode_row, merge_chunks,
+};
 use super::tables::*;
 use super::{Op, StoreError, channel_key};
 
@@ -234,8 +236,24 @@ fn write_index(
     through: u64,
 ) -> Result<(), StoreError> {
     let mut index = txn.open_table(MESSAGE_INDEX)?;
-    for (id, seq, position) in rows {
-        index.insert((id.as_str(), *seq), *position)?;
+    // One row per conversation: `rows` are sorted, so each conversation's are together.
+    for group in rows.chunk_by(|a, b| a.0 == b.0) {
+        let Some((id, last, _)) = group.last() else {
+            continue;
+        };
+        let pairs: Vec<(u64, u64)> = group.iter().map(|(_, s, p)| (*s, *p)).collect();
+        let key = (id.as_str(), *last);
+        let earlier = index
+            .insert(key, encode_chunk(&pairs).as_slice())?
+            .map(|old| decode_chunk(old.value()))
+            .transpose()?;
+        // A rewrite of a message whose seq ended an earlier chunk: keep both.
+        if let Some(earlier) = earlier {
+            index.insert(
+                key,
+                encode_chunk(&merge_chunks(&earlier, &pairs)).as_slice(),
+            )?;
+        }
     }
     let mut meta = txn.open_table(LOG_META)?;
     meta.insert(INDEXED_THROUGH, through)?;
