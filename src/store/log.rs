@@ -170,16 +170,15 @@ impl Recent {
             .unwrap_or_default()
     }
 
-    /// Every entry, ordered as the index is: what a checkpoint writes.
-    pub fn sorted(&self) -> Vec<(&str, u64, u64)> {
-        let mut ids: Vec<&String> = self.by_conversation.keys().collect();
-        ids.sort_unstable();
-        let mut out = Vec::with_capacity(self.len);
-        for id in ids {
-            if let Some(seqs) = self.by_conversation.get(id) {
-                out.extend(seqs.iter().map(|(s, p)| (id.as_str(), *s, *p)));
-            }
-        }
+    /// Each conversation's (seq, position) pairs, by conversation id then seq: the index
+    /// rows a checkpoint writes.
+    pub fn chunks(&self) -> Vec<(String, Vec<(u64, u64)>)> {
+        let mut out: Vec<(String, Vec<(u64, u64)>)> = self
+            .by_conversation
+            .iter()
+            .map(|(id, seqs)| (id.clone(), seqs.iter().map(|(s, p)| (*s, *p)).collect()))
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
@@ -425,9 +424,15 @@ mod tests {
         r.insert("a", 2, 12);
         r.insert("a", 1, 13);
         assert_eq!(r.len(), 3);
-        assert_eq!(r.sorted(), vec![("a", 1, 13), ("a", 2, 12), ("b", 1, 10)]);
+        assert_eq!(
+            r.chunks(),
+            vec![
+                ("a".to_string(), vec![(1, 13), (2, 12)]),
+                ("b".to_string(), vec![(1, 10)])
+            ]
+        );
         r.prune(12);
-        assert_eq!(r.sorted(), vec![("a", 1, 13)]);
+        assert_eq!(r.chunks(), vec![("a".to_string(), vec![(1, 13)])]);
         assert_eq!(r.len(), 1);
         r.prune(13);
         assert!(r.is_empty());

@@ -141,9 +141,9 @@ impl Writer {
     }
 }
 
-/// Index rows to write, (conversation id, seq, log position) in index order, and the last
-/// log position they cover.
-type Checkpoint = (Vec<(String, u64, u64)>, u64);
+/// Index rows to write, each conversation's (seq, log position) pairs in index order, and
+/// the last log position they cover.
+type Checkpoint = (Vec<(String, Vec<(u64, u64)>)>, u64);
 
 /// The writer's side of the message log: the next free position and when the index last
 /// caught up.
@@ -167,13 +167,7 @@ impl LogWriter {
 
     /// Every index row not yet written, with the last position they cover.
     fn unindexed(&self) -> Checkpoint {
-        let rows = self
-            .log
-            .recent()
-            .sorted()
-            .into_iter()
-            .map(|(id, seq, position)| (id.to_string(), seq, position))
-            .collect();
+        let rows = self.log.recent().chunks();
         // Everything in `recent` was committed before the next commit begins.
         (rows, self.next_position - 1)
     }
@@ -232,27 +226,22 @@ fn checkpoint_alone(db: &Database, quick_repair: bool, log: &LogWriter) -> Resul
 /// Adds index rows (sorted as the index is) and moves the mark of how far it reaches.
 fn write_index(
     txn: &redb::WriteTransaction,
-    rows: &[(String, u64, u64)],
+    rows: &[(String, Vec<(u64, u64)>)],
     through: u64,
 ) -> Result<(), StoreError> {
     let mut index = txn.open_table(MESSAGE_INDEX)?;
-    // One row per conversation: `rows` are sorted, so each conversation's are together.
-    for group in rows.chunk_by(|a, b| a.0 == b.0) {
-        let Some((id, last, _)) = group.last() else {
+    for (id, pairs) in rows {
+        let Some(&(last, _)) = pairs.last() else {
             continue;
         };
-        let pairs: Vec<(u64, u64)> = group.iter().map(|(_, s, p)| (*s, *p)).collect();
-        let key = (id.as_str(), *last);
+        let key = (id.as_str(), last);
         let earlier = index
-            .insert(key, encode_chunk(&pairs).as_slice())?
+            .insert(key, encode_chunk(pairs).as_slice())?
             .map(|old| decode_chunk(old.value()))
             .transpose()?;
         // A rewrite of a message whose seq ended an earlier chunk: keep both.
         if let Some(earlier) = earlier {
-            index.insert(
-                key,
-                encode_chunk(&merge_chunks(&earlier, &pairs)).as_slice(),
-            )?;
+            index.insert(key, encode_chunk(&merge_chunks(&earlier, pairs)).as_slice())?;
         }
     }
     let mut meta = txn.open_table(LOG_META)?;
