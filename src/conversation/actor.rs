@@ -1279,11 +1279,6 @@ impl Actor for ConversationActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let idle = self.svc.settings.idle_timeout;
-        let every = (idle / 2).clamp(
-            std::time::Duration::from_millis(100),
-            std::time::Duration::from_secs(30),
-        );
         // A customer message journaled (and acknowledged) whose bot turn was cut short by a
         // crash or shutdown still gets its answer.
         if self.record.owner == Owner::Bot
@@ -1294,10 +1289,26 @@ impl Actor for ConversationActor {
         {
             ctx.notify(ResumeBotTurn { seq: last.seq });
         }
-        ctx.run_interval(every, move |act, ctx| {
+        self.watch_idle(ctx, self.svc.settings.idle_timeout);
+    }
+}
+
+impl ConversationActor {
+    /// Wakes once `after` has passed to see whether the conversation has been idle for the
+    /// whole timeout, and stops it if so; otherwise sleeps again until the timeout would
+    /// end. One timer per actor that fires about once per timeout, not a periodic check:
+    /// hundreds of thousands of live conversations would otherwise wake many times each.
+    fn watch_idle(&mut self, ctx: &mut Context<Self>, after: std::time::Duration) {
+        ctx.run_later(after, |act, ctx| {
+            let idle = act.svc.settings.idle_timeout;
             // A queued conversation stays awake: it gets queue positions and is offered soon.
-            if act.last_active.elapsed() < idle || matches!(act.record.owner, Owner::Queued { .. })
-            {
+            if matches!(act.record.owner, Owner::Queued { .. }) {
+                act.watch_idle(ctx, idle);
+                return;
+            }
+            let quiet = act.last_active.elapsed();
+            if quiet < idle {
+                act.watch_idle(ctx, idle - quiet);
                 return;
             }
             // Ask the directory to forget us first, so nothing new is routed here; messages
@@ -1309,10 +1320,12 @@ impl Actor for ConversationActor {
                 key: act.record.key.clone(),
                 addr: ctx.address(),
             });
-            ctx.wait(retire.into_actor(act).map(|res, act, ctx| {
+            ctx.wait(retire.into_actor(act).map(move |res, act, ctx| {
                 if matches!(res, Ok(true)) {
                     tracing::debug!(conversation = %act.id(), "idle, stopping");
                     ctx.stop();
+                } else {
+                    act.watch_idle(ctx, idle);
                 }
             }));
         });

@@ -15,8 +15,25 @@ async fn readyz(d: &Daemon) -> Value {
 
 #[tokio::test]
 async fn idle_conversations_stop_and_come_back_from_the_journal() {
+    // Six more topics, so that the turns below are neither repeats nor failures.
+    let topics = [
+        ("Do you ship abroad?", "We ship to 40 countries."),
+        (
+            "Which payment methods do you accept?",
+            "Cards and bank transfers.",
+        ),
+        ("How long is the warranty?", "Two years on every product."),
+        ("Where is your shop?", "At 1 Main Street."),
+        ("Do you sell gift cards?", "Yes, from 10 to 200 euros."),
+        ("Can I return a product?", "Within 30 days, unused."),
+    ];
+    let extra: String = topics
+        .iter()
+        .map(|(q, a)| format!("[[bot.faq]]\nquestion = \"{q}\"\nanswer = \"{a}\"\n\n"))
+        .collect();
     let o = Options {
         conversation_idle_secs: 1,
+        extra,
         ..Options::default()
     };
     let (dir, _) = Daemon::prepare(&o, &[]);
@@ -25,6 +42,20 @@ async fn idle_conversations_stop_and_come_back_from_the_journal() {
     let (cid, s1) = v.say("when are you open?").await;
     v.message_from("bot").await;
     assert_eq!(readyz(&d).await["conversations_live"], 1);
+
+    // A conversation that keeps talking outlives the timeout: each message pushes the end
+    // of the idle second further out (six messages 400 ms apart span 2.4 s, and the actor
+    // is still live before each one).
+    let mut last_seq = s1;
+    for (question, answer) in topics {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(readyz(&d).await["conversations_live"], 1);
+        let (_, seq) = v.say(question).await;
+        assert_eq!(v.message_from("bot").await["text"], answer);
+        assert_eq!(seq, last_seq + 2);
+        last_seq = seq;
+    }
+    let s1 = last_seq;
 
     // Bounded wait for the actor to retire.
     let mut stopped = false;
@@ -48,7 +79,8 @@ async fn idle_conversations_stop_and_come_back_from_the_journal() {
         .as_array()
         .and_then(|t| t.last().cloned())
         .unwrap_or_default();
-    assert_eq!(last["bot"]["transcript_len"], 3, "{last}");
+    // Seven turns before the actor stopped, and the customer's new message.
+    assert_eq!(last["bot"]["transcript_len"], 15, "{last}");
 }
 
 #[tokio::test]
