@@ -8,6 +8,7 @@
 //! turns commit now that the record is written only when its messages cannot rebuild it.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -115,7 +116,7 @@ fn store(c: &mut Criterion) {
             rt.block_on(store.commit(vec![
                 Op::AppendMessage {
                     conversation_id: "c-single".into(),
-                    message: Box::new(message(seq)),
+                    message: Arc::new(message(seq)),
                 },
                 Op::PutConversation(Box::new(conv)),
             ]))
@@ -173,7 +174,7 @@ async fn concurrent_round(store: &Store, round: u64, with_record: bool) {
             let id = format!("c-{w}");
             let mut ops = vec![Op::AppendMessage {
                 conversation_id: id.clone(),
-                message: Box::new(message(round)),
+                message: Arc::new(message(round)),
             }];
             if with_record {
                 let mut conv = conversation(&id);

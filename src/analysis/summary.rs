@@ -1,15 +1,18 @@
 //! The few lines an agent reads before saying hello: what the customer wants, the key
 //! entities, what the bot tried, and why the conversation was handed over.
 
+use std::borrow::Borrow;
+
 use crate::handoff::TriggerHit;
 use crate::model::{KnownEntity, MessageRecord, Role};
 
 /// Longest quote of the customer kept in a summary line.
 const QUOTE_CHARS: usize = 140;
 
-/// Builds the summary from the transcript, the entities and the triggers that fired.
-pub fn summarize(
-    messages: &[MessageRecord],
+/// Builds the summary from the transcript, the entities and the triggers that fired. The
+/// messages may be owned or shared (a live conversation's transcript holds `Arc`s).
+pub fn summarize<M: Borrow<MessageRecord>>(
+    messages: &[M],
     entities: &[KnownEntity],
     intent: Option<&str>,
     triggers: &[TriggerHit],
@@ -17,7 +20,8 @@ pub fn summarize(
     let mut lines = Vec::new();
     let customer: Vec<&MessageRecord> = messages
         .iter()
-        .filter(|m| m.role == Role::Customer)
+        .map(Borrow::borrow)
+        .filter(|m: &&MessageRecord| m.role == Role::Customer)
         .collect();
     // The customer's request: the first message that is not only a greeting or the request
     // for a person, else the latest.
@@ -46,8 +50,11 @@ pub fn summarize(
             .join(", ");
         lines.push(format!("Known: {list}"));
     }
-    let bot_replies: Vec<&MessageRecord> =
-        messages.iter().filter(|m| m.role == Role::Bot).collect();
+    let bot_replies: Vec<&MessageRecord> = messages
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|m: &&MessageRecord| m.role == Role::Bot)
+        .collect();
     if !bot_replies.is_empty() {
         let low = bot_replies
             .iter()

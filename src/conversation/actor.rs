@@ -42,7 +42,8 @@ mod follow_up;
 /// The actor of one conversation.
 pub struct ConversationActor {
     record: ConversationRecord,
-    transcript: Vec<MessageRecord>,
+    /// Every message, each shared with the journal ops and agent pushes that carry it.
+    transcript: Vec<Arc<MessageRecord>>,
     /// Platform message id -> seq, so a message delivered twice is stored once.
     seen: HashMap<String, u64>,
     svc: Arc<Services>,
@@ -62,7 +63,7 @@ struct Pending {
     ops: Vec<Op>,
     deliveries: Vec<OutboxEntry>,
     /// New messages an owning agent should see live.
-    for_agent: Vec<MessageRecord>,
+    for_agent: Vec<Arc<MessageRecord>>,
     status: Option<ConversationStatus>,
     /// A customer message's ack, sent once this commit is durable and before anything is
     /// delivered: set when the customer's message waits for an in-process bot's answer so
@@ -89,7 +90,7 @@ impl ConversationActor {
             tracker: Tracker::rebuild(&transcript),
             persisted,
             record,
-            transcript,
+            transcript: transcript.into_iter().map(Arc::new).collect(),
             seen,
             svc,
             last_active: Instant::now(),
@@ -162,9 +163,11 @@ impl ConversationActor {
                 error: Some(format!("not sent: {reason}")),
             });
         }
+        // One copy of the message, shared by the transcript, the journal op and the agent.
+        let msg = Arc::new(msg);
         p.ops.push(Op::AppendMessage {
             conversation_id: self.record.id.clone(),
-            message: Box::new(msg.clone()),
+            message: msg.clone(),
         });
         if msg.role.customer_visible() && msg.role != Role::Customer && withheld.is_none() {
             let entry = OutboxEntry {
@@ -332,7 +335,7 @@ impl ConversationActor {
                     agent_id,
                     &ServerFrame::Message {
                         conversation_id: self.record.id.clone(),
-                        message: TranscriptEntry::from(&m),
+                        message: TranscriptEntry::from(m.as_ref()),
                     },
                 );
             }
@@ -344,7 +347,7 @@ impl ConversationActor {
         self.transcript
             .iter()
             .filter(|m| m.role != Role::Note)
-            .map(TranscriptEntry::from)
+            .map(|m| TranscriptEntry::from(m.as_ref()))
             .collect()
     }
 
@@ -499,7 +502,11 @@ impl ConversationActor {
                 .map(|_, _, _| ())
                 .boxed_local();
         }
-        let Some(message) = self.transcript.last().map(TranscriptEntry::from) else {
+        let Some(message) = self
+            .transcript
+            .last()
+            .map(|m| TranscriptEntry::from(m.as_ref()))
+        else {
             return match carried {
                 Some(p) => self.commit(p).map(|_, _, _| ()).boxed_local(),
                 None => fut::ready(()).boxed_local(),
@@ -633,10 +640,10 @@ impl ConversationActor {
             // Keep the bot's turn on record (confidence history) even when nothing is sent:
             // attach the meta to the customer's message it answered.
             if let Some(last) = self.transcript.iter_mut().rev().find(|m| m.seq == seq) {
-                last.bot = Some(meta.clone());
+                Arc::make_mut(last).bot = Some(meta.clone());
                 p.ops.push(Op::AppendMessage {
                     conversation_id: self.record.id.clone(),
-                    message: Box::new(last.clone()),
+                    message: last.clone(),
                 });
             }
         }
@@ -711,7 +718,7 @@ impl ConversationActor {
                 .transcript
                 .iter()
                 .filter(|m| m.handoff == Some(stretch) && m.role != Role::Note)
-                .map(TranscriptEntry::from)
+                .map(|m| TranscriptEntry::from(m.as_ref()))
                 .collect();
             event.human_stretch_ended_at_seq = Some(self.record.last_seq);
             event.resume = Some(resume);
@@ -1557,10 +1564,10 @@ impl Handler<RecordDelivery> for ConversationActor {
             // Reports only move forward: sent, delivered, read (or failed).
             let advances = m.delivery.as_ref().is_none_or(|d| d.status < msg.status);
             if sent_by_us && hit && advances {
-                m.delivery = Some(report.clone());
+                Arc::make_mut(m).delivery = Some(report.clone());
                 p.ops.push(Op::ReplaceMessage {
                     conversation_id: self.record.id.clone(),
-                    message: Box::new(m.clone()),
+                    message: m.clone(),
                 });
                 changed.push(m.seq);
             }

@@ -27,9 +27,11 @@ pub use writer::WriteStats;
 #[derive(Debug, Clone)]
 pub enum Op {
     PutConversation(Box<ConversationRecord>),
+    /// The message is shared with the conversation's in-memory transcript: the writer
+    /// only reads it, so handing it over costs a reference count, not a copy.
     AppendMessage {
         conversation_id: String,
-        message: Box<MessageRecord>,
+        message: Arc<MessageRecord>,
     },
     PutQueueEntry(QueueEntry),
     DeleteQueueEntry(String),
@@ -46,7 +48,7 @@ pub enum Op {
     /// Rewrites a journaled message in place (its delivery report changed).
     ReplaceMessage {
         conversation_id: String,
-        message: Box<MessageRecord>,
+        message: Arc<MessageRecord>,
     },
     /// Remembers the platform's id of a delivered message.
     PutOutboundRef {
@@ -455,7 +457,7 @@ mod tests {
                     store
                         .commit(vec![Op::AppendMessage {
                             conversation_id: id.clone(),
-                            message: Box::new(msg(s, "hello")),
+                            message: Arc::new(msg(s, "hello")),
                         }])
                         .await?;
                 }
@@ -529,7 +531,7 @@ mod tests {
                 Op::PutConversation(Box::new(conv("c1"))),
                 Op::AppendMessage {
                     conversation_id: "c1".into(),
-                    message: Box::new(m.clone()),
+                    message: Arc::new(m.clone()),
                 },
                 Op::PutOutboundRef {
                     channel: ChannelKind::Whatsapp,
@@ -567,7 +569,7 @@ mod tests {
         store
             .commit(vec![Op::ReplaceMessage {
                 conversation_id: "c1".into(),
-                message: Box::new(m.clone()),
+                message: Arc::new(m.clone()),
             }])
             .await
             .expect("replace");
@@ -634,7 +636,7 @@ mod tests {
             .commit(vec![
                 Op::AppendMessage {
                     conversation_id: "c1".into(),
-                    message: Box::new(first),
+                    message: Arc::new(first),
                 },
                 Op::PutConversation(Box::new(record.clone())),
             ])
@@ -659,7 +661,7 @@ mod tests {
             .into_iter()
             .map(|m| Op::AppendMessage {
                 conversation_id: "c1".into(),
-                message: Box::new(m),
+                message: Arc::new(m),
             })
             .collect();
         // A rewrite of an older message in place changes nothing in the record.
@@ -667,7 +669,7 @@ mod tests {
         again.at_ms = 9_999;
         ops.push(Op::ReplaceMessage {
             conversation_id: "c1".into(),
-            message: Box::new(again),
+            message: Arc::new(again),
         });
         store.commit(ops).await.expect("commit");
 
@@ -730,7 +732,7 @@ mod tests {
     fn appends(id: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<Op> {
         seqs.map(|s| Op::AppendMessage {
             conversation_id: id.into(),
-            message: Box::new(msg(s, &format!("{id} says {s}"))),
+            message: Arc::new(msg(s, &format!("{id} says {s}"))),
         })
         .collect()
     }
@@ -853,7 +855,7 @@ mod tests {
             store
                 .commit(vec![Op::ReplaceMessage {
                     conversation_id: "c".into(),
-                    message: Box::new(msg(3, "three, rewritten")),
+                    message: Arc::new(msg(3, "three, rewritten")),
                 }])
                 .await
                 .expect("replace");
@@ -897,7 +899,7 @@ mod tests {
         let mut ops = appends("c1", 4..=5);
         ops.push(Op::ReplaceMessage {
             conversation_id: "c1".into(),
-            message: Box::new(rewritten),
+            message: Arc::new(rewritten),
         });
         store.commit(ops).await.expect("commit");
         let texts: Vec<String> = store
