@@ -79,7 +79,7 @@ impl From<&MessageRecord> for TranscriptEntry {
             handoff: m.handoff,
             attachments: m.attachments.clone(),
             automated: m.automated,
-            delivery: m.delivery.clone(),
+            delivery: m.delivery.as_deref().cloned(),
         }
     }
 }

@@ -124,8 +124,9 @@ pub struct MessageRecord {
     /// conversation; `None` for the bot's stretches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<u32>,
+    /// Boxed, as most messages have none: a transcript keeps hundreds of messages in memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bot: Option<BotTurnMeta>,
+    pub bot: Option<Box<BotTurnMeta>>,
     /// A machine wrote this customer message (auto-reply, bounce): recorded, never answered
     /// by the bot, and never a trigger for escalation.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -135,7 +136,7 @@ pub struct MessageRecord {
     pub delivery_mode: DeliveryMode,
     /// What the platform last reported about an outbound message (delivered, read...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delivery: Option<DeliveryReport>,
+    pub delivery: Option<Box<DeliveryReport>>,
     /// A bot's quick replies, for channels that show them as buttons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quick_replies: Vec<String>,

@@ -157,11 +157,11 @@ impl ConversationActor {
         }
         if let Some(reason) = &withheld {
             // Marked failed so no later report (a Messenger read watermark) claims it arrived.
-            msg.delivery = Some(DeliveryReport {
+            msg.delivery = Some(Box::new(DeliveryReport {
                 status: handoffd_channels::DeliveryStatus::Failed,
                 at_ms: msg.at_ms,
                 error: Some(format!("not sent: {reason}")),
-            });
+            }));
         }
         // One copy of the message, shared by the transcript, the journal op and the agent.
         let msg = Arc::new(msg);
@@ -617,7 +617,7 @@ impl ConversationActor {
             for (i, text) in reply.messages.iter().enumerate() {
                 let mut m = Self::message(Role::Bot, text.clone());
                 m.author = Some(bot_name.clone());
-                m.bot = Some(meta.clone());
+                m.bot = Some(Box::new(meta.clone()));
                 // Quick replies go with the last message: as buttons where the channel
                 // shows them, else listed under the text so the customer still sees them.
                 if i == last && !reply.quick_replies.is_empty() {
@@ -640,7 +640,7 @@ impl ConversationActor {
             // Keep the bot's turn on record (confidence history) even when nothing is sent:
             // attach the meta to the customer's message it answered.
             if let Some(last) = self.transcript.iter_mut().rev().find(|m| m.seq == seq) {
-                Arc::make_mut(last).bot = Some(meta.clone());
+                Arc::make_mut(last).bot = Some(Box::new(meta.clone()));
                 p.ops.push(Op::AppendMessage {
                     conversation_id: self.record.id.clone(),
                     message: last.clone(),
@@ -1564,7 +1564,7 @@ impl Handler<RecordDelivery> for ConversationActor {
             // Reports only move forward: sent, delivered, read (or failed).
             let advances = m.delivery.as_ref().is_none_or(|d| d.status < msg.status);
             if sent_by_us && hit && advances {
-                Arc::make_mut(m).delivery = Some(report.clone());
+                Arc::make_mut(m).delivery = Some(Box::new(report.clone()));
                 p.ops.push(Op::ReplaceMessage {
                     conversation_id: self.record.id.clone(),
                     message: m.clone(),

@@ -561,11 +561,11 @@ mod tests {
                 .expect("read"),
             None
         );
-        m.delivery = Some(crate::model::DeliveryReport {
+        m.delivery = Some(Box::new(crate::model::DeliveryReport {
             status: handoffd_channels::DeliveryStatus::Read,
             at_ms: 5,
             error: None,
-        });
+        }));
         store
             .commit(vec![Op::ReplaceMessage {
                 conversation_id: "c1".into(),
@@ -891,11 +891,11 @@ mod tests {
         }
         let store = Store::open_with_cache(&path, 1 << 20).expect("open");
         let mut rewritten = msg(3, "old 3, delivered");
-        rewritten.delivery = Some(crate::model::DeliveryReport {
+        rewritten.delivery = Some(Box::new(crate::model::DeliveryReport {
             status: handoffd_channels::DeliveryStatus::Delivered,
             at_ms: 7,
             error: None,
-        });
+        }));
         let mut ops = appends("c1", 4..=5);
         ops.push(Op::ReplaceMessage {
             conversation_id: "c1".into(),
