@@ -60,11 +60,8 @@ pub enum StartError {
     Telegram(#[from] handoffd_channels::telegram::StartError),
     #[error("channel: {0}")]
     Discord(#[from] handoffd_channels::discord::StartError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] http::listen::ListenError),
 }
 
 /// The analyzer the config describes.
@@ -88,6 +85,8 @@ impl Gateway {
     /// Opens the store, starts every actor and the HTTP server. Must run inside an actix
     /// `System`.
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
+        // First, so that a taken port is found before any actor has started.
+        let (listeners, addr) = http::listen::bind(&config.server.listen)?;
         let store = Store::open_with_options(
             &config.journal_path(),
             config.storage.cache_mib.saturating_mul(1024 * 1024),
@@ -221,8 +220,7 @@ impl Gateway {
             windows,
         });
         let max_body = config.server.max_body_bytes;
-        let listen = config.server.listen.clone();
-        let server = HttpServer::new(move || {
+        let mut server = HttpServer::new(move || {
             let (state, widget, agents, pages) =
                 (state.clone(), widget.clone(), agents.clone(), pages.clone());
             let meta = meta.clone();
@@ -243,20 +241,12 @@ impl Gateway {
         // Without it Nagle's algorithm holds a bot reply written right after the ack until
         // the client acknowledges the ack: up to 40 ms per turn on an idle connection.
         .tcp_nodelay(true)
-        .shutdown_timeout(config.server.shutdown_timeout_secs)
-        .bind(&listen)
-        .map_err(|source| StartError::Listen {
-            addr: listen.clone(),
-            source,
-        })?;
-        let addr = server
-            .addrs()
-            .first()
-            .copied()
-            .ok_or_else(|| StartError::Listen {
-                addr: listen.clone(),
-                source: std::io::Error::other("no address bound"),
-            })?;
+        .shutdown_timeout(config.server.shutdown_timeout_secs);
+        for listener in listeners {
+            server = server
+                .listen(listener)
+                .map_err(|source| http::listen::ListenError::new(&config.server.listen, source))?;
+        }
         let server = server.run();
         Ok(Gateway {
             addr,

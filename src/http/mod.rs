@@ -5,6 +5,7 @@ pub mod api;
 pub mod bot_api;
 pub mod botframework_api;
 pub mod error;
+pub mod listen;
 pub mod pages;
 
 use std::collections::HashSet;

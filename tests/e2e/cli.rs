@@ -326,3 +326,34 @@ fn the_published_bot_webhook_schemas_are_current() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("bot-reply"));
 }
+
+#[test]
+fn a_taken_port_stops_serve_with_a_clear_error_and_no_panic() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = crate::support::write_config(
+        dir.path(),
+        &crate::support::Options {
+            listen: format!("127.0.0.1:{port}"),
+            ..Default::default()
+        },
+    );
+    let out = handoffd()
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "serve must fail: {stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "names the address: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "no panic: {stderr}");
+    // Found before the journal was opened: nothing was created.
+    assert!(!dir.path().join("data").exists(), "journal untouched");
+    drop(taken);
+}
