@@ -14,17 +14,18 @@ const BACKLOG: i32 = 1024;
 
 /// Why the configured address could not be listened on.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr}: {source}")]
+#[error("cannot listen on {addr}: {cause}")]
 pub struct ListenError {
     pub addr: String,
-    source: std::io::Error,
+    // Not a `source`: the message already says it, and error chains would say it twice.
+    cause: std::io::Error,
 }
 
 impl ListenError {
-    pub fn new(addr: &str, source: std::io::Error) -> ListenError {
+    pub fn new(addr: &str, cause: std::io::Error) -> ListenError {
         ListenError {
             addr: addr.to_string(),
-            source,
+            cause,
         }
     }
 }
