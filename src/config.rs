@@ -120,9 +120,10 @@ pub struct StorageConfig {
     /// makes reads of old conversations faster; writes do not need it.
     #[serde(default = "default_cache_mib")]
     pub cache_mib: usize,
-    /// Each commit also saves the journal's allocator state (redb's quick repair), so a
+    /// Each durable commit (about two a second; batches in between are made durable by the
+    /// write-ahead log) also saves the journal's allocator state (redb's quick repair), so a
     /// restart after a crash or `kill -9` need not walk the whole file to rebuild it: seconds
-    /// for a journal of gigabytes otherwise. Costs a little more per commit.
+    /// for a journal of gigabytes otherwise.
     #[serde(default = "default_quick_repair")]
     pub quick_repair: bool,
 }

@@ -132,6 +132,7 @@ pub struct Snapshot {
     pub conversations_live: usize,
     pub journal_batches: u64,
     pub journal_requests: u64,
+    pub journal_durable: u64,
     pub outbox_pending: usize,
 }
 
@@ -210,6 +211,16 @@ pub fn render(s: &Snapshot) -> String {
     );
     let _ = writeln!(out, "# TYPE handoffd_journal_commits_total counter");
     let _ = writeln!(out, "handoffd_journal_commits_total {}", s.journal_batches);
+    let _ = writeln!(
+        out,
+        "# HELP handoffd_journal_durable_commits_total Durable journal commits, each covering the write-ahead log before it."
+    );
+    let _ = writeln!(out, "# TYPE handoffd_journal_durable_commits_total counter");
+    let _ = writeln!(
+        out,
+        "handoffd_journal_durable_commits_total {}",
+        s.journal_durable
+    );
     let _ = writeln!(
         out,
         "# HELP handoffd_journal_requests_total Appends acknowledged by the journal."

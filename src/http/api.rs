@@ -298,6 +298,7 @@ pub async fn metrics(
         conversations_live: live,
         journal_batches: writes.batches,
         journal_requests: writes.requests,
+        journal_durable: writes.durable,
         outbox_pending: state.store.outbox().map(|o| o.len()).unwrap_or(0),
     };
     Ok(HttpResponse::Ok()

@@ -33,6 +33,10 @@ use crate::model::MessageRecord;
 /// Key in [`LOG_META`]: every log position up to this one has its index row.
 pub const INDEXED_THROUGH: &str = "indexed_through";
 
+/// Key in [`LOG_META`]: the last write-ahead log frame a durable commit holds (see
+/// [`super::wal`]).
+pub const WAL_APPLIED: &str = "wal_applied";
+
 /// First byte of a log row: its layout, so it can change without a migration.
 const ROW_VERSION: u8 = 1;
 

@@ -1,29 +1,38 @@
 //! The group-commit writer: one thread, one write transaction per batch of waiting requests.
+//!
+//! A batch is made durable by one frame in the write-ahead log ([`super::wal`]) and then
+//! committed to redb without an fsync, so readers see it before its requests are answered.
+//! Every [`DURABLE_EVERY`] (sooner when much is waiting) one durable redb commit covers all
+//! of that, adds the message index rows ([`super::log`]) and lets the log's old segments go.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableTable};
+use redb::{Database, Durability};
 use tokio::sync::oneshot;
 
 use super::log::{
-    INDEXED_THROUGH, LogState, MessageLog, decode_chunk, encode_chunk, encode_row, merge_chunks,
+    INDEXED_THROUGH, LogState, MessageLog, WAL_APPLIED, decode_chunk, encode_chunk, encode_row,
+    merge_chunks,
 };
 use super::tables::*;
+use super::wal::{Entry, Key, Table, Wal, WalError};
 use super::{Op, StoreError, channel_key};
 
 /// How many requests at most share one transaction; bounds the latency of the first waiter.
 const MAX_BATCH: usize = 4096;
 
-/// Messages not yet in the index that make the next commit add their index rows: enough
-/// for each conversation's rows to share leaves, few enough that the commit carrying them
+/// Messages not yet in the index that make the next durable commit come early: enough for
+/// each conversation's index rows to share leaves, few enough that the commit carrying them
 /// stays within a few milliseconds and that an open re-reads little of the log.
 const CHECKPOINT_ENTRIES: usize = 4096;
 
-/// At rest, messages wait at most this long for their index rows.
-const CHECKPOINT_AGE: Duration = Duration::from_secs(1);
+/// How long batches wait at most for a durable redb commit to cover them: what a restart
+/// after a crash replays from the write-ahead log, and how often redb writes its allocator
+/// state.
+pub const DURABLE_EVERY: Duration = Duration::from_millis(500);
 
 struct Request {
     ops: Vec<Op>,
@@ -39,6 +48,8 @@ pub struct WriteStats {
     pub requests: u64,
     /// Ops applied.
     pub ops: u64,
+    /// Durable redb commits (each covers every batch before it).
+    pub durable: u64,
 }
 
 #[derive(Default)]
@@ -46,6 +57,7 @@ struct Counters {
     batches: AtomicU64,
     requests: AtomicU64,
     ops: AtomicU64,
+    durable: AtomicU64,
 }
 
 /// Sends requests to the writer thread. When the last handle is dropped the thread finishes
@@ -77,18 +89,26 @@ impl Writer {
         quick_repair: bool,
         log: Arc<MessageLog>,
         state: LogState,
+        wal: Wal,
+        durable_every: Duration,
     ) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel::<Request>();
         let counters = Arc::new(Counters::default());
-        let c = counters.clone();
-        let log = LogWriter {
+        let journal = Journal {
+            db,
+            quick_repair,
+            wal,
             log,
             next_position: state.next_position,
-            last_checkpoint: Instant::now(),
+            last_durable: Instant::now(),
+            durable_every,
+            dirty: false,
+            broken: None,
+            counters: counters.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(db, rx, c, quick_repair, log))
+            .spawn(move || run(rx, journal))
             .map_err(|e| StoreError::Storage(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer {
             inner: Arc::new(Inner {
@@ -137,52 +157,51 @@ impl Writer {
             batches: self.counters.batches.load(Ordering::Relaxed),
             requests: self.counters.requests.load(Ordering::Relaxed),
             ops: self.counters.ops.load(Ordering::Relaxed),
+            durable: self.counters.durable.load(Ordering::Relaxed),
         }
     }
 }
 
-/// Index rows to write, each conversation's (seq, log position) pairs in index order, and
-/// the last log position they cover.
-type Checkpoint = (Vec<(String, Vec<(u64, u64)>)>, u64);
-
-/// The writer's side of the message log: the next free position and when the index last
-/// caught up.
-struct LogWriter {
-    log: Arc<MessageLog>,
-    next_position: u64,
-    last_checkpoint: Instant,
-}
-
-impl LogWriter {
-    /// The index rows the next commit should add, with the last position they cover; none
-    /// while few messages wait and not for long.
-    fn due(&self, now: Instant) -> Option<Checkpoint> {
-        let waiting = self.log.recent().len();
-        let waited = now.duration_since(self.last_checkpoint) >= CHECKPOINT_AGE;
-        if waiting < CHECKPOINT_ENTRIES && !(waited && waiting > 0) {
-            return None;
-        }
-        Some(self.unindexed())
-    }
-
-    /// Every index row not yet written, with the last position they cover.
-    fn unindexed(&self) -> Checkpoint {
-        let rows = self.log.recent().chunks();
-        // Everything in `recent` was committed before the next commit begins.
-        (rows, self.next_position - 1)
-    }
-}
-
-fn run(
+/// The writer thread's state.
+struct Journal {
     db: Arc<Database>,
-    rx: mpsc::Receiver<Request>,
-    counters: Arc<Counters>,
     quick_repair: bool,
-    mut log: LogWriter,
-) {
-    // Block for the first request, then take whatever else is already waiting: under load
-    // the batch grows by itself, at rest every request commits alone without delay.
-    while let Ok(first) = rx.recv() {
+    wal: Wal,
+    log: Arc<MessageLog>,
+    /// The message log's next free position.
+    next_position: u64,
+    last_durable: Instant,
+    durable_every: Duration,
+    /// Batches committed since the last durable commit.
+    dirty: bool,
+    /// Why writes stopped: after a failure that leaves the write-ahead log or redb in
+    /// doubt, nothing more is written until a restart replays the log.
+    broken: Option<StoreError>,
+    counters: Arc<Counters>,
+}
+
+fn run(rx: mpsc::Receiver<Request>, mut journal: Journal) {
+    loop {
+        // Block for the first request, then take whatever else is already waiting: under
+        // load the batch grows by itself, at rest every request commits alone without delay.
+        let first = if journal.dirty {
+            let wait = journal
+                .durable_every
+                .saturating_sub(journal.last_durable.elapsed());
+            match rx.recv_timeout(wait) {
+                Ok(r) => r,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    journal.make_durable_or_log();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(r) => r,
+                Err(_) => break,
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -191,36 +210,131 @@ fn run(
             }
         }
         let ops: u64 = batch.iter().map(|r| r.ops.len() as u64).sum();
-        let result = apply(&db, &batch, quick_repair, &mut log);
+        let result = journal.apply(&batch);
         if result.is_ok() {
-            counters.batches.fetch_add(1, Ordering::Relaxed);
-            counters
-                .requests
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            counters.ops.fetch_add(ops, Ordering::Relaxed);
+            let c = &journal.counters;
+            c.batches.fetch_add(1, Ordering::Relaxed);
+            c.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            c.ops.fetch_add(ops, Ordering::Relaxed);
         } else {
             tracing::error!(error = ?result, "journal write failed; nothing in the batch is acknowledged");
         }
         for r in batch {
             let _ = r.done.send(result.clone());
         }
+        if journal.durable_due() {
+            journal.make_durable_or_log();
+        }
     }
-    // Closing: index what is left, so the next open has no log tail to read.
-    let pending = !log.log.recent().is_empty();
-    if pending && let Err(e) = checkpoint_alone(&db, quick_repair, &log) {
-        tracing::warn!(error = %e, "final message index checkpoint failed; the next open re-reads the log's tail");
+    // Closing: one last durable commit, so the next open has no log to replay and no
+    // message log tail to index.
+    if journal.dirty || !journal.log.recent().is_empty() {
+        journal.make_durable_or_log();
     }
 }
 
-/// A commit with nothing but index rows.
-fn checkpoint_alone(db: &Database, quick_repair: bool, log: &LogWriter) -> Result<(), StoreError> {
-    let (rows, through) = log.unindexed();
-    let mut txn = db.begin_write()?;
-    txn.set_quick_repair(quick_repair);
-    write_index(&txn, &rows, through)?;
-    txn.commit()?;
-    log.log.recent().prune(through);
-    Ok(())
+impl Journal {
+    /// Whether the batches since the last durable commit should be covered now.
+    fn durable_due(&self) -> bool {
+        self.dirty
+            && (self.last_durable.elapsed() >= self.durable_every
+                || self.log.recent().len() >= CHECKPOINT_ENTRIES
+                || self.wal.since_durable() >= super::wal::SEGMENT_BYTES)
+    }
+
+    fn make_durable_or_log(&mut self) {
+        if let Err(e) = self.make_durable() {
+            tracing::error!(error = %e, "durable journal commit failed; the write-ahead log keeps what it would have covered");
+        }
+    }
+
+    /// One durable redb commit: everything committed before it, the index rows of the
+    /// messages waiting for them, and the last frame of the write-ahead log it covers.
+    fn make_durable(&mut self) -> Result<(), StoreError> {
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
+        }
+        let lsn = self.wal.last_lsn();
+        let (rows, through) = {
+            let recent = self.log.recent();
+            (recent.chunks(), self.next_position.saturating_sub(1))
+        };
+        let result = (|| {
+            let mut txn = self.db.begin_write()?;
+            // With the allocator state in every durable commit, opening after a crash reads
+            // it back instead of walking the whole file.
+            txn.set_quick_repair(self.quick_repair);
+            if !rows.is_empty() {
+                write_index(&txn, &rows, through)?;
+            }
+            txn.open_table(LOG_META)?.insert(WAL_APPLIED, lsn)?;
+            txn.commit()?;
+            Ok::<_, StoreError>(())
+        })();
+        if let Err(e) = result {
+            self.broken = Some(broken(&e));
+            return Err(e);
+        }
+        if !rows.is_empty() {
+            self.log.recent().prune(through);
+        }
+        self.dirty = false;
+        self.last_durable = Instant::now();
+        self.counters.durable.fetch_add(1, Ordering::Relaxed);
+        self.wal.durable_through(lsn)
+    }
+
+    fn apply(&mut self, batch: &[Request]) -> Result<(), StoreError> {
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
+        }
+        let mut txn = self.db.begin_write()?;
+        // Durable through the write-ahead log; redb's own fsync waits for a durable commit.
+        txn.set_durability(Durability::None)
+            .map_err(|e| StoreError::Storage(e.to_string()))?;
+        txn.set_quick_repair(false);
+        // Positions are taken for good only once the commit succeeds.
+        let mut next_position = self.next_position;
+        let mut appended: Vec<(&str, u64, u64)> = Vec::new();
+        if let Err(e) = write_ops(
+            &txn,
+            &mut self.wal,
+            batch,
+            &mut next_position,
+            &mut appended,
+        ) {
+            // Dropping the transaction aborts it: nothing of the batch is anywhere.
+            self.wal.discard();
+            return Err(e);
+        }
+        match self.wal.sync() {
+            Ok(_) => {}
+            Err(WalError::Write(e)) => return Err(e),
+            Err(WalError::InDoubt(e)) => {
+                self.broken = Some(broken(&e));
+                return Err(e);
+            }
+        }
+        if let Err(e) = txn.commit() {
+            // The frame is durable, redb does not have it: only a replay can reconcile them.
+            let e = StoreError::from(e);
+            self.broken = Some(broken(&e));
+            return Err(e);
+        }
+        self.dirty = true;
+        self.next_position = next_position;
+        let mut recent = self.log.recent();
+        for (id, seq, position) in appended {
+            recent.insert(id, seq, position);
+        }
+        Ok(())
+    }
+}
+
+fn broken(cause: &StoreError) -> StoreError {
+    StoreError::Storage(format!(
+        "the journal stopped taking writes after a failure ({cause}); restart the daemon to recover what was acknowledged"
+    ))
 }
 
 /// Adds index rows (sorted as the index is) and moves the mark of how far it reaches.
@@ -249,126 +363,142 @@ fn write_index(
     Ok(())
 }
 
-fn apply(
-    db: &Database,
-    batch: &[Request],
-    quick_repair: bool,
-    log: &mut LogWriter,
+/// Makes one write in redb and records it in the frame being built.
+fn put(
+    tables: &mut Tables<'_>,
+    wal: &mut Wal,
+    table: Table,
+    key: Key<'_>,
+    value: &[u8],
 ) -> Result<(), StoreError> {
-    let mut txn = db.begin_write()?;
-    // With the allocator state in every commit, opening after a crash reads it back
-    // instead of walking the whole file.
-    txn.set_quick_repair(quick_repair);
-    let now = Instant::now();
-    let checkpoint = log.due(now);
-    if let Some((rows, through)) = &checkpoint {
-        write_index(&txn, rows, *through)?;
-    }
-    // Positions are taken for good only once the commit succeeds.
-    let mut next_position = log.next_position;
-    let mut appended: Vec<(&str, u64, u64)> = Vec::new();
-    {
-        let mut conversations = txn.open_table(CONVERSATIONS)?;
-        let mut keys = txn.open_table(CONVERSATION_KEYS)?;
-        let mut message_log = txn.open_table(MESSAGE_LOG)?;
-        let mut queue = txn.open_table(QUEUE)?;
-        let mut assignments = txn.open_table(ASSIGNMENTS)?;
-        let mut agents = txn.open_table(AGENTS)?;
-        let mut outbox = txn.open_table(OUTBOX)?;
-        let mut channel_state = txn.open_table(CHANNEL_STATE)?;
-        let mut outbound_refs = txn.open_table(OUTBOUND_REFS)?;
-        let mut sla_clocks = txn.open_table(SLA_CLOCKS)?;
-        for op in batch.iter().flat_map(|r| r.ops.iter()) {
-            match op {
-                Op::PutConversation(c) => {
-                    conversations.insert(c.id.as_str(), encode(c)?.as_slice())?;
-                    // The key of a conversation never changes: writing it on every update
-                    // would copy the key table's pages into every commit for nothing.
-                    let key = channel_key(c.channel, &c.key);
-                    let known = keys.get(key.as_str())?.is_some_and(|v| v.value() == c.id);
-                    if !known {
-                        keys.insert(key.as_str(), c.id.as_str())?;
-                    }
-                }
-                // A rewrite is appended like a new message; the index then leads to the
-                // newer row. The platform id travels inside the row, and the conversation
-                // actor rebuilds its duplicate filter from the transcript.
-                Op::AppendMessage {
-                    conversation_id,
-                    message,
-                }
-                | Op::ReplaceMessage {
-                    conversation_id,
-                    message,
-                } => {
-                    let position = next_position;
-                    next_position += 1;
-                    message_log
-                        .insert(position, encode_row(conversation_id, message)?.as_slice())?;
-                    appended.push((conversation_id.as_str(), message.seq, position));
-                }
-                Op::PutQueueEntry(q) => {
-                    queue.insert(q.conversation_id.as_str(), encode(q)?.as_slice())?;
-                }
-                Op::DeleteQueueEntry(id) => {
-                    queue.remove(id.as_str())?;
-                }
-                Op::PutAssignment(a) => {
-                    assignments.insert(a.conversation_id.as_str(), encode(a)?.as_slice())?;
-                }
-                Op::DeleteAssignment(id) => {
-                    assignments.remove(id.as_str())?;
-                }
-                Op::PutAgent(a) => {
-                    agents.insert(a.id.as_str(), encode(a)?.as_slice())?;
-                }
-                Op::PutOutbox(o) => {
-                    outbox.insert(o.delivery_id.as_str(), encode(o)?.as_slice())?;
-                }
-                Op::DeleteOutbox(id) => {
-                    outbox.remove(id.as_str())?;
-                }
-                Op::PutChannelState { key, value } => {
-                    channel_state.insert(key.as_str(), value.as_slice())?;
-                }
-                Op::PutOutboundRef {
-                    channel,
-                    platform_message_id,
-                    target,
-                } => {
-                    outbound_refs.insert(
-                        channel_key(*channel, platform_message_id).as_str(),
-                        encode(target)?.as_slice(),
+    let entry = Entry::Put { table, key, value };
+    tables.write(&entry)?;
+    wal.record(&entry);
+    Ok(())
+}
+
+fn remove(
+    tables: &mut Tables<'_>,
+    wal: &mut Wal,
+    table: Table,
+    key: &str,
+) -> Result<(), StoreError> {
+    let entry = Entry::Remove {
+        table,
+        key: Key::Text(key),
+    };
+    tables.write(&entry)?;
+    wal.record(&entry);
+    Ok(())
+}
+
+/// Turns a batch's ops into table writes, made in `txn` and recorded in the log's frame.
+fn write_ops<'b>(
+    txn: &redb::WriteTransaction,
+    wal: &mut Wal,
+    batch: &'b [Request],
+    next_position: &mut u64,
+    appended: &mut Vec<(&'b str, u64, u64)>,
+) -> Result<(), StoreError> {
+    let mut tables = Tables::open(txn)?;
+    let t = &mut tables;
+    for op in batch.iter().flat_map(|r| r.ops.iter()) {
+        match op {
+            Op::PutConversation(c) => {
+                put(t, wal, Table::Conversations, Key::Text(&c.id), &encode(c)?)?;
+                // The key of a conversation never changes: writing it on every update
+                // would copy the key table's pages into every commit for nothing.
+                let key = channel_key(c.channel, &c.key);
+                if !t.key_leads_to(&key, &c.id)? {
+                    put(
+                        t,
+                        wal,
+                        Table::ConversationKeys,
+                        Key::Text(&key),
+                        c.id.as_bytes(),
                     )?;
-                }
-                Op::PutConversationKey {
-                    channel,
-                    key,
-                    conversation_id,
-                } => {
-                    keys.insert(
-                        channel_key(*channel, key).as_str(),
-                        conversation_id.as_str(),
-                    )?;
-                }
-                Op::PutSlaClock(c) => {
-                    sla_clocks.insert(c.conversation_id.as_str(), encode(c)?.as_slice())?;
-                }
-                Op::DeleteSlaClock(id) => {
-                    sla_clocks.remove(id.as_str())?;
                 }
             }
+            // A rewrite is appended like a new message; the index then leads to the
+            // newer row. The platform id travels inside the row, and the conversation
+            // actor rebuilds its duplicate filter from the transcript.
+            Op::AppendMessage {
+                conversation_id,
+                message,
+            }
+            | Op::ReplaceMessage {
+                conversation_id,
+                message,
+            } => {
+                let position = *next_position;
+                *next_position += 1;
+                let row = encode_row(conversation_id, message)?;
+                put(t, wal, Table::MessageLog, Key::Position(position), &row)?;
+                appended.push((conversation_id.as_str(), message.seq, position));
+            }
+            Op::PutQueueEntry(q) => {
+                put(
+                    t,
+                    wal,
+                    Table::Queue,
+                    Key::Text(&q.conversation_id),
+                    &encode(q)?,
+                )?;
+            }
+            Op::DeleteQueueEntry(id) => remove(t, wal, Table::Queue, id)?,
+            Op::PutAssignment(a) => {
+                let key = Key::Text(&a.conversation_id);
+                put(t, wal, Table::Assignments, key, &encode(a)?)?;
+            }
+            Op::DeleteAssignment(id) => remove(t, wal, Table::Assignments, id)?,
+            Op::PutAgent(a) => put(t, wal, Table::Agents, Key::Text(&a.id), &encode(a)?)?,
+            Op::PutOutbox(o) => {
+                put(
+                    t,
+                    wal,
+                    Table::Outbox,
+                    Key::Text(&o.delivery_id),
+                    &encode(o)?,
+                )?;
+            }
+            Op::DeleteOutbox(id) => remove(t, wal, Table::Outbox, id)?,
+            Op::PutChannelState { key, value } => {
+                put(t, wal, Table::ChannelState, Key::Text(key), value)?;
+            }
+            Op::PutOutboundRef {
+                channel,
+                platform_message_id,
+                target,
+            } => {
+                let key = channel_key(*channel, platform_message_id);
+                put(
+                    t,
+                    wal,
+                    Table::OutboundRefs,
+                    Key::Text(&key),
+                    &encode(target)?,
+                )?;
+            }
+            Op::PutConversationKey {
+                channel,
+                key,
+                conversation_id,
+            } => {
+                let key = channel_key(*channel, key);
+                let id = conversation_id.as_bytes();
+                put(t, wal, Table::ConversationKeys, Key::Text(&key), id)?;
+            }
+            Op::PutSlaClock(c) => {
+                put(
+                    t,
+                    wal,
+                    Table::SlaClocks,
+                    Key::Text(&c.conversation_id),
+                    &encode(c)?,
+                )?;
+            }
+            Op::DeleteSlaClock(id) => remove(t, wal, Table::SlaClocks, id)?,
         }
-    }
-    txn.commit()?;
-    log.next_position = next_position;
-    let mut recent = log.log.recent();
-    if let Some((_, through)) = checkpoint {
-        recent.prune(through);
-        log.last_checkpoint = now;
-    }
-    for (id, seq, position) in appended {
-        recent.insert(id, seq, position);
     }
     Ok(())
 }

@@ -183,3 +183,42 @@ async fn kill_9_restores_a_conversation_whose_record_was_left_out_of_its_commits
     assert_eq!(now["conversation"]["last_seq"].as_u64(), Some(last + 2));
     assert_eq!(texts(&now)[..texts(&before).len()], texts(&before)[..]);
 }
+
+/// The value of one counter in the Prometheus text.
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Each batch is made durable by the write-ahead log; at rest a durable journal commit
+/// follows within half a second, and the log keeps one segment.
+#[tokio::test]
+async fn at_rest_a_durable_commit_covers_the_write_ahead_log() {
+    let (dir, _) = Daemon::prepare(&Options::default(), &[]);
+    let d = Daemon::start(dir);
+    let mut v = Visitor::new(&d).await;
+    v.say("What are your opening hours?").await;
+    v.message_from("bot").await;
+    let commits = counter(&d.metrics().await, "handoffd_journal_commits_total");
+    assert!(commits >= 1, "the turn was committed");
+    let mut durable = 0;
+    for _ in 0..40 {
+        durable = counter(&d.metrics().await, "handoffd_journal_durable_commits_total");
+        if durable >= 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        durable >= 1,
+        "no durable commit within 4 s of the last write"
+    );
+    let segments: Vec<_> = std::fs::read_dir(d.dir.path().join("data/handoffd.wal"))
+        .expect("the write-ahead log's directory")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".wal"))
+        .collect();
+    assert_eq!(segments.len(), 1, "old segments are removed");
+}
