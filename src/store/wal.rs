@@ -185,7 +185,7 @@ impl Wal {
             if expected.is_none() && *first > applied.saturating_add(1) {
                 return Err(StoreError::Corrupt(format!(
                     "write-ahead log: frames {} to {} are missing (the journal has up to {applied})",
-                    applied + 1,
+                    applied.saturating_add(1),
                     first - 1
                 )));
             }
@@ -224,12 +224,12 @@ impl Wal {
                     replayed.frames += 1;
                     replayed.last_lsn = Some(lsn);
                 }
-                lsn += 1;
+                lsn = lsn.saturating_add(1);
                 at += HEADER + body.len();
             }
             expected = Some(lsn);
         }
-        let next_lsn = expected.unwrap_or(0).max(applied + 1);
+        let next_lsn = expected.unwrap_or(0).max(applied.saturating_add(1));
         let (file, path) = create_segment(dir, next_lsn)?;
         tracing::debug!(segment = %path.display(), "write-ahead log opened");
         Ok((
