@@ -108,6 +108,13 @@ async fn healthz() -> HttpResponse {
 
 /// Ready when the store answers a read and the router answers a message.
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if let Some(reason) = state.store.write_failure() {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            reason,
+        ));
+    }
     state.store.agents().map_err(|e| {
         ApiError::new(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -195,6 +195,12 @@ impl Store {
         self.writer.commit_blocking(ops)
     }
 
+    /// Why the journal stopped taking writes, if it has: after a failed fsync of the
+    /// write-ahead log nothing more is written until a restart replays it.
+    pub fn write_failure(&self) -> Option<String> {
+        self.writer.stopped()
+    }
+
     /// Counters of the group-commit writer (batches, ops), for metrics and benchmarks.
     pub fn write_stats(&self) -> WriteStats {
         self.writer.stats()
@@ -1109,5 +1115,59 @@ mod tests {
         let again = Store::open(&copy).expect("reopen");
         check(&again, 21);
         drop(store);
+    }
+
+    /// A failed fsync of the write-ahead log leaves the batch in doubt: it fails, every
+    /// later write fails with the reason, reads go on, and a restart recovers everything
+    /// acknowledged before (and the batch in doubt, whose frame did reach the file).
+    #[tokio::test]
+    async fn a_failed_log_sync_stops_writes_until_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        let store = Store::open(&path).expect("open");
+        store
+            .commit(vec![Op::PutConversation(Box::new(conv("c1")))])
+            .await
+            .expect("commit");
+        store.commit(appends("c1", 1..=3)).await.expect("commit");
+        assert_eq!(store.write_failure(), None);
+
+        wal::faults::fail_next_sync(&wal_dir(&path));
+        let failed = store.commit(appends("c1", 4..=4)).await;
+        assert!(failed.is_err(), "the batch in doubt is not acknowledged");
+        let later = store.commit(appends("c1", 5..=5)).await;
+        let Err(StoreError::Storage(reason)) = later else {
+            panic!("a later write must fail: {later:?}");
+        };
+        assert!(reason.contains("stopped taking writes"), "{reason}");
+        assert!(reason.contains("injected by a test"), "{reason}");
+        assert_eq!(store.write_failure().as_deref(), Some(reason.as_str()));
+        // Reads still work, and see what was acknowledged.
+        let seqs: Vec<u64> = store
+            .messages_after("c1", 0)
+            .expect("read")
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        drop(store);
+
+        let reopened = Store::open(&path).expect("reopen");
+        assert_eq!(reopened.write_failure(), None);
+        let seqs: Vec<u64> = reopened
+            .messages_after("c1", 0)
+            .expect("read")
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(
+            seqs,
+            [1, 2, 3, 4],
+            "the frame in doubt was on disk after all"
+        );
+        reopened
+            .commit(appends("c1", 5..=5))
+            .await
+            .expect("writes again after the restart");
     }
 }

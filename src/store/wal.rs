@@ -311,6 +311,11 @@ impl Wal {
         self.segment_len += written;
         self.since_durable += written;
         self.next_lsn += 1;
+        #[cfg(test)]
+        if faults::take(&self.dir) {
+            let e = std::io::Error::other("injected by a test");
+            return Err(WalError::InDoubt(io("cannot sync", &path, e)));
+        }
         self.file
             .sync_data()
             .map_err(|e| WalError::InDoubt(io("cannot sync", &path, e)))?;
@@ -464,6 +469,31 @@ impl<'a> Iterator for EntryIter<'a> {
             self.rest = &[];
         }
         Some(item)
+    }
+}
+
+/// Failed fsyncs on demand, for the tests of what the store does after one. Keyed by the
+/// log's directory, so tests running at once do not see each other's.
+#[cfg(test)]
+pub mod faults {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static FAIL_NEXT_SYNC: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    /// The next fsync of the log in `dir` fails (after its frame was written).
+    pub fn fail_next_sync(dir: &Path) {
+        FAIL_NEXT_SYNC
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(dir.to_path_buf());
+    }
+
+    pub(super) fn take(dir: &Path) -> bool {
+        let mut dirs = FAIL_NEXT_SYNC.lock().unwrap_or_else(|e| e.into_inner());
+        let before = dirs.len();
+        dirs.retain(|d| d != dir);
+        dirs.len() != before
     }
 }
 

@@ -66,6 +66,8 @@ struct Counters {
     requests: AtomicU64,
     ops: AtomicU64,
     durable: AtomicU64,
+    /// Why the writer stopped taking writes, once it has.
+    stopped: std::sync::Mutex<Option<String>>,
 }
 
 /// Sends requests to the writer thread. When the last handle is dropped the thread finishes
@@ -158,6 +160,15 @@ impl Writer {
         self.submit(ops)?
             .blocking_recv()
             .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Why the journal stopped taking writes, if it has (a restart replays the log).
+    pub fn stopped(&self) -> Option<String> {
+        self.counters
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn stats(&self) -> WriteStats {
@@ -291,7 +302,7 @@ impl Journal {
             Ok::<_, StoreError>(())
         })();
         if let Err(e) = result {
-            self.broken = Some(broken(&e));
+            self.stop(&e);
             return Err(e);
         }
         if !rows.is_empty() {
@@ -330,14 +341,14 @@ impl Journal {
             Ok(_) => {}
             Err(WalError::Write(e)) => return Err(e),
             Err(WalError::InDoubt(e)) => {
-                self.broken = Some(broken(&e));
+                self.stop(&e);
                 return Err(e);
             }
         }
         if let Err(e) = txn.commit() {
             // The frame is durable, redb does not have it: only a replay can reconcile them.
             let e = StoreError::from(e);
-            self.broken = Some(broken(&e));
+            self.stop(&e);
             return Err(e);
         }
         self.dirty = true;
@@ -350,10 +361,21 @@ impl Journal {
     }
 }
 
-fn broken(cause: &StoreError) -> StoreError {
-    StoreError::Storage(format!(
-        "the journal stopped taking writes after a failure ({cause}); restart the daemon to recover what was acknowledged"
-    ))
+impl Journal {
+    /// No more writes after a failure that leaves the log or redb in doubt; says why from
+    /// then on, to every request and to `/readyz`.
+    fn stop(&mut self, cause: &StoreError) {
+        let reason = format!(
+            "the journal stopped taking writes after a failure ({cause}); restart the daemon to recover what was acknowledged"
+        );
+        tracing::error!(%reason, "journal writes stopped");
+        *self
+            .counters
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
+        self.broken = Some(StoreError::Storage(reason));
+    }
 }
 
 /// Adds index rows (sorted as the index is) and moves the mark of how far it reaches.
