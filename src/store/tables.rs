@@ -103,13 +103,7 @@ impl<'t> Tables<'t> {
 
     /// Makes one write.
     pub fn write(&mut self, entry: &Entry<'_>) -> Result<(), StoreError> {
-        let (table, key) = match *entry {
-            Entry::Put { table, key, .. } | Entry::Remove { table, key } => (table, key),
-        };
-        let value = match *entry {
-            Entry::Put { value, .. } => Some(value),
-            Entry::Remove { .. } => None,
-        };
+        let (table, key, value) = entry.parts();
         let mismatch = || {
             StoreError::Corrupt(format!(
                 "write-ahead log: a {table:?} write with a key of the wrong kind"

@@ -94,6 +94,16 @@ pub enum Entry<'a> {
     },
 }
 
+impl<'a> Entry<'a> {
+    /// The table, the key, and the value a put writes (`None` for a removal).
+    pub fn parts(&self) -> (Table, Key<'a>, Option<&'a [u8]>) {
+        match *self {
+            Entry::Put { table, key, value } => (table, key, Some(value)),
+            Entry::Remove { table, key } => (table, key, None),
+        }
+    }
+}
+
 /// The log as the writer holds it: the open segment and the frame being built.
 pub struct Wal {
     dir: PathBuf,
@@ -248,11 +258,8 @@ impl Wal {
 
     /// Adds a write to the frame being built.
     pub fn record(&mut self, entry: &Entry<'_>) {
-        let (kind, table, key, value) = match *entry {
-            Entry::Put { table, key, value } => (PUT, table, key, Some(value)),
-            Entry::Remove { table, key } => (REMOVE, table, key, None),
-        };
-        self.frame.push(kind);
+        let (table, key, value) = entry.parts();
+        self.frame.push(if value.is_some() { PUT } else { REMOVE });
         self.frame.push(table as u8);
         match key {
             Key::Position(p) => self.frame.extend_from_slice(&p.to_le_bytes()),

@@ -113,7 +113,6 @@ impl Writer {
             last_durable: Instant::now(),
             durable_every,
             dirty: false,
-            broken: None,
             counters: counters.clone(),
         };
         let thread = std::thread::Builder::new()
@@ -193,9 +192,7 @@ struct Journal {
     durable_every: Duration,
     /// Batches committed since the last durable commit.
     dirty: bool,
-    /// Why writes stopped: after a failure that leaves the write-ahead log or redb in
-    /// doubt, nothing more is written until a restart replays the log.
-    broken: Option<StoreError>,
+    /// Also holds why writes stopped, if they have (see [`Journal::stop`]).
     counters: Arc<Counters>,
 }
 
@@ -281,8 +278,8 @@ impl Journal {
     /// One durable redb commit: everything committed before it, the index rows of the
     /// messages waiting for them, and the last frame of the write-ahead log it covers.
     fn make_durable(&mut self) -> Result<(), StoreError> {
-        if let Some(e) = &self.broken {
-            return Err(e.clone());
+        if let Some(e) = self.stopped() {
+            return Err(e);
         }
         let lsn = self.wal.last_lsn();
         let (rows, through) = {
@@ -315,8 +312,8 @@ impl Journal {
     }
 
     fn apply(&mut self, batch: &[Request]) -> Result<(), StoreError> {
-        if let Some(e) = &self.broken {
-            return Err(e.clone());
+        if let Some(e) = self.stopped() {
+            return Err(e);
         }
         let mut txn = self.db.begin_write()?;
         // Durable through the write-ahead log; redb's own fsync waits for a durable commit.
@@ -359,9 +356,7 @@ impl Journal {
         }
         Ok(())
     }
-}
 
-impl Journal {
     /// No more writes after a failure that leaves the log or redb in doubt; says why from
     /// then on, to every request and to `/readyz`.
     fn stop(&mut self, cause: &StoreError) {
@@ -373,8 +368,17 @@ impl Journal {
             .counters
             .stopped
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
-        self.broken = Some(StoreError::Storage(reason));
+            .unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    }
+
+    /// The error every write gets once writes stopped.
+    fn stopped(&self) -> Option<StoreError> {
+        self.counters
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .map(StoreError::Storage)
     }
 }
 
