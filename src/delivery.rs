@@ -61,14 +61,8 @@ impl Outbox {
         };
         self.in_flight.insert(entry.delivery_id.clone());
         entry.attempts += 1;
-        let out = Outbound {
-            delivery_id: entry.delivery_id.clone(),
-            channel: entry.channel,
-            conversation_key: entry.conversation_key.clone(),
-            payload: entry.payload.clone(),
-        };
         channel
-            .send(out)
+            .send(entry.outbound())
             .into_actor(self)
             .map(move |res, act, ctx| {
                 let receipt = res.unwrap_or_else(|_| DeliveryReceipt::Retry {

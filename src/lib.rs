@@ -36,7 +36,7 @@ use handoffd_channels::{ChannelKind, CoreLink};
 use crate::agents::AgentRegistry;
 use crate::agents::session::AgentEndpoint;
 use crate::config::Config;
-use crate::conversation::{ConversationSettings, Directory, Services, SetServices};
+use crate::conversation::{ConversationSettings, Directory, InboundRoute, Services, SetServices};
 use crate::delivery::Outbox;
 use crate::escalation::Policy;
 use crate::http::AppState;
@@ -102,9 +102,11 @@ impl Gateway {
         let handles = arbiters.iter().map(|a| a.handle()).collect();
 
         let registry = AgentRegistry::default();
-        let directory = Directory::new(store.clone(), handles).start();
+        let directory = Directory::new(store.clone(), handles);
+        let routes = directory.routes();
+        let directory = directory.start();
         let core = CoreLink {
-            inbound: directory.clone().recipient(),
+            inbound: Arc::new(InboundRoute::new(routes, directory.clone())),
             typing: directory.clone().recipient(),
             history: directory.clone().recipient(),
             delivery: directory.clone().recipient(),
@@ -121,6 +123,7 @@ impl Gateway {
         );
         let mut channels = HashMap::new();
         channels.insert(ChannelKind::Widget, widget.outbound());
+        let immediate = HashMap::from([(ChannelKind::Widget, widget.immediate())]);
         if let Some(settings) = config.email.settings() {
             // The channel keeps its IMAP cursor and thread mappings in the journal.
             let state: Arc<dyn handoffd_channels::state::ChannelState> = Arc::new(store.clone());
@@ -178,6 +181,7 @@ impl Gateway {
             directory: directory.clone(),
             settings: ConversationSettings::from_config(&config),
             windows: windows.clone(),
+            immediate,
         });
         directory.do_send(SetServices(svc));
         let clock = clock::Clock::system();

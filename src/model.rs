@@ -320,6 +320,18 @@ fn stored_in_outbox() -> bool {
     true
 }
 
+impl OutboxEntry {
+    /// What the channel is asked to deliver.
+    pub fn outbound(&self) -> handoffd_channels::Outbound {
+        handoffd_channels::Outbound {
+            delivery_id: self.delivery_id.clone(),
+            channel: self.channel,
+            conversation_key: self.conversation_key.clone(),
+            payload: self.payload.clone(),
+        }
+    }
+}
+
 impl MessageRecord {
     /// The form a channel shows the customer.
     pub fn visible(&self) -> handoffd_channels::VisibleMessage {

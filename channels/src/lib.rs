@@ -3,7 +3,9 @@
 //! A channel turns platform events into [`Inbound`] envelopes and delivers [`Outbound`]
 //! envelopes back to the platform. It knows nothing of conversations, bots or agents: the
 //! daemon gives it a [`CoreLink`] (where to send what it receives) and asks it to deliver
-//! through a `Recipient<Outbound>`. Everything about handoff lives in the daemon.
+//! through a `Recipient<Outbound>` (a channel that can deliver on the caller's thread, the
+//! widget, also offers an [`ImmediateDelivery`]). Everything about handoff lives in the
+//! daemon.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -336,10 +338,40 @@ pub struct DeliveryUpdate {
     pub error: Option<String>,
 }
 
+/// Takes a customer's message from a channel, on the channel's own thread.
+///
+/// A trait rather than an actor's mailbox so the daemon can hand a message straight to its
+/// conversation when it already knows where that conversation lives, without a detour
+/// through another thread. Any actor that handles [`Inbound`] is a sink too.
+pub trait InboundSink: Send + Sync {
+    /// Passes the message on and answers with the wait for its ack.
+    fn submit(&self, inbound: Inbound) -> PendingAck;
+}
+
+impl InboundSink for Recipient<Inbound> {
+    fn submit(&self, inbound: Inbound) -> PendingAck {
+        let handing = self.send(inbound);
+        Box::pin(async move {
+            match handing.await {
+                Ok(pending) => pending.await,
+                Err(_) => Err(InboundError::Unavailable),
+            }
+        })
+    }
+}
+
+/// Delivers on the caller's own thread and says at once how it went: for a channel whose
+/// delivery is only a hand-off to a connection in this process (the widget), so a
+/// conversation's reply needs no detour through the outbox's thread.
+pub trait ImmediateDelivery: Send + Sync {
+    /// Hands `out` to whoever should get it now.
+    fn deliver_now(&self, out: &Outbound) -> DeliveryReceipt;
+}
+
 /// Where a channel sends what it receives. Given to every channel by the daemon.
 #[derive(Clone)]
 pub struct CoreLink {
-    pub inbound: Recipient<Inbound>,
+    pub inbound: std::sync::Arc<dyn InboundSink>,
     pub typing: Recipient<CustomerTyping>,
     pub history: Recipient<HistoryRequest>,
     /// Delivery and read reports on messages the daemon sent.
@@ -353,13 +385,7 @@ impl CoreLink {
         &self,
         inbound: Inbound,
     ) -> impl std::future::Future<Output = Result<InboundAck, InboundError>> + Send + 'static {
-        let handing = self.inbound.send(inbound);
-        async move {
-            match handing.await {
-                Ok(pending) => pending.await,
-                Err(_) => Err(InboundError::Unavailable),
-            }
-        }
+        self.inbound.submit(inbound)
     }
 }
 

@@ -21,7 +21,8 @@ use sha2::Sha256;
 use crate::ws::{WsActor, WsWriter};
 use crate::{
     ChannelKind, Contact, ConversationStatus, CoreLink, CustomerTyping, DeliveryReceipt,
-    HistoryRequest, Inbound, InboundError, Outbound, OutboundPayload, VisibleMessage, now_ms,
+    HistoryRequest, ImmediateDelivery, Inbound, InboundError, Outbound, OutboundPayload,
+    VisibleMessage, now_ms,
 };
 
 /// Widget settings the daemon passes in from its config.
@@ -94,26 +95,35 @@ impl VisitorTokens {
 pub struct WidgetChannel {
     settings: std::sync::Arc<WidgetSettings>,
     tokens: VisitorTokens,
-    hub: Addr<WidgetHub>,
+    hub: std::sync::Arc<WidgetHub>,
+    outbound: Addr<HubMailbox>,
     core: CoreLink,
 }
 
 impl WidgetChannel {
-    /// Starts the hub that delivers outbound messages to connected visitors.
+    /// Starts the mailbox through which the outbox reaches connected visitors.
     pub fn start(settings: WidgetSettings, core: CoreLink) -> Self {
         let tokens = VisitorTokens::new(&settings.token_secret);
-        let hub = WidgetHub::default().start();
+        let hub = std::sync::Arc::new(WidgetHub::default());
+        let outbound = HubMailbox { hub: hub.clone() }.start();
         Self {
             settings: std::sync::Arc::new(settings),
             tokens,
             hub,
+            outbound,
             core,
         }
     }
 
-    /// Where the daemon sends what must reach widget visitors.
+    /// Where the daemon's outbox sends what must reach widget visitors.
     pub fn outbound(&self) -> Recipient<Outbound> {
-        self.hub.clone().recipient()
+        self.outbound.clone().recipient()
+    }
+
+    /// The same deliveries, made on the caller's thread: a conversation hands its reply
+    /// straight to the visitor's connections.
+    pub fn immediate(&self) -> std::sync::Arc<dyn ImmediateDelivery> {
+        self.hub.clone()
     }
 
     /// The visitor token signer, for the daemon's own use (tests, REST).
@@ -284,10 +294,7 @@ impl Actor for WidgetSession {
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.writer.finish();
         if let Some(v) = &self.visitor {
-            self.channel.hub.do_send(Unregister {
-                key: v.id.clone(),
-                session_id: self.id,
-            });
+            self.channel.hub.unregister(&v.id, self.id);
         }
     }
 }
@@ -395,11 +402,9 @@ impl WidgetSession {
         self.last_seq_sent = last_seq;
         // Register before fetching history: anything pushed meanwhile waits in our mailbox
         // (ctx.wait below holds it) and is dropped if the replay already carried it.
-        self.channel.hub.do_send(Register {
-            key: visitor_id.clone(),
-            session_id: self.id,
-            addr: ctx.address(),
-        });
+        self.channel
+            .hub
+            .register(&visitor_id, self.id, ctx.address());
         let history = self.channel.core.history.send(HistoryRequest {
             channel: ChannelKind::Widget,
             conversation_key: visitor_id.clone(),
@@ -411,10 +416,7 @@ impl WidgetSession {
                 failed => {
                     // Not greeted after all: the client may say hello again.
                     act.visitor = None;
-                    act.channel.hub.do_send(Unregister {
-                        key: visitor_id.clone(),
-                        session_id: act.id,
-                    });
+                    act.channel.hub.unregister(&visitor_id, act.id);
                     let why = match failed {
                         Ok(Err(e)) => e.to_string(),
                         _ => "the daemon is shutting down".to_string(),
@@ -580,78 +582,78 @@ impl Handler<Push> for WidgetSession {
     }
 }
 
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Register {
-    key: String,
-    session_id: u64,
-    addr: Addr<WidgetSession>,
-}
+/// A visitor's open connections, by session id.
+type Connections = Vec<(u64, Addr<WidgetSession>)>;
 
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Unregister {
-    key: String,
-    session_id: u64,
-}
-
-/// Knows which connections belong to which visitor, and delivers to them.
+/// Knows which connections belong to which visitor, and delivers to them from any thread.
 #[derive(Default)]
 struct WidgetHub {
-    sessions: HashMap<String, Vec<(u64, Addr<WidgetSession>)>>,
+    sessions: std::sync::Mutex<HashMap<String, Connections>>,
 }
 
-impl Actor for WidgetHub {
-    type Context = Context<Self>;
-}
-
-impl Handler<Register> for WidgetHub {
-    type Result = ();
-
-    fn handle(&mut self, msg: Register, _ctx: &mut Self::Context) {
-        self.sessions
-            .entry(msg.key)
-            .or_default()
-            .push((msg.session_id, msg.addr));
+impl WidgetHub {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Connections>> {
+        // Nothing is left half-done under the lock: a panic elsewhere leaves a usable map.
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-impl Handler<Unregister> for WidgetHub {
-    type Result = ();
+    fn register(&self, key: &str, session_id: u64, addr: Addr<WidgetSession>) {
+        self.sessions()
+            .entry(key.to_string())
+            .or_default()
+            .push((session_id, addr));
+    }
 
-    fn handle(&mut self, msg: Unregister, _ctx: &mut Self::Context) {
-        if let Some(list) = self.sessions.get_mut(&msg.key) {
-            list.retain(|(id, _)| *id != msg.session_id);
+    fn unregister(&self, key: &str, session_id: u64) {
+        let mut sessions = self.sessions();
+        if let Some(list) = sessions.get_mut(key) {
+            list.retain(|(id, _)| *id != session_id);
             if list.is_empty() {
-                self.sessions.remove(&msg.key);
+                sessions.remove(key);
             }
         }
     }
 }
 
-impl Handler<Outbound> for WidgetHub {
-    type Result = MessageResult<Outbound>;
-
-    fn handle(&mut self, msg: Outbound, _ctx: &mut Self::Context) -> Self::Result {
-        let Some(list) = self.sessions.get_mut(&msg.conversation_key) else {
-            return MessageResult(DeliveryReceipt::HeldForResume);
+impl ImmediateDelivery for WidgetHub {
+    fn deliver_now(&self, out: &Outbound) -> DeliveryReceipt {
+        let mut sessions = self.sessions();
+        let Some(list) = sessions.get_mut(&out.conversation_key) else {
+            return DeliveryReceipt::HeldForResume;
         };
         list.retain(|(_, addr)| addr.connected());
         let mut delivered = false;
         for (_, addr) in list.iter() {
-            addr.do_send(Push(msg.payload.clone()));
+            addr.do_send(Push(out.payload.clone()));
             delivered = true;
         }
         if list.is_empty() {
-            self.sessions.remove(&msg.conversation_key);
+            sessions.remove(&out.conversation_key);
         }
-        MessageResult(if delivered {
+        if delivered {
             DeliveryReceipt::Delivered {
                 platform_message_id: None,
             }
         } else {
             DeliveryReceipt::HeldForResume
-        })
+        }
+    }
+}
+
+/// The hub as an actor, for the outbox, which reaches every channel through a mailbox.
+struct HubMailbox {
+    hub: std::sync::Arc<WidgetHub>,
+}
+
+impl Actor for HubMailbox {
+    type Context = Context<Self>;
+}
+
+impl Handler<Outbound> for HubMailbox {
+    type Result = MessageResult<Outbound>;
+
+    fn handle(&mut self, msg: Outbound, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.hub.deliver_now(&msg))
     }
 }
 

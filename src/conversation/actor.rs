@@ -13,8 +13,8 @@ use std::time::Instant;
 use actix::fut::{self, LocalBoxActorFuture};
 use actix::prelude::*;
 use handoffd_channels::{
-    ConversationStatus, DeliveryMode, InboundAck, InboundError, Outbound, OutboundPayload,
-    WindowView, now_ms,
+    ConversationStatus, DeliveryMode, DeliveryReceipt, InboundAck, InboundError, Outbound,
+    OutboundPayload, WindowView, now_ms,
 };
 use uuid::Uuid;
 
@@ -304,6 +304,34 @@ impl ConversationActor {
         self.persisted = Some(self.record.clone());
     }
 
+    /// Hands a journaled delivery to its channel: at once on this thread when the channel
+    /// can (the widget), through the outbox otherwise or when the hand-off leaves something
+    /// to retry, record or report.
+    fn deliver(&self, entry: OutboxEntry) {
+        if !entry.stored
+            && let Some(channel) = self.svc.immediate.get(&entry.channel)
+        {
+            match channel.deliver_now(&entry.outbound()) {
+                DeliveryReceipt::Delivered {
+                    platform_message_id: None,
+                }
+                | DeliveryReceipt::HeldForResume => return,
+                _ => {}
+            }
+        }
+        self.svc.outbox.do_send(Deliver(entry));
+    }
+
+    /// Sends what needs no journal (typing, status), on this thread when the channel can.
+    fn send_ephemeral(&self, out: Outbound) {
+        match self.svc.immediate.get(&out.channel) {
+            Some(channel) => {
+                channel.deliver_now(&out);
+            }
+            None => self.svc.outbox.do_send(Ephemeral(out)),
+        }
+    }
+
     fn after_commit(&mut self, p: Pending) {
         // Counted here, once durable: customer messages in, deliveries out (every
         // customer-visible message from the bot, an agent or handoffd has one).
@@ -319,15 +347,15 @@ impl ConversationActor {
                 .inc(&[("channel", channel), ("direction", "out")]);
         }
         for entry in p.deliveries {
-            self.svc.outbox.do_send(Deliver(entry));
+            self.deliver(entry);
         }
         if let Some(status) = p.status {
-            self.svc.outbox.do_send(Ephemeral(Outbound {
+            self.send_ephemeral(Outbound {
                 delivery_id: format!("{}:status:{}", self.record.id, self.record.last_seq),
                 channel: self.record.channel,
                 conversation_key: self.record.key.clone(),
                 payload: OutboundPayload::Status(status),
-            }));
+            });
         }
         if let Owner::Agent { agent_id, .. } = &self.record.owner {
             for m in p.for_agent {
@@ -1462,12 +1490,12 @@ impl Handler<TypingSignal> for ConversationActor {
                 );
             }
             Some(from) if from == *agent_id => {
-                self.svc.outbox.do_send(Ephemeral(Outbound {
+                self.send_ephemeral(Outbound {
                     delivery_id: Uuid::now_v7().to_string(),
                     channel: self.record.channel,
                     conversation_key: self.record.key.clone(),
                     payload: OutboundPayload::Typing { active: msg.active },
-                }));
+                });
             }
             Some(_) => {}
         }
@@ -1502,7 +1530,7 @@ impl Handler<super::QueuePosition> for ConversationActor {
         if !matches!(self.record.owner, Owner::Queued { .. }) {
             return;
         }
-        self.svc.outbox.do_send(Ephemeral(Outbound {
+        self.send_ephemeral(Outbound {
             delivery_id: Uuid::now_v7().to_string(),
             channel: self.record.channel,
             conversation_key: self.record.key.clone(),
@@ -1510,7 +1538,7 @@ impl Handler<super::QueuePosition> for ConversationActor {
                 position: Some(msg.position),
                 eta_secs: msg.eta_secs,
             }),
-        }));
+        });
     }
 }
 

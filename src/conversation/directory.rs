@@ -1,9 +1,16 @@
 //! Finds the actor of a conversation: live, revived from the store, or new. Also answers the
 //! channels' requests that need no actor (history for a resuming widget).
 //!
-//! Conversation actors are spread over a set of arbiters (one per core) round-robin. The
-//! directory is the only place that starts them, so there is never more than one actor per
-//! conversation.
+//! A conversation's actor starts on the thread of the connection its first message came
+//! from (an HTTP worker's arbiter), so a customer's turn, its ack and the bot's reply stay on
+//! one thread; actors revived for other reasons (an agent, the router) are spread over the
+//! conversation arbiters round-robin. The directory is the only place that starts them, so
+//! there is never more than one actor per conversation.
+//!
+//! Channels reach the directory through [`InboundRoute`]: a message for a conversation whose
+//! actor is live goes straight to that actor from the channel's thread, found in the shared
+//! [`Routes`]; only the first message of a conversation (or one whose actor has retired)
+//! passes through the directory actor.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,8 +18,9 @@ use std::sync::Arc;
 use actix::prelude::*;
 use handoffd_channels::{
     ChannelKind, ConversationStatus, CustomerTyping, DeliveryTarget, DeliveryUpdate, History,
-    HistoryRequest, Inbound, InboundAck, InboundError, now_ms,
+    HistoryRequest, Inbound, InboundAck, InboundError, InboundSink, PendingAck, now_ms,
 };
+use parking_lot::RwLock;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -23,11 +31,17 @@ use super::{
 use crate::model::{ConversationRecord, Owner};
 use crate::store::Store;
 
+/// The live conversation actors by (channel, key), shared with every channel's thread.
+/// Written only by the directory; a stale entry (an actor that has just stopped) is harmless,
+/// since a message it drops is looked up again through the directory.
+pub type Routes = Arc<RwLock<HashMap<(ChannelKind, String), Addr<ConversationActor>>>>;
+
 /// The directory actor.
 pub struct Directory {
     live: HashMap<String, Addr<ConversationActor>>,
     /// (channel, key) -> conversation id, for conversations this process has seen.
     keys: HashMap<(ChannelKind, String), String>,
+    routes: Routes,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
     store: Store,
@@ -40,6 +54,7 @@ impl Directory {
         Directory {
             live: HashMap::new(),
             keys: HashMap::new(),
+            routes: Routes::default(),
             arbiters,
             next_arbiter: 0,
             store,
@@ -47,28 +62,50 @@ impl Directory {
         }
     }
 
+    /// The routes the directory keeps, for an [`InboundRoute`].
+    pub fn routes(&self) -> Routes {
+        self.routes.clone()
+    }
+
+    /// Starts a conversation's actor on `place` (the arbiter its customer's message came
+    /// from) or, without one, on the next conversation arbiter.
     fn start_actor(
         &mut self,
         record: ConversationRecord,
         transcript: Vec<crate::model::MessageRecord>,
+        place: Option<&ArbiterHandle>,
     ) -> Result<Addr<ConversationActor>, ConversationError> {
         let svc = self.svc.clone().ok_or(ConversationError::Unavailable)?;
         let id = record.id.clone();
-        let addr = if self.arbiters.is_empty() {
-            ConversationActor::new(svc, record, transcript).start()
-        } else {
-            let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
+        let route = (record.channel, record.key.clone());
+        let arbiter = place.or_else(|| {
+            let a = self
+                .arbiters
+                .get(self.next_arbiter % self.arbiters.len().max(1));
             self.next_arbiter = self.next_arbiter.wrapping_add(1);
-            ConversationActor::start_in_arbiter(arbiter, move |_| {
+            a
+        });
+        let addr = match arbiter {
+            Some(arbiter) => ConversationActor::start_in_arbiter(arbiter, move |_| {
                 ConversationActor::new(svc, record, transcript)
-            })
+            }),
+            None => ConversationActor::new(svc, record, transcript).start(),
         };
         self.live.insert(id, addr.clone());
+        self.routes.write().insert(route, addr.clone());
         Ok(addr)
     }
 
     /// The live actor of a stored conversation, reviving it if needed.
     fn get(&mut self, id: &str) -> Result<Addr<ConversationActor>, ConversationError> {
+        self.get_at(id, None)
+    }
+
+    fn get_at(
+        &mut self,
+        id: &str,
+        place: Option<&ArbiterHandle>,
+    ) -> Result<Addr<ConversationActor>, ConversationError> {
         if let Some(addr) = self.live.get(id)
             && addr.connected()
         {
@@ -81,7 +118,7 @@ impl Directory {
         let transcript = self.store.messages_after(id, 0)?;
         self.keys
             .insert((record.channel, record.key.clone()), record.id.clone());
-        self.start_actor(record, transcript)
+        self.start_actor(record, transcript, place)
     }
 
     /// The conversation for a channel key, creating it (unsaved until its first message) if
@@ -89,6 +126,7 @@ impl Directory {
     fn get_or_create(
         &mut self,
         inbound: &Inbound,
+        place: Option<&ArbiterHandle>,
     ) -> Result<Addr<ConversationActor>, ConversationError> {
         let key = (inbound.channel, inbound.conversation_key.clone());
         let id = match self.keys.get(&key) {
@@ -104,7 +142,7 @@ impl Directory {
                 return Ok(addr.clone());
             }
             if self.store.conversation(&id)?.is_some() {
-                return self.get(&id);
+                return self.get_at(&id, place);
             }
             // Known key whose first message never became durable: start it again unsaved.
             let record = ConversationRecord::new(
@@ -114,7 +152,7 @@ impl Directory {
                 inbound.contact.clone(),
                 now_ms(),
             );
-            return self.start_actor(record, Vec::new());
+            return self.start_actor(record, Vec::new(), place);
         }
         let id = Uuid::now_v7().simple().to_string();
         let record = ConversationRecord::new(
@@ -125,7 +163,7 @@ impl Directory {
             now_ms(),
         );
         self.keys.insert(key, id);
-        self.start_actor(record, Vec::new())
+        self.start_actor(record, Vec::new(), place)
     }
 
     fn history(&self, req: &HistoryRequest) -> Result<History, InboundError> {
@@ -226,7 +264,13 @@ impl Handler<Retire> for Directory {
             Some(addr) if *addr == msg.addr => {
                 self.live.remove(&msg.conversation_id);
                 // Forget its key too: a dormant conversation costs no memory here.
-                self.keys.remove(&(msg.channel, msg.key));
+                let key = (msg.channel, msg.key);
+                let mut routes = self.routes.write();
+                if routes.get(&key) == Some(&msg.addr) {
+                    routes.remove(&key);
+                }
+                drop(routes);
+                self.keys.remove(&key);
                 true
             }
             // Already replaced: the old actor may stop too.
@@ -235,16 +279,17 @@ impl Handler<Retire> for Directory {
     }
 }
 
-/// Looks an inbound message's conversation up for the retry loop.
+/// Looks an inbound message's conversation up for the retry loop; a new actor starts on the
+/// arbiter the message came from.
 #[derive(Message)]
 #[rtype(result = "Result<Addr<ConversationActor>, ConversationError>")]
-struct Resolve(Inbound);
+struct Resolve(Inbound, Option<ArbiterHandle>);
 
 impl Handler<Resolve> for Directory {
     type Result = Result<Addr<ConversationActor>, ConversationError>;
 
     fn handle(&mut self, msg: Resolve, _ctx: &mut Self::Context) -> Self::Result {
-        self.get_or_create(&msg.0)
+        self.get_or_create(&msg.0, msg.1.as_ref())
     }
 }
 
@@ -260,34 +305,106 @@ fn hand_to(
     rx
 }
 
+/// Waits for a handed message's ack; an actor that retires while the message waits in its
+/// mailbox drops it, so the message is looked up again (the platform id makes a repeat
+/// harmless).
+async fn acked(
+    first: Result<oneshot::Receiver<Result<InboundAck, InboundError>>, InboundError>,
+    directory: Addr<Directory>,
+    inbound: Inbound,
+) -> Result<InboundAck, InboundError> {
+    let mut waiting = first?;
+    for _ in 0..5 {
+        if let Ok(res) = waiting.await {
+            return res;
+        }
+        let addr = directory
+            .send(Resolve(inbound.clone(), actix_rt::Arbiter::try_current()))
+            .await
+            .map_err(|_| InboundError::Unavailable)?
+            .map_err(|e| InboundError::Storage(e.to_string()))?;
+        waiting = hand_to(&addr, inbound.clone());
+    }
+    Err(InboundError::Unavailable)
+}
+
+impl Directory {
+    /// Passes the message on at once, in the order messages reach the directory, and
+    /// answers with the wait for its ack, which the channel runs on its own task.
+    fn take(
+        &mut self,
+        inbound: Inbound,
+        place: Option<&ArbiterHandle>,
+        ctx: &mut Context<Self>,
+    ) -> PendingAck {
+        let first = self
+            .get_or_create(&inbound, place)
+            .map(|addr| hand_to(&addr, inbound.clone()))
+            .map_err(|e| InboundError::Storage(e.to_string()));
+        Box::pin(acked(first, ctx.address(), inbound))
+    }
+}
+
 impl Handler<Inbound> for Directory {
     type Result = MessageResult<Inbound>;
 
-    /// Passes the message on at once, in the order messages reach the directory, and
-    /// answers with the wait for its ack, which the channel runs on its own task.
     fn handle(&mut self, inbound: Inbound, ctx: &mut Self::Context) -> Self::Result {
-        let first = self
-            .get_or_create(&inbound)
-            .map(|addr| hand_to(&addr, inbound.clone()));
-        let me = ctx.address();
-        let pending: handoffd_channels::PendingAck = Box::pin(async move {
-            let mut waiting = first.map_err(|e| InboundError::Storage(e.to_string()))?;
-            // An actor that retires while our message waits in its mailbox drops it: look it
-            // up again. The platform id makes a repeat harmless.
-            for _ in 0..5 {
-                if let Ok(res) = waiting.await {
-                    return res;
-                }
-                let addr = me
-                    .send(Resolve(inbound.clone()))
-                    .await
-                    .map_err(|_| InboundError::Unavailable)?
-                    .map_err(|e| InboundError::Storage(e.to_string()))?;
-                waiting = hand_to(&addr, inbound.clone());
-            }
-            Err(InboundError::Unavailable)
+        MessageResult(self.take(inbound, None, ctx))
+    }
+}
+
+/// A customer's message whose conversation had no live actor, with the arbiter it came
+/// from: the actor is started there.
+#[derive(Message)]
+#[rtype(result = "PendingAck")]
+struct Place {
+    inbound: Inbound,
+    arbiter: Option<ArbiterHandle>,
+}
+
+impl Handler<Place> for Directory {
+    type Result = MessageResult<Place>;
+
+    fn handle(&mut self, msg: Place, ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.take(msg.inbound, msg.arbiter.as_ref(), ctx))
+    }
+}
+
+/// How channels hand customers' messages in: straight to a live conversation's actor from
+/// the channel's own thread, or through the directory when there is none yet.
+pub struct InboundRoute {
+    routes: Routes,
+    directory: Addr<Directory>,
+}
+
+impl InboundRoute {
+    pub fn new(routes: Routes, directory: Addr<Directory>) -> Self {
+        InboundRoute { routes, directory }
+    }
+}
+
+impl InboundSink for InboundRoute {
+    fn submit(&self, inbound: Inbound) -> PendingAck {
+        let live = self
+            .routes
+            .read()
+            .get(&(inbound.channel, inbound.conversation_key.clone()))
+            .filter(|addr| addr.connected())
+            .cloned();
+        if let Some(addr) = live {
+            let first = Ok(hand_to(&addr, inbound.clone()));
+            return Box::pin(acked(first, self.directory.clone(), inbound));
+        }
+        let asked = self.directory.send(Place {
+            inbound,
+            arbiter: actix_rt::Arbiter::try_current(),
         });
-        MessageResult(pending)
+        Box::pin(async move {
+            match asked.await {
+                Ok(pending) => pending.await,
+                Err(_) => Err(InboundError::Unavailable),
+            }
+        })
     }
 }
 

@@ -23,11 +23,13 @@ use crate::model::{Assignment, QueueEntry};
 use crate::router::Router;
 use crate::store::{Store, StoreError};
 use handoffd_channels::{
-    ChannelKind, DeliveryStatus, Inbound, InboundAck, InboundError, WindowRules,
+    ChannelKind, DeliveryStatus, ImmediateDelivery, Inbound, InboundAck, InboundError, WindowRules,
 };
 
 pub use actor::ConversationActor;
-pub use directory::{Directory, LiveCount, Lookup, SetServices, TellPosition};
+pub use directory::{
+    Directory, InboundRoute, LiveCount, Lookup, Routes, SetServices, TellPosition,
+};
 
 /// What every conversation actor needs, shared.
 pub struct Services {
@@ -42,6 +44,9 @@ pub struct Services {
     pub settings: ConversationSettings,
     /// Messaging windows of the channels that have one (Meta's): enforced before sending.
     pub windows: Arc<HashMap<ChannelKind, WindowRules>>,
+    /// Channels that deliver on the conversation's own thread (the widget): their messages
+    /// skip the outbox unless the hand-off asks for more than it can do.
+    pub immediate: HashMap<ChannelKind, Arc<dyn ImmediateDelivery>>,
 }
 
 /// The parts of the config conversations read.

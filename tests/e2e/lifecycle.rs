@@ -13,24 +13,30 @@ async fn readyz(d: &Daemon) -> Value {
     body
 }
 
-#[tokio::test]
-async fn idle_conversations_stop_and_come_back_from_the_journal() {
-    // Six more topics, so that the turns below are neither repeats nor failures.
-    let topics = [
-        ("Do you ship abroad?", "We ship to 40 countries."),
-        (
-            "Which payment methods do you accept?",
-            "Cards and bank transfers.",
-        ),
-        ("How long is the warranty?", "Two years on every product."),
-        ("Where is your shop?", "At 1 Main Street."),
-        ("Do you sell gift cards?", "Yes, from 10 to 200 euros."),
-        ("Can I return a product?", "Within 30 days, unused."),
-    ];
-    let extra: String = topics
+/// Six more FAQ topics, so that successive turns are neither repeats nor failures.
+const TOPICS: [(&str, &str); 6] = [
+    ("Do you ship abroad?", "We ship to 40 countries."),
+    (
+        "Which payment methods do you accept?",
+        "Cards and bank transfers.",
+    ),
+    ("How long is the warranty?", "Two years on every product."),
+    ("Where is your shop?", "At 1 Main Street."),
+    ("Do you sell gift cards?", "Yes, from 10 to 200 euros."),
+    ("Can I return a product?", "Within 30 days, unused."),
+];
+
+fn topics_config() -> String {
+    TOPICS
         .iter()
         .map(|(q, a)| format!("[[bot.faq]]\nquestion = \"{q}\"\nanswer = \"{a}\"\n\n"))
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn idle_conversations_stop_and_come_back_from_the_journal() {
+    let topics = TOPICS;
+    let extra = topics_config();
     let o = Options {
         conversation_idle_secs: 1,
         extra,
@@ -81,6 +87,37 @@ async fn idle_conversations_stop_and_come_back_from_the_journal() {
         .unwrap_or_default();
     // Seven turns before the actor stopped, and the customer's new message.
     assert_eq!(last["bot"]["transcript_len"], 15, "{last}");
+}
+
+#[tokio::test]
+async fn messages_around_each_retirement_of_a_conversation_are_stored_once_and_answered() {
+    // Each message comes about when the idle conversation's actor retires (one second after
+    // the last turn): before it, the connection hands it straight to the live actor; after
+    // it, the actor's route is gone and the directory revives the conversation. Either way
+    // each message is acknowledged once, in order, and answered.
+    let o = Options {
+        conversation_idle_secs: 1,
+        extra: topics_config(),
+        ..Options::default()
+    };
+    let (dir, _) = Daemon::prepare(&o, &[]);
+    let d = Daemon::start(dir);
+    let mut v = Visitor::new(&d).await;
+    let (cid, mut last_seq) = v.say("when are you open?").await;
+    v.message_from("bot").await;
+    for (i, (question, answer)) in TOPICS.into_iter().enumerate() {
+        // 950 to 1,200 ms: around the one-second idle timeout, a little later each time.
+        tokio::time::sleep(Duration::from_millis(950 + 50 * i as u64)).await;
+        let (cid2, seq) = v.say(question).await;
+        assert_eq!(cid2, cid, "turn {i} stayed in the conversation");
+        assert_eq!(seq, last_seq + 2, "turn {i}: no message lost or doubled");
+        assert_eq!(v.message_from("bot").await["text"], answer, "turn {i}");
+        last_seq = seq;
+    }
+    let transcript = d.conversation(&cid).await["transcript"]
+        .as_array()
+        .map_or(0, |t| t.len());
+    assert_eq!(transcript, 14, "seven turns, each stored once");
 }
 
 #[tokio::test]

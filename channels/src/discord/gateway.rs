@@ -595,7 +595,7 @@ mod tests {
             intents: 0,
             support_channel: None,
             core: CoreLink {
-                inbound: core.clone().recipient(),
+                inbound: std::sync::Arc::new(core.clone().recipient::<Inbound>()),
                 typing: core.clone().recipient(),
                 history: core.clone().recipient(),
                 delivery: core.recipient(),
