@@ -312,6 +312,7 @@ async fn acked(
     first: Result<oneshot::Receiver<Result<InboundAck, InboundError>>, InboundError>,
     directory: Addr<Directory>,
     inbound: Inbound,
+    place: Option<ArbiterHandle>,
 ) -> Result<InboundAck, InboundError> {
     let mut waiting = first?;
     for _ in 0..5 {
@@ -319,7 +320,7 @@ async fn acked(
             return res;
         }
         let addr = directory
-            .send(Resolve(inbound.clone(), actix_rt::Arbiter::try_current()))
+            .send(Resolve(inbound.clone(), place.clone()))
             .await
             .map_err(|_| InboundError::Unavailable)?
             .map_err(|e| InboundError::Storage(e.to_string()))?;
@@ -341,7 +342,7 @@ impl Directory {
             .get_or_create(&inbound, place)
             .map(|addr| hand_to(&addr, inbound.clone()))
             .map_err(|e| InboundError::Storage(e.to_string()));
-        Box::pin(acked(first, ctx.address(), inbound))
+        Box::pin(acked(first, ctx.address(), inbound, place.cloned()))
     }
 }
 
@@ -375,11 +376,30 @@ impl Handler<Place> for Directory {
 pub struct InboundRoute {
     routes: Routes,
     directory: Addr<Directory>,
+    /// The thread that built the route: the main one, where the directory, router and
+    /// outbox run. A channel task running there (a poller) does not get its conversations
+    /// placed beside it.
+    main_thread: std::thread::ThreadId,
 }
 
 impl InboundRoute {
+    /// Must be built on the main thread.
     pub fn new(routes: Routes, directory: Addr<Directory>) -> Self {
-        InboundRoute { routes, directory }
+        InboundRoute {
+            routes,
+            directory,
+            main_thread: std::thread::current().id(),
+        }
+    }
+
+    /// Where a conversation whose message comes from this thread should live: beside the
+    /// connection on an HTTP worker, anywhere (round-robin) from the main thread.
+    fn place(&self) -> Option<ArbiterHandle> {
+        if std::thread::current().id() == self.main_thread {
+            None
+        } else {
+            actix_rt::Arbiter::try_current()
+        }
     }
 }
 
@@ -391,13 +411,14 @@ impl InboundSink for InboundRoute {
             .get(&(inbound.channel, inbound.conversation_key.clone()))
             .filter(|addr| addr.connected())
             .cloned();
+        let place = self.place();
         if let Some(addr) = live {
             let first = Ok(hand_to(&addr, inbound.clone()));
-            return Box::pin(acked(first, self.directory.clone(), inbound));
+            return Box::pin(acked(first, self.directory.clone(), inbound, place));
         }
         let asked = self.directory.send(Place {
             inbound,
-            arbiter: actix_rt::Arbiter::try_current(),
+            arbiter: place,
         });
         Box::pin(async move {
             match asked.await {
