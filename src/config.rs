@@ -120,10 +120,11 @@ pub struct StorageConfig {
     /// makes reads of old conversations faster; writes do not need it.
     #[serde(default = "default_cache_mib")]
     pub cache_mib: usize,
-    /// Each durable commit (about two a second; batches in between are made durable by the
-    /// write-ahead log) also saves the journal's allocator state (redb's quick repair), so a
-    /// restart after a crash or `kill -9` need not walk the whole file to rebuild it: seconds
-    /// for a journal of gigabytes otherwise.
+    /// Each durable commit (every half second, up to about five a second under heavy load;
+    /// batches in between are made durable by the write-ahead log) also saves the journal's
+    /// allocator state (redb's quick repair), so a restart after a crash or `kill -9` need
+    /// not walk the whole file to rebuild it: seconds for a journal of gigabytes otherwise.
+    /// The saved state grows with the file, and writes wait while it is saved.
     #[serde(default = "default_quick_repair")]
     pub quick_repair: bool,
 }
