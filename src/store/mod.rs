@@ -208,8 +208,15 @@ impl Store {
 
     /// The conversation as it stands: its stored record brought up to date with the
     /// messages journaled after it (see [`ConversationRecord::fold_message`]).
+    /// The database, once every write already answered can be read from it (a batch
+    /// answered during a durable commit reaches redb when the commit ends).
+    fn visible(&self) -> &Database {
+        self.writer.wait_visible();
+        &self.db
+    }
+
     pub fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, StoreError> {
-        let view = self.log.view_of(&self.db, id, 0)?;
+        let view = self.log.view_of(self.visible(), id, 0)?;
         let table = view.txn.open_table(CONVERSATIONS)?;
         match get_json(&table, id)? {
             Some(c) => Ok(Some(caught_up(&view, c)?)),
@@ -223,7 +230,7 @@ impl Store {
         channel: ChannelKind,
         key: &str,
     ) -> Result<Option<String>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.visible().begin_read()?;
         let table = txn.open_table(CONVERSATION_KEYS)?;
         let k = channel_key(channel, key);
         Ok(table.get(k.as_str())?.map(|v| v.value().to_string()))
@@ -237,7 +244,7 @@ impl Store {
     ) -> Result<Vec<MessageRecord>, StoreError> {
         let start = after.saturating_add(1);
         self.log
-            .view_of(&self.db, conversation_id, start)?
+            .view_of(self.visible(), conversation_id, start)?
             .messages(conversation_id, start)
     }
 
@@ -245,7 +252,7 @@ impl Store {
         &self,
         filter: &ConversationFilter,
     ) -> Result<Vec<ConversationRecord>, StoreError> {
-        let view = self.log.view(&self.db)?;
+        let view = self.log.view(self.visible())?;
         let table = view.txn.open_table(CONVERSATIONS)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -301,7 +308,7 @@ impl Store {
     }
 
     pub fn agent(&self, id: &str) -> Result<Option<AgentRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.visible().begin_read()?;
         let table = txn.open_table(AGENTS)?;
         get_json(&table, id)
     }
@@ -320,7 +327,7 @@ impl Store {
 
     /// A value a channel stored for itself.
     pub fn channel_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.visible().begin_read()?;
         let table = txn.open_table(CHANNEL_STATE)?;
         Ok(table.get(key)?.map(|v| v.value().to_vec()))
     }
@@ -331,7 +338,7 @@ impl Store {
         channel: ChannelKind,
         platform_message_id: &str,
     ) -> Result<Option<OutboundRef>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.visible().begin_read()?;
         let table = txn.open_table(OUTBOUND_REFS)?;
         get_json(&table, &channel_key(channel, platform_message_id))
     }
@@ -340,7 +347,7 @@ impl Store {
         &self,
         def: redb::TableDefinition<&str, &[u8]>,
     ) -> Result<Vec<T>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.visible().begin_read()?;
         let table = txn.open_table(def)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -438,7 +445,8 @@ fn replay_wal(db: &Database, dir: &Path, quick_repair: bool) -> Result<wal::Wal,
             "the write-ahead log ended in a torn frame (a batch cut off by a crash before it was acknowledged); it was dropped"
         );
     }
-    wal.durable_through(wal.last_lsn())?;
+    let (last, covered) = (wal.last_lsn(), wal.since_durable());
+    wal.durable_through(last, covered)?;
     Ok(wal)
 }
 
@@ -1013,6 +1021,20 @@ mod tests {
         assert!(indexed_through(&store) > 4096);
     }
 
+    /// A copy of the journal and its log, as a `kill -9` would leave them.
+    fn crash_copy(path: &Path) -> (tempfile::TempDir, std::path::PathBuf) {
+        let crashed = tempfile::tempdir().expect("tempdir");
+        let copy = crashed.path().join("j.redb");
+        std::fs::copy(path, &copy).expect("copy journal");
+        let wal_copy = wal_dir(&copy);
+        std::fs::create_dir(&wal_copy).expect("mkdir");
+        for f in std::fs::read_dir(wal_dir(path)).expect("wal dir") {
+            let f = f.expect("entry");
+            std::fs::copy(f.path(), wal_copy.join(f.file_name())).expect("copy segment");
+        }
+        (crashed, copy)
+    }
+
     /// What a `kill -9` leaves: the journal file at its last durable commit (with pages of
     /// later commits that no header names) and the write-ahead log. A copy of both taken
     /// while the store is open and idle is exactly that.
@@ -1061,15 +1083,7 @@ mod tests {
             .await
             .expect("commit");
 
-        let crashed = tempfile::tempdir().expect("tempdir");
-        let copy = crashed.path().join("j.redb");
-        std::fs::copy(&path, &copy).expect("copy journal");
-        let wal_copy = wal_dir(&copy);
-        std::fs::create_dir(&wal_copy).expect("mkdir");
-        for f in std::fs::read_dir(wal_dir(&path)).expect("wal dir") {
-            let f = f.expect("entry");
-            std::fs::copy(f.path(), wal_copy.join(f.file_name())).expect("copy segment");
-        }
+        let (_crashed, copy) = crash_copy(&path);
         // The journal file alone lacks every message: the log is what kept them.
         {
             let db = Database::create(&copy).expect("open the copy");
@@ -1115,6 +1129,74 @@ mod tests {
         let again = Store::open(&copy).expect("reopen");
         check(&again, 21);
         drop(store);
+    }
+
+    /// A durable commit holds redb for a long time (here it first sleeps two seconds):
+    /// batches go on being answered from the log meanwhile, a read that starts after an
+    /// answer sees it (it waits for the commit to end and the kept batches to be applied),
+    /// and a crash meanwhile loses nothing answered.
+    #[tokio::test]
+    async fn batches_are_answered_during_a_slow_durable_commit_and_read_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        let every = std::time::Duration::from_millis(50);
+        let store = Store::open_inner(&path, 1 << 20, true, every).expect("open");
+        writer::faults::slow_durable_commits(&wal_dir(&path), std::time::Duration::from_secs(2));
+        store
+            .commit(vec![Op::PutConversation(Box::new(conv("c1")))])
+            .await
+            .expect("commit");
+        store.commit(appends("c1", 1..=3)).await.expect("commit");
+        // Bounded wait for the writer to start the durable commit (50 ms after the writes).
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        store.commit(appends("c1", 4..=6)).await.expect("commit");
+        store
+            .commit(vec![Op::PutChannelState {
+                key: "cursor".into(),
+                value: b"7".to_vec(),
+            }])
+            .await
+            .expect("commit");
+        assert_eq!(
+            store.write_stats().durable,
+            0,
+            "answered while the durable commit still ran"
+        );
+        let (_crashed, copy) = crash_copy(&path);
+
+        let seqs: Vec<u64> = store
+            .messages_after("c1", 0)
+            .expect("read")
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(
+            seqs,
+            [1, 2, 3, 4, 5, 6],
+            "the read saw every answered write"
+        );
+        assert!(
+            store.write_stats().durable >= 1,
+            "the read waited for the commit"
+        );
+        assert_eq!(
+            store.channel_state("cursor").expect("state").as_deref(),
+            Some(&b"7"[..])
+        );
+        store.commit(appends("c1", 7..=7)).await.expect("commit");
+        drop(store);
+        let reopened = Store::open(&path).expect("reopen");
+        assert_eq!(reopened.messages_after("c1", 0).expect("read").len(), 7);
+        drop(reopened);
+
+        let recovered = Store::open(&copy).expect("open the crash copy");
+        let seqs: Vec<u64> = recovered
+            .messages_after("c1", 0)
+            .expect("read")
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6], "replayed from the log");
     }
 
     /// A failed fsync of the write-ahead log leaves the batch in doubt: it fails, every

@@ -329,6 +329,12 @@ impl Wal {
         Ok(Some(lsn))
     }
 
+    /// The log's directory: what test faults are keyed by.
+    #[cfg(test)]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// LSN of the last frame written, if any ever was.
     pub fn last_lsn(&self) -> u64 {
         self.next_lsn - 1
@@ -339,13 +345,17 @@ impl Wal {
         self.since_durable
     }
 
-    /// A durable commit now holds every frame through `lsn`: segments wholly behind it go,
-    /// and a full open segment is closed for a new one.
-    pub fn durable_through(&mut self, lsn: u64) -> Result<(), StoreError> {
-        if lsn + 1 >= self.next_lsn {
-            self.since_durable = 0;
-        }
-        if lsn + 1 == self.next_lsn && self.segment_len >= SEGMENT_BYTES {
+    /// A durable commit now holds every frame through `lsn`, `covered_bytes` of the log
+    /// since the one before (frames written while it ran are past it): segments wholly
+    /// behind it go, and a full open segment is closed for a new one.
+    pub fn durable_through(&mut self, lsn: u64, covered_bytes: u64) -> Result<(), StoreError> {
+        self.since_durable = if lsn + 1 >= self.next_lsn {
+            0
+        } else {
+            self.since_durable.saturating_sub(covered_bytes)
+        };
+        // Frames past `lsn` may be in it: the closed segment then goes with a later commit.
+        if self.segment_len >= SEGMENT_BYTES {
             let (file, _) = create_segment(&self.dir, self.next_lsn)?;
             self.file = file;
             self.segment_first = self.next_lsn;
@@ -619,7 +629,8 @@ mod tests {
             2,
             "the torn frame's number is reused"
         );
-        wal.durable_through(1).expect("durable");
+        wal.durable_through(1, wal.since_durable())
+            .expect("durable");
         drop(wal);
         let (_, seen, _) = open(dir.path(), 1);
         assert_eq!(seen, expected(7));
@@ -672,13 +683,15 @@ mod tests {
         assert_eq!(seen, expected(0));
         assert_eq!(segments(dir.path()).expect("list").len(), 2);
         // A durable commit covering frame 1 lets the old segment go.
-        wal.durable_through(1).expect("durable");
+        wal.durable_through(1, wal.since_durable())
+            .expect("durable");
         assert_eq!(segments(dir.path()).expect("list").len(), 1);
         // Grow the open segment past its size; the next durable commit rotates it.
         wal.segment_len = SEGMENT_BYTES;
         let lsn = write_frame(&mut wal, 1);
         assert!(wal.since_durable() > 0);
-        wal.durable_through(lsn).expect("durable");
+        wal.durable_through(lsn, wal.since_durable())
+            .expect("durable");
         assert_eq!(wal.since_durable(), 0);
         let left = segments(dir.path()).expect("list");
         assert_eq!(left.len(), 1);
@@ -691,6 +704,38 @@ mod tests {
         let (_, seen, r) = open(dir.path(), lsn);
         assert!(seen.is_empty());
         assert_eq!(r, Replayed::default());
+    }
+
+    /// Frames written while a durable commit ran are past its mark: the full segment holding
+    /// them is closed all the same, kept until a later commit covers them, and the bytes
+    /// still to cover are theirs alone.
+    #[test]
+    fn frames_past_a_durable_mark_keep_their_segment_until_covered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut wal, _, _) = open(dir.path(), 0);
+        let covered_lsn = write_frame(&mut wal, 0);
+        let covered = wal.since_durable();
+        wal.segment_len = SEGMENT_BYTES;
+        let past = write_frame(&mut wal, 1);
+        let past_bytes = wal.since_durable() - covered;
+        wal.durable_through(covered_lsn, covered).expect("durable");
+        assert_eq!(wal.since_durable(), past_bytes);
+        let left = segments(dir.path()).expect("list");
+        assert_eq!(left.len(), 2, "the full segment was closed but not removed");
+        assert_eq!(left[1].0, past + 1);
+        // A crash now replays the frame past the mark.
+        drop(wal);
+        let (mut wal, seen, _) = open(dir.path(), covered_lsn);
+        assert_eq!(seen, expected(1));
+        let later = write_frame(&mut wal, 2);
+        wal.durable_through(later, wal.since_durable())
+            .expect("durable");
+        assert_eq!(wal.since_durable(), 0);
+        assert_eq!(
+            segments(dir.path()).expect("list").len(),
+            1,
+            "covered at last"
+        );
     }
 
     #[test]

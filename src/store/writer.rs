@@ -4,10 +4,15 @@
 //! committed to redb without an fsync, so readers see it before its requests are answered.
 //! Every [`DURABLE_EVERY`] (sooner when much is waiting) one durable redb commit covers all
 //! of that, adds the message index rows ([`super::log`]) and lets the log's old segments go.
+//!
+//! The durable commit runs on a thread of its own, since it takes tens of milliseconds on a
+//! large journal (quick repair rewrites redb's allocator state, which grows with the file).
+//! Meanwhile redb is busy, so batches are made durable in the log and answered, and their
+//! writes wait in memory until the commit ends; readers that come meanwhile wait for them
+//! ([`Visibility`]), so a read that starts after an answer still sees what was answered.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use redb::{Database, Durability};
@@ -47,6 +52,136 @@ struct Request {
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
+/// What the writer thread waits for.
+enum Msg {
+    Request(Request),
+    /// The durable commit running on its own thread has ended.
+    DurableDone(Result<(), StoreError>),
+    /// The last handle is gone: finish and close.
+    Close,
+}
+
+/// Longest a reader waits for batches answered during a durable commit; only a writer
+/// thread that died could make it wait that long.
+const VISIBILITY_WAIT: Duration = Duration::from_secs(5);
+
+/// Batches answered from the log while a durable commit held redb, not yet applied:
+/// readers wait until there are none, so nothing answered is missing from what they read.
+#[derive(Default)]
+pub struct Visibility {
+    waiting: AtomicU64,
+    lock: Mutex<()>,
+    applied: Condvar,
+}
+
+impl Visibility {
+    /// Returns once every answered batch is in redb (at once, nearly always).
+    pub fn wait(&self) {
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let deadline = Instant::now() + VISIBILITY_WAIT;
+        let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        while self.waiting.load(Ordering::Acquire) > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                tracing::warn!("reading before answered writes reached the journal");
+                return;
+            }
+            guard = self
+                .applied
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Called before a deferred batch is answered.
+    fn add(&self) {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Every deferred batch is applied (or writes stopped): readers go on.
+    fn clear(&self) {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.waiting.store(0, Ordering::Release);
+        self.applied.notify_all();
+    }
+}
+
+/// A write kept for later, owning its bytes.
+struct LaterWrite {
+    table: Table,
+    key: LaterKey,
+    value: Option<Vec<u8>>,
+}
+
+enum LaterKey {
+    Text(String),
+    Position(u64),
+}
+
+impl LaterWrite {
+    fn of(entry: &Entry<'_>) -> LaterWrite {
+        let (table, key, value) = entry.parts();
+        LaterWrite {
+            table,
+            key: match key {
+                Key::Text(t) => LaterKey::Text(t.to_string()),
+                Key::Position(p) => LaterKey::Position(p),
+            },
+            value: value.map(<[u8]>::to_vec),
+        }
+    }
+
+    fn entry(&self) -> Entry<'_> {
+        let key = match &self.key {
+            LaterKey::Text(t) => Key::Text(t),
+            LaterKey::Position(p) => Key::Position(*p),
+        };
+        match &self.value {
+            Some(value) => Entry::Put {
+                table: self.table,
+                key,
+                value,
+            },
+            None => Entry::Remove {
+                table: self.table,
+                key,
+            },
+        }
+    }
+}
+
+/// Where a batch's writes go besides the log's frame.
+enum Sink<'t, 'l> {
+    /// Into the batch's redb transaction.
+    Now(Box<Tables<'t>>),
+    /// Kept until the durable commit holding redb ends.
+    Later(&'l mut Vec<LaterWrite>),
+}
+
+impl Sink<'_, '_> {
+    fn write(&mut self, entry: &Entry<'_>) -> Result<(), StoreError> {
+        match self {
+            Sink::Now(tables) => tables.write(entry),
+            Sink::Later(writes) => {
+                writes.push(LaterWrite::of(entry));
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether `key` already leads to `conversation_id`; kept writes always write it (an
+    /// earlier kept batch may have changed it).
+    fn key_leads_to(&self, key: &str, conversation_id: &str) -> Result<bool, StoreError> {
+        match self {
+            Sink::Now(tables) => tables.key_leads_to(key, conversation_id),
+            Sink::Later(_) => Ok(false),
+        }
+    }
+}
+
 /// Counters of the writer, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteStats {
@@ -76,17 +211,20 @@ struct Counters {
 pub struct Writer {
     inner: Arc<Inner>,
     counters: Arc<Counters>,
+    visibility: Arc<Visibility>,
 }
 
 struct Inner {
-    tx: Option<mpsc::Sender<Request>>,
+    tx: Option<mpsc::Sender<Msg>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing the channel ends the thread's loop after the last queued request.
-        self.tx.take();
+        // The thread finishes the queued requests first, then closes.
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Msg::Close);
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -102,8 +240,9 @@ impl Writer {
         wal: Wal,
         durable_every: Duration,
     ) -> Result<Writer, StoreError> {
-        let (tx, rx) = mpsc::channel::<Request>();
+        let (tx, rx) = mpsc::channel::<Msg>();
         let counters = Arc::new(Counters::default());
+        let visibility = Arc::new(Visibility::default());
         let journal = Journal {
             db,
             quick_repair,
@@ -114,6 +253,12 @@ impl Writer {
             durable_every,
             dirty: false,
             counters: counters.clone(),
+            durable_running: None,
+            later: Vec::new(),
+            later_appended: Vec::new(),
+            later_batches: 0,
+            visibility: visibility.clone(),
+            tx: tx.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
@@ -125,7 +270,13 @@ impl Writer {
                 thread: Some(thread),
             }),
             counters,
+            visibility,
         })
+    }
+
+    /// Waits until every answered write is readable (see [`Visibility`]).
+    pub fn wait_visible(&self) {
+        self.visibility.wait();
     }
 
     fn submit(
@@ -137,7 +288,7 @@ impl Writer {
             .tx
             .as_ref()
             .ok_or(StoreError::Closed)?
-            .send(Request { ops, done })
+            .send(Msg::Request(Request { ops, done }))
             .map_err(|_| StoreError::Closed)?;
         Ok(rx)
     }
@@ -194,31 +345,66 @@ struct Journal {
     dirty: bool,
     /// Also holds why writes stopped, if they have (see [`Journal::stop`]).
     counters: Arc<Counters>,
+    /// The durable commit running on its own thread, if one is.
+    durable_running: Option<RunningDurable>,
+    /// Writes of the batches answered while it runs, in order, and their messages' log
+    /// positions; applied when it ends.
+    later: Vec<LaterWrite>,
+    later_appended: Vec<(String, u64, u64)>,
+    later_batches: u64,
+    visibility: Arc<Visibility>,
+    /// For the durable commit's thread to say it has ended.
+    tx: mpsc::Sender<Msg>,
 }
 
-fn run(rx: mpsc::Receiver<Request>, mut journal: Journal) {
+/// What a running durable commit covers.
+struct RunningDurable {
+    /// The last log frame it holds, and the log's bytes through it since the last one.
+    lsn: u64,
+    covered_bytes: u64,
+    /// The last log position its index rows cover, when it carries any.
+    indexed_through: Option<u64>,
+    started: Instant,
+}
+
+fn run(rx: mpsc::Receiver<Msg>, mut journal: Journal) {
     let mut last_start = Instant::now();
     let mut last_size = 0usize;
+    let mut closing = false;
     loop {
+        if closing && journal.durable_running.is_none() {
+            break;
+        }
         // Block for the first request, then take whatever else is already waiting: under
         // load the batch grows by itself (and waits a little, see GATHER_UNDER_LOAD), at
         // rest every request commits alone without delay.
-        let first = if journal.dirty {
+        let first = if journal.dirty && journal.durable_running.is_none() && !closing {
             let wait = journal
                 .durable_every
                 .saturating_sub(journal.last_durable.elapsed());
             match rx.recv_timeout(wait) {
-                Ok(r) => r,
+                Ok(m) => m,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    journal.make_durable_or_log();
+                    journal.start_durable();
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         } else {
             match rx.recv() {
-                Ok(r) => r,
+                Ok(m) => m,
                 Err(_) => break,
+            }
+        };
+        let first = match first {
+            Msg::Request(r) => r,
+            Msg::DurableDone(result) => {
+                journal.end_durable(result);
+                continue;
+            }
+            Msg::Close => {
+                closing = true;
+                continue;
             }
         };
         if last_size > 1 {
@@ -229,15 +415,25 @@ fn run(rx: mpsc::Receiver<Request>, mut journal: Journal) {
         }
         last_start = Instant::now();
         let mut batch = vec![first];
+        let mut after = Vec::new();
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(r) => batch.push(r),
+                Ok(Msg::Request(r)) => batch.push(r),
+                // Handled once this batch is answered.
+                Ok(other) => {
+                    after.push(other);
+                    break;
+                }
                 Err(_) => break,
             }
         }
         last_size = batch.len();
         let ops: u64 = batch.iter().map(|r| r.ops.len() as u64).sum();
-        let result = journal.apply(&batch);
+        let result = if journal.durable_running.is_some() {
+            journal.keep(&batch)
+        } else {
+            journal.apply(&batch)
+        };
         if result.is_ok() {
             let c = &journal.counters;
             c.batches.fetch_add(1, Ordering::Relaxed);
@@ -249,8 +445,15 @@ fn run(rx: mpsc::Receiver<Request>, mut journal: Journal) {
         for r in batch {
             let _ = r.done.send(result.clone());
         }
+        for m in after {
+            match m {
+                Msg::DurableDone(result) => journal.end_durable(result),
+                Msg::Close => closing = true,
+                Msg::Request(_) => {}
+            }
+        }
         if journal.durable_due() {
-            journal.make_durable_or_log();
+            journal.start_durable();
         }
     }
     // Closing: one last durable commit, so the next open has no log to replay and no
@@ -264,6 +467,7 @@ impl Journal {
     /// Whether the batches since the last durable commit should be covered now.
     fn durable_due(&self) -> bool {
         self.dirty
+            && self.durable_running.is_none()
             && (self.last_durable.elapsed() >= self.durable_every
                 || self.log.recent().len() >= CHECKPOINT_ENTRIES
                 || self.wal.since_durable() >= super::wal::SEGMENT_BYTES)
@@ -281,23 +485,12 @@ impl Journal {
         if let Some(e) = self.stopped() {
             return Err(e);
         }
-        let lsn = self.wal.last_lsn();
+        let (lsn, covered) = (self.wal.last_lsn(), self.wal.since_durable());
         let (rows, through) = {
             let recent = self.log.recent();
             (recent.chunks(), self.next_position.saturating_sub(1))
         };
-        let result = (|| {
-            let mut txn = self.db.begin_write()?;
-            // With the allocator state in every durable commit, opening after a crash reads
-            // it back instead of walking the whole file.
-            txn.set_quick_repair(self.quick_repair);
-            if !rows.is_empty() {
-                write_index(&txn, &rows, through)?;
-            }
-            txn.open_table(LOG_META)?.insert(WAL_APPLIED, lsn)?;
-            txn.commit()?;
-            Ok::<_, StoreError>(())
-        })();
+        let result = durable_commit(&self.db, self.quick_repair, &rows, through, lsn);
         if let Err(e) = result {
             self.stop(&e);
             return Err(e);
@@ -308,7 +501,161 @@ impl Journal {
         self.dirty = false;
         self.last_durable = Instant::now();
         self.counters.durable.fetch_add(1, Ordering::Relaxed);
-        self.wal.durable_through(lsn)
+        self.wal.durable_through(lsn, covered)
+    }
+
+    /// Starts a durable commit on a thread of its own; batches are kept in memory until it
+    /// ends ([`Journal::end_durable`]). Falls back to committing here if no thread starts.
+    fn start_durable(&mut self) {
+        if self.durable_running.is_some() {
+            return;
+        }
+        if self.stopped().is_some() {
+            // Nothing can be made durable any more (the log keeps it for the restart); do
+            // not come back every time the timer would.
+            self.dirty = false;
+            return;
+        }
+        let (lsn, covered_bytes) = (self.wal.last_lsn(), self.wal.since_durable());
+        let (rows, through) = {
+            let recent = self.log.recent();
+            (recent.chunks(), self.next_position.saturating_sub(1))
+        };
+        let indexed_through = (!rows.is_empty()).then_some(through);
+        let db = self.db.clone();
+        let quick_repair = self.quick_repair;
+        let tx = self.tx.clone();
+        #[cfg(test)]
+        let delay = faults::durable_delay(self.wal.dir());
+        let spawned = std::thread::Builder::new()
+            .name("store-durable".into())
+            .spawn(move || {
+                #[cfg(test)]
+                std::thread::sleep(delay);
+                let result = durable_commit(&db, quick_repair, &rows, through, lsn);
+                let _ = tx.send(Msg::DurableDone(result));
+            });
+        match spawned {
+            Ok(_) => {
+                self.durable_running = Some(RunningDurable {
+                    lsn,
+                    covered_bytes,
+                    indexed_through,
+                    started: Instant::now(),
+                })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a thread for the durable commit; making it here");
+                self.make_durable_or_log();
+            }
+        }
+    }
+
+    /// The durable commit has ended: the log behind it goes, and the batches kept meanwhile
+    /// are applied in one transaction and become readable.
+    fn end_durable(&mut self, result: Result<(), StoreError>) {
+        let Some(running) = self.durable_running.take() else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                if let Some(through) = running.indexed_through {
+                    self.log.recent().prune(through);
+                }
+                self.dirty = false;
+                self.last_durable = running.started;
+                self.counters.durable.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = self.wal.durable_through(running.lsn, running.covered_bytes) {
+                    tracing::error!(error = %e, "cannot remove covered write-ahead log segments");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "durable journal commit failed; the write-ahead log keeps what it would have covered");
+                self.stop(&e);
+            }
+        }
+        if let Err(e) = self.apply_kept() {
+            // Their frames are durable and redb does not have them: only a replay can
+            // reconcile the two.
+            self.stop(&e);
+        }
+        self.visibility.clear();
+    }
+
+    fn apply_kept(&mut self) -> Result<(), StoreError> {
+        if self.later_batches == 0 {
+            return Ok(());
+        }
+        let writes = std::mem::take(&mut self.later);
+        let appended = std::mem::take(&mut self.later_appended);
+        self.later_batches = 0;
+        if let Some(e) = self.stopped() {
+            return Err(e);
+        }
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| StoreError::Storage(e.to_string()))?;
+        txn.set_quick_repair(false);
+        {
+            let mut tables = Tables::open(&txn)?;
+            for w in &writes {
+                tables.write(&w.entry())?;
+            }
+        }
+        txn.commit()?;
+        self.dirty = true;
+        let mut recent = self.log.recent();
+        for (id, seq, position) in &appended {
+            recent.insert(id, *seq, *position);
+        }
+        Ok(())
+    }
+
+    /// A batch while a durable commit holds redb: made durable in the log and kept, to be
+    /// applied when the commit ends. Readers wait for it meanwhile.
+    fn keep(&mut self, batch: &[Request]) -> Result<(), StoreError> {
+        if let Some(e) = self.stopped() {
+            return Err(e);
+        }
+        let mut next_position = self.next_position;
+        let mut appended: Vec<(&str, u64, u64)> = Vec::new();
+        let kept_before = self.later.len();
+        let written = {
+            let mut sink = Sink::Later(&mut self.later);
+            write_ops(
+                &mut sink,
+                &mut self.wal,
+                batch,
+                &mut next_position,
+                &mut appended,
+            )
+        };
+        if let Err(e) = written {
+            self.later.truncate(kept_before);
+            self.wal.discard();
+            return Err(e);
+        }
+        match self.wal.sync() {
+            Ok(_) => {}
+            Err(WalError::Write(e)) => {
+                self.later.truncate(kept_before);
+                return Err(e);
+            }
+            Err(WalError::InDoubt(e)) => {
+                self.later.truncate(kept_before);
+                self.stop(&e);
+                return Err(e);
+            }
+        }
+        self.next_position = next_position;
+        self.later_appended.extend(
+            appended
+                .into_iter()
+                .map(|(id, seq, position)| (id.to_string(), seq, position)),
+        );
+        self.later_batches += 1;
+        self.visibility.add();
+        Ok(())
     }
 
     fn apply(&mut self, batch: &[Request]) -> Result<(), StoreError> {
@@ -323,13 +670,16 @@ impl Journal {
         // Positions are taken for good only once the commit succeeds.
         let mut next_position = self.next_position;
         let mut appended: Vec<(&str, u64, u64)> = Vec::new();
-        if let Err(e) = write_ops(
-            &txn,
-            &mut self.wal,
-            batch,
-            &mut next_position,
-            &mut appended,
-        ) {
+        let written = Tables::open(&txn).and_then(|tables| {
+            write_ops(
+                &mut Sink::Now(Box::new(tables)),
+                &mut self.wal,
+                batch,
+                &mut next_position,
+                &mut appended,
+            )
+        });
+        if let Err(e) = written {
             // Dropping the transaction aborts it: nothing of the batch is anywhere.
             self.wal.discard();
             return Err(e);
@@ -382,6 +732,27 @@ impl Journal {
     }
 }
 
+/// One durable redb commit: the index rows, the mark of the last log frame it holds, and
+/// (with quick repair) redb's allocator state.
+fn durable_commit(
+    db: &Database,
+    quick_repair: bool,
+    rows: &[(String, Vec<(u64, u64)>)],
+    through: u64,
+    lsn: u64,
+) -> Result<(), StoreError> {
+    let mut txn = db.begin_write()?;
+    // With the allocator state in every durable commit, opening after a crash reads it back
+    // instead of walking the whole file.
+    txn.set_quick_repair(quick_repair);
+    if !rows.is_empty() {
+        write_index(&txn, rows, through)?;
+    }
+    txn.open_table(LOG_META)?.insert(WAL_APPLIED, lsn)?;
+    txn.commit()?;
+    Ok(())
+}
+
 /// Adds index rows (sorted as the index is) and moves the mark of how far it reaches.
 fn write_index(
     txn: &redb::WriteTransaction,
@@ -410,7 +781,7 @@ fn write_index(
 
 /// Makes one write in redb and records it in the frame being built.
 fn put(
-    tables: &mut Tables<'_>,
+    tables: &mut Sink<'_, '_>,
     wal: &mut Wal,
     table: Table,
     key: Key<'_>,
@@ -423,7 +794,7 @@ fn put(
 }
 
 fn remove(
-    tables: &mut Tables<'_>,
+    tables: &mut Sink<'_, '_>,
     wal: &mut Wal,
     table: Table,
     key: &str,
@@ -437,16 +808,14 @@ fn remove(
     Ok(())
 }
 
-/// Turns a batch's ops into table writes, made in `txn` and recorded in the log's frame.
+/// Turns a batch's ops into table writes, made in `sink` and recorded in the log's frame.
 fn write_ops<'b>(
-    txn: &redb::WriteTransaction,
+    t: &mut Sink<'_, '_>,
     wal: &mut Wal,
     batch: &'b [Request],
     next_position: &mut u64,
     appended: &mut Vec<(&'b str, u64, u64)>,
 ) -> Result<(), StoreError> {
-    let mut tables = Tables::open(txn)?;
-    let t = &mut tables;
     for op in batch.iter().flat_map(|r| r.ops.iter()) {
         match op {
             Op::PutConversation(c) => {
@@ -550,4 +919,31 @@ fn write_ops<'b>(
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(v).map_err(|e| StoreError::Storage(format!("cannot encode: {e}")))
+}
+
+/// Test-only faults of the durable commit, keyed by the log's directory.
+#[cfg(test)]
+pub mod faults {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    static SLOW: Mutex<Option<HashMap<PathBuf, Duration>>> = Mutex::new(None);
+
+    /// Every durable commit of the journal whose log is in `dir` first waits `delay`.
+    pub fn slow_durable_commits(dir: &Path, delay: Duration) {
+        SLOW.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .insert(dir.to_path_buf(), delay);
+    }
+
+    pub(super) fn durable_delay(dir: &Path) -> Duration {
+        SLOW.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|m| m.get(dir).copied())
+            .unwrap_or_default()
+    }
 }
