@@ -1021,6 +1021,16 @@ mod tests {
         assert!(indexed_through(&store) > 4096);
     }
 
+    /// The seqs of a conversation's messages, as read back.
+    fn seqs(store: &Store, id: &str) -> Vec<u64> {
+        store
+            .messages_after(id, 0)
+            .expect("read")
+            .iter()
+            .map(|m| m.seq)
+            .collect()
+    }
+
     /// A copy of the journal and its log, as a `kill -9` would leave them.
     fn crash_copy(path: &Path) -> (tempfile::TempDir, std::path::PathBuf) {
         let crashed = tempfile::tempdir().expect("tempdir");
@@ -1099,13 +1109,7 @@ mod tests {
 
         let check = |s: &Store, last: u64| {
             assert!(s.conversation("c1").expect("read").is_some());
-            let seqs: Vec<u64> = s
-                .messages_after("c1", 0)
-                .expect("read")
-                .iter()
-                .map(|m| m.seq)
-                .collect();
-            assert_eq!(seqs, (1..=last).collect::<Vec<_>>());
+            assert_eq!(seqs(s, "c1"), (1..=last).collect::<Vec<_>>());
             let queue: Vec<String> = s
                 .queue_entries()
                 .expect("queue")
@@ -1164,14 +1168,8 @@ mod tests {
         );
         let (_crashed, copy) = crash_copy(&path);
 
-        let seqs: Vec<u64> = store
-            .messages_after("c1", 0)
-            .expect("read")
-            .iter()
-            .map(|m| m.seq)
-            .collect();
         assert_eq!(
-            seqs,
+            seqs(&store, "c1"),
             [1, 2, 3, 4, 5, 6],
             "the read saw every answered write"
         );
@@ -1190,13 +1188,11 @@ mod tests {
         drop(reopened);
 
         let recovered = Store::open(&copy).expect("open the crash copy");
-        let seqs: Vec<u64> = recovered
-            .messages_after("c1", 0)
-            .expect("read")
-            .iter()
-            .map(|m| m.seq)
-            .collect();
-        assert_eq!(seqs, [1, 2, 3, 4, 5, 6], "replayed from the log");
+        assert_eq!(
+            seqs(&recovered, "c1"),
+            [1, 2, 3, 4, 5, 6],
+            "replayed from the log"
+        );
     }
 
     /// A failed fsync of the write-ahead log leaves the batch in doubt: it fails, every
@@ -1225,25 +1221,13 @@ mod tests {
         assert!(reason.contains("injected by a test"), "{reason}");
         assert_eq!(store.write_failure().as_deref(), Some(reason.as_str()));
         // Reads still work, and see what was acknowledged.
-        let seqs: Vec<u64> = store
-            .messages_after("c1", 0)
-            .expect("read")
-            .iter()
-            .map(|m| m.seq)
-            .collect();
-        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(seqs(&store, "c1"), [1, 2, 3]);
         drop(store);
 
         let reopened = Store::open(&path).expect("reopen");
         assert_eq!(reopened.write_failure(), None);
-        let seqs: Vec<u64> = reopened
-            .messages_after("c1", 0)
-            .expect("read")
-            .iter()
-            .map(|m| m.seq)
-            .collect();
         assert_eq!(
-            seqs,
+            seqs(&reopened, "c1"),
             [1, 2, 3, 4],
             "the frame in doubt was on disk after all"
         );

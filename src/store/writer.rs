@@ -592,10 +592,7 @@ impl Journal {
         if let Some(e) = self.stopped() {
             return Err(e);
         }
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::None)
-            .map_err(|e| StoreError::Storage(e.to_string()))?;
-        txn.set_quick_repair(false);
+        let txn = self.begin_logged()?;
         {
             let mut tables = Tables::open(&txn)?;
             for w in &writes {
@@ -658,15 +655,21 @@ impl Journal {
         Ok(())
     }
 
+    /// A write transaction for writes the write-ahead log already made durable: redb's own
+    /// fsync waits for a durable commit.
+    fn begin_logged(&self) -> Result<redb::WriteTransaction, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| StoreError::Storage(e.to_string()))?;
+        txn.set_quick_repair(false);
+        Ok(txn)
+    }
+
     fn apply(&mut self, batch: &[Request]) -> Result<(), StoreError> {
         if let Some(e) = self.stopped() {
             return Err(e);
         }
-        let mut txn = self.db.begin_write()?;
-        // Durable through the write-ahead log; redb's own fsync waits for a durable commit.
-        txn.set_durability(Durability::None)
-            .map_err(|e| StoreError::Storage(e.to_string()))?;
-        txn.set_quick_repair(false);
+        let txn = self.begin_logged()?;
         // Positions are taken for good only once the commit succeeds.
         let mut next_position = self.next_position;
         let mut appended: Vec<(&str, u64, u64)> = Vec::new();
