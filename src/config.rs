@@ -124,7 +124,8 @@ pub struct StorageConfig {
     /// batches in between are made durable by the write-ahead log) also saves the journal's
     /// allocator state (redb's quick repair), so a restart after a crash or `kill -9` need
     /// not walk the whole file to rebuild it: seconds for a journal of gigabytes otherwise.
-    /// The saved state grows with the file, and writes wait while it is saved.
+    /// The saved state grows with the file; the commit runs beside the writer, which goes
+    /// on answering batches from the write-ahead log meanwhile.
     #[serde(default = "default_quick_repair")]
     pub quick_repair: bool,
 }
