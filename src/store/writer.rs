@@ -61,8 +61,9 @@ enum Msg {
     Close,
 }
 
-/// Longest a reader waits for batches answered during a durable commit; only a writer
-/// thread that died could make it wait that long.
+/// Longest a reader waits for batches answered during a durable commit. Only a stalled
+/// disk or a writer thread that died makes it wait that long; the read then goes on without
+/// them, with a warning, rather than hang its thread.
 const VISIBILITY_WAIT: Duration = Duration::from_secs(5);
 
 /// Batches answered from the log while a durable commit held redb, not yet applied:
