@@ -329,33 +329,9 @@ async fn acked(
     Err(InboundError::Unavailable)
 }
 
-impl Directory {
-    /// Passes the message on at once, in the order messages reach the directory, and
-    /// answers with the wait for its ack, which the channel runs on its own task.
-    fn take(
-        &mut self,
-        inbound: Inbound,
-        place: Option<&ArbiterHandle>,
-        ctx: &mut Context<Self>,
-    ) -> PendingAck {
-        let first = self
-            .get_or_create(&inbound, place)
-            .map(|addr| hand_to(&addr, inbound.clone()))
-            .map_err(|e| InboundError::Storage(e.to_string()));
-        Box::pin(acked(first, ctx.address(), inbound, place.cloned()))
-    }
-}
-
-impl Handler<Inbound> for Directory {
-    type Result = MessageResult<Inbound>;
-
-    fn handle(&mut self, inbound: Inbound, ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.take(inbound, None, ctx))
-    }
-}
-
-/// A customer's message whose conversation had no live actor, with the arbiter it came
-/// from: the actor is started there.
+/// A customer's message, with the arbiter it came from: an actor started for it starts
+/// there. Passed on at once, in the order messages reach the directory; the answer is the
+/// wait for its ack, which the channel runs on its own task.
 #[derive(Message)]
 #[rtype(result = "PendingAck")]
 struct Place {
@@ -367,7 +343,13 @@ impl Handler<Place> for Directory {
     type Result = MessageResult<Place>;
 
     fn handle(&mut self, msg: Place, ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.take(msg.inbound, msg.arbiter.as_ref(), ctx))
+        let Place { inbound, arbiter } = msg;
+        let first = self
+            .get_or_create(&inbound, arbiter.as_ref())
+            .map(|addr| hand_to(&addr, inbound.clone()))
+            .map_err(|e| InboundError::Storage(e.to_string()));
+        let pending: PendingAck = Box::pin(acked(first, ctx.address(), inbound, arbiter));
+        MessageResult(pending)
     }
 }
 

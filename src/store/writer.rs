@@ -157,7 +157,7 @@ impl LaterWrite {
 /// Where a batch's writes go besides the log's frame.
 enum Sink<'t, 'l> {
     /// Into the batch's redb transaction.
-    Now(Box<Tables<'t>>),
+    Now(&'l mut Tables<'t>),
     /// Kept until the durable commit holding redb ends.
     Later(&'l mut Vec<LaterWrite>),
 }
@@ -257,7 +257,6 @@ impl Writer {
             durable_running: None,
             later: Vec::new(),
             later_appended: Vec::new(),
-            later_batches: 0,
             visibility: visibility.clone(),
             tx: tx.clone(),
         };
@@ -352,7 +351,6 @@ struct Journal {
     /// positions; applied when it ends.
     later: Vec<LaterWrite>,
     later_appended: Vec<(String, u64, u64)>,
-    later_batches: u64,
     visibility: Arc<Visibility>,
     /// For the durable commit's thread to say it has ended.
     tx: mpsc::Sender<Msg>,
@@ -584,12 +582,11 @@ impl Journal {
     }
 
     fn apply_kept(&mut self) -> Result<(), StoreError> {
-        if self.later_batches == 0 {
+        if self.later.is_empty() {
             return Ok(());
         }
         let writes = std::mem::take(&mut self.later);
         let appended = std::mem::take(&mut self.later_appended);
-        self.later_batches = 0;
         if let Some(e) = self.stopped() {
             return Err(e);
         }
@@ -618,32 +615,16 @@ impl Journal {
         let mut next_position = self.next_position;
         let mut appended: Vec<(&str, u64, u64)> = Vec::new();
         let kept_before = self.later.len();
-        let written = {
-            let mut sink = Sink::Later(&mut self.later);
-            write_ops(
-                &mut sink,
-                &mut self.wal,
-                batch,
-                &mut next_position,
-                &mut appended,
-            )
-        };
-        if let Err(e) = written {
+        let framed = frame_batch(
+            &mut Sink::Later(&mut self.later),
+            &mut self.wal,
+            batch,
+            &mut next_position,
+            &mut appended,
+        );
+        if let Err(e) = framed {
             self.later.truncate(kept_before);
-            self.wal.discard();
-            return Err(e);
-        }
-        match self.wal.sync() {
-            Ok(_) => {}
-            Err(WalError::Write(e)) => {
-                self.later.truncate(kept_before);
-                return Err(e);
-            }
-            Err(WalError::InDoubt(e)) => {
-                self.later.truncate(kept_before);
-                self.stop(&e);
-                return Err(e);
-            }
+            return Err(self.failed(e));
         }
         self.next_position = next_position;
         self.later_appended.extend(
@@ -651,7 +632,6 @@ impl Journal {
                 .into_iter()
                 .map(|(id, seq, position)| (id.to_string(), seq, position)),
         );
-        self.later_batches += 1;
         self.visibility.add();
         Ok(())
     }
@@ -674,27 +654,20 @@ impl Journal {
         // Positions are taken for good only once the commit succeeds.
         let mut next_position = self.next_position;
         let mut appended: Vec<(&str, u64, u64)> = Vec::new();
-        let written = Tables::open(&txn).and_then(|tables| {
-            write_ops(
-                &mut Sink::Now(Box::new(tables)),
-                &mut self.wal,
-                batch,
-                &mut next_position,
-                &mut appended,
-            )
-        });
-        if let Err(e) = written {
+        let framed = Tables::open(&txn)
+            .map_err(WalError::Write)
+            .and_then(|mut tables| {
+                frame_batch(
+                    &mut Sink::Now(&mut tables),
+                    &mut self.wal,
+                    batch,
+                    &mut next_position,
+                    &mut appended,
+                )
+            });
+        if let Err(e) = framed {
             // Dropping the transaction aborts it: nothing of the batch is anywhere.
-            self.wal.discard();
-            return Err(e);
-        }
-        match self.wal.sync() {
-            Ok(_) => {}
-            Err(WalError::Write(e)) => return Err(e),
-            Err(WalError::InDoubt(e)) => {
-                self.stop(&e);
-                return Err(e);
-            }
+            return Err(self.failed(e));
         }
         if let Err(e) = txn.commit() {
             // The frame is durable, redb does not have it: only a replay can reconcile them.
@@ -709,6 +682,17 @@ impl Journal {
             recent.insert(id, seq, position);
         }
         Ok(())
+    }
+
+    /// The error a batch that failed in the log gets; a log left in doubt stops all writes.
+    fn failed(&mut self, e: WalError) -> StoreError {
+        match e {
+            WalError::Write(e) => e,
+            WalError::InDoubt(e) => {
+                self.stop(&e);
+                e
+            }
+        }
     }
 
     /// No more writes after a failure that leaves the log or redb in doubt; says why from
@@ -810,6 +794,22 @@ fn remove(
     tables.write(&entry)?;
     wal.record(&entry);
     Ok(())
+}
+
+/// Turns a batch's ops into writes in `sink` and one frame of the log, made durable; a
+/// batch that fails before its frame is written leaves nothing in the log.
+fn frame_batch<'b>(
+    sink: &mut Sink<'_, '_>,
+    wal: &mut Wal,
+    batch: &'b [Request],
+    next_position: &mut u64,
+    appended: &mut Vec<(&'b str, u64, u64)>,
+) -> Result<(), WalError> {
+    if let Err(e) = write_ops(sink, wal, batch, next_position, appended) {
+        wal.discard();
+        return Err(WalError::Write(e));
+    }
+    wal.sync().map(drop)
 }
 
 /// Turns a batch's ops into table writes, made in `sink` and recorded in the log's frame.
