@@ -12,7 +12,9 @@
 //! agent sessions accept, reply (with a timestamp in the text, which the customer reads
 //! back for the agent reply -> customer latency) and close, and the customer carries on
 //! with the bot. Customers start a new visitor every `--conversation-length` messages, so
-//! escalations keep coming for the whole run.
+//! escalations keep coming for the whole run. The new visitor starts as soon as the old one
+//! has sent its last message, on the old one's schedule; the old one reads the answers it is
+//! still owed on the side, so a slow answer never costs the customer a slot of the rate.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -68,7 +70,7 @@ pub async fn run(ctx: Arc<Ctx>, mixed: bool) -> anyhow::Result<Outcome> {
             drain_end,
         };
         tasks.push(tokio::spawn(async move {
-            customer(&ctx, &rv, i, n, first, plan, times).await;
+            customer(ctx, rv, i, n, first, plan, times).await;
         }));
     }
     for t in tasks {
@@ -200,11 +202,14 @@ struct Conv {
     /// Times the conversation came back to the bot from an agent (each leaves one
     /// internal note, a legitimate hole in the customer's seqs).
     handbacks: u64,
+    /// When the connection was started.
+    opened: Instant,
 }
 
 impl Conv {
     /// A new visitor: connect, `hello`, `welcome`.
     async fn open(url: &str, i: usize) -> anyhow::Result<Conv> {
+        let opened = Instant::now();
         let mut ws = client::connect(url).await?;
         client::send(&mut ws, client::widget_hello(None, 0, &format!("Load {i}"))).await?;
         client::expect(&mut ws, "welcome", WELCOME_WAIT, |_| {}).await?;
@@ -218,6 +223,7 @@ impl Conv {
             sent: 0,
             escalate_at: None,
             handbacks: 0,
+            opened,
         })
     }
 
@@ -368,7 +374,7 @@ impl Conv {
 
 /// How one conversation ended.
 enum Ended {
-    /// Its messages are all sent and answered: start a new visitor.
+    /// Its messages are all sent (answers may still be owed): start a new visitor.
     Finished,
     /// The run is over.
     Stop,
@@ -377,8 +383,8 @@ enum Ended {
 }
 
 async fn customer(
-    ctx: &Ctx,
-    rv: &Rendezvous,
+    ctx: Arc<Ctx>,
+    rv: Arc<Rendezvous>,
     i: usize,
     n: usize,
     first: Option<Conv>,
@@ -388,17 +394,22 @@ async fn customer(
     let mut pacer = Pacer::new(&ctx.args, i, n, times.t0);
     let mut next = first;
     let mut serial: u64 = 0;
+    // Visitors that sent their last message and wait for its answers while this customer
+    // goes on as a new visitor.
+    let mut draining = Vec::new();
     loop {
         if Instant::now() >= times.phase_end {
             if let Some(c) = next.take() {
-                c.finish(ctx).await;
+                c.finish(&ctx).await;
             }
-            return;
+            break;
         }
         let mut conv = match next.take() {
             Some(c) => c,
             None => match Conv::open(&ctx.widget_url(), i).await {
                 Ok(c) => {
+                    ctx.metrics
+                        .latency("new visitor -> welcome", c.opened.elapsed());
                     ctx.metrics.add("skipped_slots", pacer.skip_missed());
                     c
                 }
@@ -422,11 +433,30 @@ async fn customer(
             };
             conv.escalate_at = Some(rand::rng().random_range(last.min(2)..=last));
         }
-        match talk(ctx, rv, i, &mut conv, &mut pacer, &mut serial, plan, times).await {
-            Ended::Finished => conv.finish(ctx).await,
+        match talk(
+            &ctx,
+            &rv,
+            i,
+            &mut conv,
+            &mut pacer,
+            &mut serial,
+            plan,
+            times,
+        )
+        .await
+        {
+            Ended::Finished => {
+                // The customer's schedule does not wait for a slow answer or a closing
+                // handshake: the next visitor starts now, and this one reads its answers
+                // and closes on the side.
+                let (ctx, rv) = (ctx.clone(), rv.clone());
+                draining.push(tokio::spawn(
+                    async move { drain(&ctx, &rv, conv, times).await },
+                ));
+            }
             Ended::Stop => {
-                conv.finish(ctx).await;
-                return;
+                conv.finish(&ctx).await;
+                break;
             }
             Ended::Broken => {
                 ctx.metrics.add("unanswered", conv.pending.len() as u64);
@@ -434,6 +464,30 @@ async fn customer(
             }
         }
     }
+    for d in draining {
+        if d.await.is_err() {
+            ctx.metrics.count("unexpected");
+        }
+    }
+}
+
+/// Reads a finished visitor's last answers, then closes it.
+async fn drain(ctx: &Ctx, rv: &Rendezvous, mut conv: Conv, times: Times) {
+    while !conv.pending.is_empty() {
+        tokio::select! {
+            r = client::read(&mut conv.ws) => match r {
+                Read::Frame(f) => conv.on_frame(ctx, rv, *f, times.phase_end),
+                Read::Garbage => ctx.metrics.count("unexpected"),
+                Read::Closed => {
+                    ctx.metrics.add("unanswered", conv.pending.len() as u64);
+                    ctx.metrics.count("disconnected");
+                    return;
+                }
+            },
+            _ = tokio::time::sleep_until(times.drain_end) => break,
+        }
+    }
+    conv.finish(ctx).await;
 }
 
 /// Sends and reads on one conversation until it is done, the run is over or it breaks.
@@ -461,12 +515,13 @@ async fn talk(
         }
         let length_done = plan.length > 0 && conv.sent >= plan.length;
         let sending_over = now >= times.phase_end || length_done;
-        if sending_over && conv.pending.is_empty() && conv.state == State::Bot {
-            return if now >= times.phase_end {
-                Ended::Stop
-            } else {
-                Ended::Finished
-            };
+        if now >= times.phase_end {
+            if conv.pending.is_empty() && conv.state == State::Bot {
+                return Ended::Stop;
+            }
+        } else if length_done && conv.state == State::Bot {
+            // Answers still owed are read by `drain` while the next visitor starts.
+            return Ended::Finished;
         }
         if conv.state != State::Bot {
             blocked = true;
