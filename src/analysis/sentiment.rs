@@ -541,6 +541,17 @@ fn words(message: &str) -> Vec<Word> {
                 upper += usize::from(c.is_uppercase());
             }
             let shouted = count >= 2 && upper == count;
+            // A plain ASCII word (most of them) is its own only token, lower-cased: no
+            // apostrophe to read, nothing to fold.
+            if !chunk.is_empty() && chunk.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                out.push(Word {
+                    text: unelongate(chunk.to_ascii_lowercase()),
+                    shouted,
+                    negative_contraction: false,
+                    clause,
+                });
+                continue;
+            }
             let lower = chunk.to_lowercase();
             let negative_contraction = ["n't", "n\u{2019}t", "n`t", "n\u{2018}t"]
                 .iter()
@@ -561,6 +572,15 @@ fn words(message: &str) -> Vec<Word> {
 /// "sooo baaad" is "so bad": collapses runs of three or more letters, first to two ("good",
 /// "sorry" keep their double letter), then to one.
 fn elongation_variants(word: &str) -> Option<(String, String)> {
+    // An ASCII word (most of them) is checked on its bytes, without collecting chars.
+    if word.is_ascii()
+        && !word
+            .as_bytes()
+            .windows(3)
+            .any(|w| w[0] == w[1] && w[1] == w[2])
+    {
+        return None;
+    }
     let chars: Vec<char> = word.chars().collect();
     let has_run = chars.windows(3).any(|w| w[0] == w[1] && w[1] == w[2]);
     if !has_run {
@@ -812,6 +832,31 @@ impl SentimentState {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn plain_words_read_as_their_tokens() {
+        // The fast path for plain ASCII words gives what `text::tokens` would.
+        for message in [
+            "Where is my ORDER?? It's sooo late, I don't like this",
+            "Das ist TOLL, aber zu spät! l'agent n'est pas là",
+            "goood service 123 abc42 BAAAD",
+        ] {
+            let fast: Vec<String> = words(message).into_iter().map(|w| w.text).collect();
+            let mut slow = Vec::new();
+            for part in message.split(['.', ',', ';', '!', '?', '\n']) {
+                for chunk in part.split(|c: char| !(c.is_alphanumeric() || is_apostrophe(c))) {
+                    slow.extend(text::tokens(chunk).into_iter().map(unelongate));
+                }
+            }
+            assert_eq!(fast, slow, "{message}");
+        }
+        assert_eq!(
+            elongation_variants("baaad"),
+            Some(("baad".into(), "bad".into()))
+        );
+        assert_eq!(elongation_variants("bad"), None);
+        assert_eq!(elongation_variants("ééé"), Some(("éé".into(), "é".into())));
+    }
     use super::*;
 
     #[test]
