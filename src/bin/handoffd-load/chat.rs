@@ -396,8 +396,15 @@ async fn customer(
     let mut serial: u64 = 0;
     // Visitors that sent their last message and wait for its answers while this customer
     // goes on as a new visitor.
-    let mut draining = Vec::new();
+    let mut draining = tokio::task::JoinSet::new();
     loop {
+        // Finished drains are reaped as the customer goes, so a long run does not keep
+        // one finished task per visitor.
+        while let Some(r) = draining.try_join_next() {
+            if r.is_err() {
+                ctx.metrics.count("unexpected");
+            }
+        }
         if Instant::now() >= times.phase_end {
             if let Some(c) = next.take() {
                 c.finish(&ctx).await;
@@ -450,9 +457,7 @@ async fn customer(
                 // handshake: the next visitor starts now, and this one reads its answers
                 // and closes on the side.
                 let (ctx, rv) = (ctx.clone(), rv.clone());
-                draining.push(tokio::spawn(
-                    async move { drain(&ctx, &rv, conv, times).await },
-                ));
+                draining.spawn(async move { drain(&ctx, &rv, conv, times).await });
             }
             Ended::Stop => {
                 conv.finish(&ctx).await;
@@ -464,8 +469,8 @@ async fn customer(
             }
         }
     }
-    for d in draining {
-        if d.await.is_err() {
+    while let Some(r) = draining.join_next().await {
+        if r.is_err() {
             ctx.metrics.count("unexpected");
         }
     }
