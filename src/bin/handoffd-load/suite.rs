@@ -148,6 +148,9 @@ fn daemon_steps(quick: bool, soak: f64) -> Vec<Step> {
     }
     let mut top = args(Steady, 500, 0.0, 20.0);
     top.window = 1;
+    // The same load shape as the baseline's `echo top`: 256 clients, 4 messages in flight.
+    let mut top_shaped = args(Steady, 256, 0.0, 20.0);
+    top_shaped.window = 4;
     let mut mixed = args(Mixed, 200, 1000.0, 30.0);
     mixed.escalate_share = 0.1;
     let mut reconnect = args(ReconnectStorm, 10_000, 0.0, 30.0);
@@ -155,6 +158,7 @@ fn daemon_steps(quick: bool, soak: f64) -> Vec<Step> {
     reconnect.connect_concurrency = 512;
     vec![
         step("steady top", top),
+        step("steady top 256x4", top_shaped),
         step("steady 1000/s", args(Steady, 100, 1000.0, 20.0)),
         step("steady 3000/s", args(Steady, 1000, 3000.0, 20.0)),
         step("steady 10000/s soak", args(Steady, 1000, 10_000.0, soak)),
