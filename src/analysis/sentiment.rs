@@ -573,17 +573,11 @@ fn words(message: &str) -> Vec<Word> {
 /// "sorry" keep their double letter), then to one.
 fn elongation_variants(word: &str) -> Option<(String, String)> {
     // An ASCII word (most of them) is checked on its bytes, without collecting chars.
-    if word.is_ascii()
-        && !word
-            .as_bytes()
-            .windows(3)
-            .any(|w| w[0] == w[1] && w[1] == w[2])
-    {
+    if word.is_ascii() && !has_run_of_three(word.as_bytes()) {
         return None;
     }
     let chars: Vec<char> = word.chars().collect();
-    let has_run = chars.windows(3).any(|w| w[0] == w[1] && w[1] == w[2]);
-    if !has_run {
+    if !has_run_of_three(&chars) {
         return None;
     }
     let collapse = |max: usize| {
@@ -600,6 +594,11 @@ fn elongation_variants(word: &str) -> Option<(String, String)> {
         out
     };
     Some((collapse(2), collapse(1)))
+}
+
+/// Three equal items in a row.
+fn has_run_of_three<T: PartialEq>(items: &[T]) -> bool {
+    items.windows(3).any(|w| w[0] == w[1] && w[1] == w[2])
 }
 
 /// Whether any list of this module knows `word`.
@@ -832,6 +831,7 @@ impl SentimentState {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn plain_words_read_as_their_tokens() {
@@ -857,7 +857,6 @@ mod tests {
         assert_eq!(elongation_variants("bad"), None);
         assert_eq!(elongation_variants("ééé"), Some(("éé".into(), "é".into())));
     }
-    use super::*;
 
     #[test]
     fn neutral_text_is_zero() {

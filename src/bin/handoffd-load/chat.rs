@@ -354,6 +354,12 @@ impl Conv {
         }
     }
 
+    /// The connection broke: what it still owed is unanswered.
+    fn broken(self, ctx: &Ctx) {
+        ctx.metrics.add("unanswered", self.pending.len() as u64);
+        ctx.metrics.count("disconnected");
+    }
+
     /// The conversation is over for this client: check its seqs and close.
     async fn finish(self, ctx: &Ctx) {
         let m = &ctx.metrics;
@@ -401,9 +407,7 @@ async fn customer(
         // Finished drains are reaped as the customer goes, so a long run does not keep
         // one finished task per visitor.
         while let Some(r) = draining.try_join_next() {
-            if r.is_err() {
-                ctx.metrics.count("unexpected");
-            }
+            count_panicked(&ctx, r);
         }
         if Instant::now() >= times.phase_end {
             if let Some(c) = next.take() {
@@ -463,16 +467,18 @@ async fn customer(
                 conv.finish(&ctx).await;
                 break;
             }
-            Ended::Broken => {
-                ctx.metrics.add("unanswered", conv.pending.len() as u64);
-                ctx.metrics.count("disconnected");
-            }
+            Ended::Broken => conv.broken(&ctx),
         }
     }
     while let Some(r) = draining.join_next().await {
-        if r.is_err() {
-            ctx.metrics.count("unexpected");
-        }
+        count_panicked(&ctx, r);
+    }
+}
+
+/// A drain task that panicked is counted as a problem of the run.
+fn count_panicked(ctx: &Ctx, joined: Result<(), tokio::task::JoinError>) {
+    if joined.is_err() {
+        ctx.metrics.count("unexpected");
     }
 }
 
@@ -483,11 +489,7 @@ async fn drain(ctx: &Ctx, rv: &Rendezvous, mut conv: Conv, times: Times) {
             r = client::read(&mut conv.ws) => match r {
                 Read::Frame(f) => conv.on_frame(ctx, rv, *f, times.phase_end),
                 Read::Garbage => ctx.metrics.count("unexpected"),
-                Read::Closed => {
-                    ctx.metrics.add("unanswered", conv.pending.len() as u64);
-                    ctx.metrics.count("disconnected");
-                    return;
-                }
+                Read::Closed => return conv.broken(ctx),
             },
             _ = tokio::time::sleep_until(times.drain_end) => break,
         }
