@@ -4,7 +4,8 @@
 //! conversation it touched: with a thousand conversations chatting at once, a commit of
 //! seventy turns wrote over a hundred 4 KiB pages for seventy kilobytes of messages. Here
 //! every message is appended under the next position of one growing key instead, so a
-//! commit dirties only the few pages at the log's end.
+//! commit dirties only the few pages at the log's end. A batch's messages share one row (a
+//! run, [`RunBuilder`]) keyed by the first one's position.
 //!
 //! A conversation finds its messages through the index: rows keyed (conversation id,
 //! highest seq) whose value lists the (seq, position) pairs of that conversation's messages
@@ -24,7 +25,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use super::StoreError;
 use super::tables::{LOG_META, MESSAGE_INDEX, MESSAGE_LOG, MESSAGES};
@@ -37,10 +38,19 @@ pub const INDEXED_THROUGH: &str = "indexed_through";
 /// [`super::wal`]).
 pub const WAL_APPLIED: &str = "wal_applied";
 
-/// First byte of a log row: its layout, so it can change without a migration.
-const ROW_VERSION: u8 = 1;
+/// First byte of a log row holding one message: the layout of journals written before
+/// rows held runs. Still read; no longer written.
+const ROW_SINGLE: u8 = 1;
 
-/// One log row, read without decoding the message itself.
+/// First byte of a log row holding a run of messages at consecutive positions.
+const ROW_RUN: u8 = 2;
+
+/// A run stops growing past this many messages or bytes, so one row stays a few pages and
+/// reading one message out of it walks a bounded number of headers.
+pub const RUN_MAX_MESSAGES: u32 = 256;
+pub const RUN_MAX_BYTES: usize = 256 * 1024;
+
+/// One message of a log row, read without decoding the message itself.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Row<'a> {
     pub conversation_id: &'a str,
@@ -49,14 +59,99 @@ pub struct Row<'a> {
     pub message: &'a [u8],
 }
 
-/// A log row: version, conversation id (with its length), seq, then the message as JSON.
-/// The header lets the tail be re-indexed at open without parsing any JSON.
+/// The messages of one batch, gathered into one log row keyed by the first one's position.
+///
+/// A row per message cost one B-tree insert per message, about a third of the writer's
+/// instructions per customer turn (docs/benchmarks.md); a run costs one per batch. The
+/// message at position `p` is entry `p - key` of the row with the greatest key `<= p`.
+///
+/// Layout: the version byte, the count (u32), then per message the conversation id's
+/// length (u16) and bytes, the seq (u64), the message's length (u32) and its JSON, all
+/// little-endian. The headers let the log's tail be re-indexed at open without parsing JSON.
+#[derive(Debug)]
+pub struct RunBuilder {
+    first: u64,
+    count: u32,
+    bytes: Vec<u8>,
+}
+
+impl RunBuilder {
+    /// An empty run whose first message will live at `first`.
+    pub fn new(first: u64) -> RunBuilder {
+        let mut bytes = Vec::with_capacity(8 * 1024);
+        bytes.push(ROW_RUN);
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        RunBuilder {
+            first,
+            count: 0,
+            bytes,
+        }
+    }
+
+    /// Adds a message at the next position, which it returns.
+    pub fn push(
+        &mut self,
+        conversation_id: &str,
+        message: &MessageRecord,
+    ) -> Result<u64, StoreError> {
+        let id = conversation_id.as_bytes();
+        let id_len = u16::try_from(id.len())
+            .map_err(|_| StoreError::Storage("conversation id longer than 65535 bytes".into()))?;
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(&id_len.to_le_bytes());
+        self.bytes.extend_from_slice(id);
+        self.bytes.extend_from_slice(&message.seq.to_le_bytes());
+        let len_at = self.bytes.len();
+        self.bytes.extend_from_slice(&0u32.to_le_bytes());
+        let encoded = serde_json::to_writer(&mut self.bytes, message)
+            .map_err(|e| StoreError::Storage(format!("cannot encode: {e}")))
+            .and_then(|()| {
+                u32::try_from(self.bytes.len() - len_at - 4)
+                    .map_err(|_| StoreError::Storage("message longer than 4 GiB".into()))
+            });
+        let len = match encoded {
+            Ok(len) => len,
+            Err(e) => {
+                self.bytes.truncate(start);
+                return Err(e);
+            }
+        };
+        self.bytes[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+        let position = self.first + u64::from(self.count);
+        self.count += 1;
+        Ok(position)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether the run should be written and a new one begun.
+    pub fn is_full(&self) -> bool {
+        self.count >= RUN_MAX_MESSAGES || self.bytes.len() >= RUN_MAX_BYTES
+    }
+
+    /// The position the next run begins at.
+    pub fn next_position(&self) -> u64 {
+        self.first + u64::from(self.count)
+    }
+
+    /// The row's key and bytes.
+    pub fn finish(mut self) -> (u64, Vec<u8>) {
+        self.bytes[1..5].copy_from_slice(&self.count.to_le_bytes());
+        (self.first, self.bytes)
+    }
+}
+
+/// A row of the single-message layout (journals written before runs): version, the
+/// conversation id with its length, seq, then the message as JSON.
+#[cfg(test)]
 pub fn encode_row(conversation_id: &str, message: &MessageRecord) -> Result<Vec<u8>, StoreError> {
     let id = conversation_id.as_bytes();
     let id_len = u16::try_from(id.len())
         .map_err(|_| StoreError::Storage("conversation id longer than 65535 bytes".into()))?;
     let mut out = Vec::with_capacity(1 + 2 + id.len() + 8 + 384);
-    out.push(ROW_VERSION);
+    out.push(ROW_SINGLE);
     out.extend_from_slice(&id_len.to_le_bytes());
     out.extend_from_slice(id);
     out.extend_from_slice(&message.seq.to_le_bytes());
@@ -65,29 +160,106 @@ pub fn encode_row(conversation_id: &str, message: &MessageRecord) -> Result<Vec<
     Ok(out)
 }
 
-/// Splits a log row into its header fields and the message's JSON.
-pub fn decode_row(bytes: &[u8]) -> Result<Row<'_>, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt(format!("message log row: {what}"));
-    let (&version, rest) = bytes.split_first().ok_or_else(|| corrupt("empty"))?;
-    if version != ROW_VERSION {
-        return Err(corrupt(&format!("unknown layout {version}")));
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("message log row: {what}"))
+}
+
+/// Takes `n` bytes off the front of `rest`.
+fn take<'a>(rest: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], StoreError> {
+    let (head, tail) = rest
+        .split_at_checked(n)
+        .ok_or_else(|| corrupt(&format!("truncated {what}")))?;
+    *rest = tail;
+    Ok(head)
+}
+
+fn take_u16(rest: &mut &[u8], what: &str) -> Result<u16, StoreError> {
+    let b = take(rest, 2, what)?;
+    Ok(u16::from_le_bytes([b[0], b[1]]))
+}
+
+fn take_u32(rest: &mut &[u8], what: &str) -> Result<u32, StoreError> {
+    let b = take(rest, 4, what)?;
+    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn take_u64(rest: &mut &[u8], what: &str) -> Result<u64, StoreError> {
+    let b = take(rest, 8, what)?;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(b);
+    Ok(u64::from_le_bytes(word))
+}
+
+fn take_id<'a>(rest: &mut &'a [u8]) -> Result<&'a str, StoreError> {
+    let len = take_u16(rest, "id length")? as usize;
+    std::str::from_utf8(take(rest, len, "id")?).map_err(|_| corrupt("id is not UTF-8"))
+}
+
+/// The message `at` places after the row's key, if the row reaches that far.
+pub fn row_at(bytes: &[u8], at: u64) -> Result<Option<Row<'_>>, StoreError> {
+    let mut rest = bytes;
+    let version = take(&mut rest, 1, "version")?[0];
+    if version != ROW_RUN {
+        let at = usize::try_from(at).unwrap_or(usize::MAX);
+        return Ok(decode_rows(bytes)?.into_iter().nth(at));
     }
-    let (len, rest) = rest
-        .split_at_checked(2)
-        .ok_or_else(|| corrupt("truncated"))?;
-    let len = u16::from_le_bytes([len[0], len[1]]) as usize;
-    let (id, rest) = rest
-        .split_at_checked(len)
-        .ok_or_else(|| corrupt("truncated id"))?;
-    let conversation_id = std::str::from_utf8(id).map_err(|_| corrupt("id is not UTF-8"))?;
-    let (seq, message) = rest
-        .split_first_chunk::<8>()
-        .ok_or_else(|| corrupt("truncated seq"))?;
-    Ok(Row {
+    let count = take_u32(&mut rest, "count")?;
+    if at >= u64::from(count) {
+        return Ok(None);
+    }
+    for _ in 0..at {
+        take_id(&mut rest)?;
+        take(&mut rest, 8, "seq")?;
+        let len = take_u32(&mut rest, "message length")? as usize;
+        take(&mut rest, len, "message")?;
+    }
+    let conversation_id = take_id(&mut rest)?;
+    let seq = take_u64(&mut rest, "seq")?;
+    let len = take_u32(&mut rest, "message length")? as usize;
+    let message = take(&mut rest, len, "message")?;
+    Ok(Some(Row {
         conversation_id,
-        seq: u64::from_le_bytes(*seq),
+        seq,
         message,
-    })
+    }))
+}
+
+/// The messages of a log row, in position order from its key.
+pub fn decode_rows(bytes: &[u8]) -> Result<Vec<Row<'_>>, StoreError> {
+    let mut rest = bytes;
+    let version = take(&mut rest, 1, "version")?[0];
+    match version {
+        ROW_SINGLE => {
+            let conversation_id = take_id(&mut rest)?;
+            let seq = take_u64(&mut rest, "seq")?;
+            Ok(vec![Row {
+                conversation_id,
+                seq,
+                message: rest,
+            }])
+        }
+        ROW_RUN => {
+            let count = take_u32(&mut rest, "count")?;
+            // Every entry takes at least 14 bytes: no count can ask for more than that.
+            let mut out = Vec::with_capacity((count as usize).min(rest.len() / 14));
+            for _ in 0..count {
+                let conversation_id = take_id(&mut rest)?;
+                let seq = take_u64(&mut rest, "seq")?;
+                let len = take_u32(&mut rest, "message length")? as usize;
+                let message = take(&mut rest, len, "message")?;
+                out.push(Row {
+                    conversation_id,
+                    seq,
+                    message,
+                });
+            }
+            if !rest.is_empty() {
+                return Err(corrupt("bytes after the last message"));
+            }
+            Ok(out)
+        }
+        other => Err(corrupt(&format!("unknown layout {other}"))),
+    }
 }
 
 /// First byte of an index chunk: its layout.
@@ -219,19 +391,27 @@ impl MessageLog {
         let indexed_through = meta.get(INDEXED_THROUGH)?.map_or(0, |v| v.value());
         let log = txn.open_table(MESSAGE_LOG)?;
         let mut recent = Recent::default();
-        let mut last = indexed_through;
-        for row in log.range(indexed_through.saturating_add(1)..)? {
+        // Index marks fall between runs, but start from the run holding the first position
+        // past the mark all the same, so a mark inside one loses nothing.
+        let first_unindexed = indexed_through.saturating_add(1);
+        let start = match log.range(..=first_unindexed)?.next_back() {
+            Some(row) => row?.0.value(),
+            None => first_unindexed,
+        };
+        let mut next_position = 1;
+        for row in log.range(start..)? {
             let (k, v) = row?;
-            let position = k.value();
-            let r = decode_row(v.value())?;
-            recent.insert(r.conversation_id, r.seq, position);
-            last = last.max(position);
-        }
-        if let Some((k, _)) = log.last()? {
-            last = last.max(k.value());
+            let mut position = k.value();
+            for r in decode_rows(v.value())? {
+                if position > indexed_through {
+                    recent.insert(r.conversation_id, r.seq, position);
+                }
+                position += 1;
+            }
+            next_position = next_position.max(position);
         }
         let state = LogState {
-            next_position: last + 1,
+            next_position: next_position.max(first_unindexed),
             indexed_through,
         };
         Ok((
@@ -336,30 +516,56 @@ impl LogView {
         }
         let log = self.txn.open_table(MESSAGE_LOG)?;
         let mut out = Vec::with_capacity(found.len());
+        // Consecutive messages of a conversation often share a run: keep the last one read.
+        let mut run: Option<(u64, redb::AccessGuard<'_, &[u8]>)> = None;
         for (seq, source) in found {
-            let bytes = match source {
+            let p = match source {
                 Source::Legacy(b) => {
                     out.push(super::decode(&b)?);
                     continue;
                 }
-                Source::Indexed(p) | Source::Recent(p) => match log.get(p)? {
-                    Some(v) => v,
-                    None if matches!(source, Source::Recent(_)) => continue,
-                    None => {
+                Source::Indexed(p) | Source::Recent(p) => p,
+            };
+            let cached = match &run {
+                Some((key, bytes)) if p >= *key => row_at(bytes.value(), p - key)?,
+                _ => None,
+            };
+            let message = match cached {
+                Some(r) if r.conversation_id == conversation_id && r.seq == seq => {
+                    super::decode(r.message)?
+                }
+                _ => {
+                    let Some(found_run) = log.range(..=p)?.next_back() else {
+                        if matches!(source, Source::Recent(_)) {
+                            continue;
+                        }
+                        return Err(StoreError::Corrupt(format!(
+                            "index of {conversation_id} seq {seq} points before the log ({p})"
+                        )));
+                    };
+                    let (key, bytes) = found_run?;
+                    let key = key.value();
+                    let Some(row) = row_at(bytes.value(), p - key)? else {
+                        // Past the end of the log: a commit newer than this view.
+                        if matches!(source, Source::Recent(_)) {
+                            continue;
+                        }
                         return Err(StoreError::Corrupt(format!(
                             "index of {conversation_id} seq {seq} points past the log ({p})"
                         )));
+                    };
+                    if row.conversation_id != conversation_id || row.seq != seq {
+                        return Err(StoreError::Corrupt(format!(
+                            "index of {conversation_id} seq {seq} points at {} seq {}",
+                            row.conversation_id, row.seq
+                        )));
                     }
-                },
+                    let message = super::decode(row.message)?;
+                    run = Some((key, bytes));
+                    message
+                }
             };
-            let row = decode_row(bytes.value())?;
-            if row.conversation_id != conversation_id || row.seq != seq {
-                return Err(StoreError::Corrupt(format!(
-                    "index of {conversation_id} seq {seq} points at {} seq {}",
-                    row.conversation_id, row.seq
-                )));
-            }
-            out.push(super::decode(row.message)?);
+            out.push(message);
         }
         Ok(out)
     }
@@ -369,37 +575,117 @@ impl LogView {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_row_splits_back_into_what_was_written() {
-        let m = crate::model::MessageRecord {
-            seq: 42,
-            ..serde_json::from_str(r#"{"seq":0,"role":"customer","text":"hé","at_ms":5}"#)
+    fn message(seq: u64, text: &str) -> MessageRecord {
+        MessageRecord {
+            seq,
+            text: text.to_string(),
+            ..serde_json::from_str(r#"{"seq":0,"role":"customer","text":"","at_ms":5}"#)
                 .expect("message")
-        };
-        let row = encode_row("c-1", &m).expect("encode");
-        let back = decode_row(&row).expect("decode");
-        assert_eq!(back.conversation_id, "c-1");
-        assert_eq!(back.seq, 42);
-        let decoded: MessageRecord = serde_json::from_slice(back.message).expect("json");
-        assert_eq!(decoded.text, "hé");
-        assert_eq!(decoded.seq, 42);
+        }
+    }
+
+    fn text_of(row: &Row<'_>) -> String {
+        serde_json::from_slice::<MessageRecord>(row.message)
+            .expect("json")
+            .text
+    }
+
+    #[test]
+    fn a_single_message_row_of_older_journals_still_reads() {
+        let row = encode_row("c-1", &message(42, "hé")).expect("encode");
+        let back = decode_rows(&row).expect("decode");
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].conversation_id, "c-1");
+        assert_eq!(back[0].seq, 42);
+        assert_eq!(text_of(&back[0]), "hé");
+        let at = row_at(&row, 0).expect("read").expect("the message");
+        assert_eq!((at.conversation_id, at.seq), ("c-1", 42));
+        assert!(row_at(&row, 1).expect("read").is_none());
+    }
+
+    #[test]
+    fn a_run_splits_back_into_its_messages_at_consecutive_positions() {
+        let mut run = RunBuilder::new(100);
+        assert!(run.is_empty());
+        assert_eq!(run.push("a", &message(1, "one")).expect("push"), 100);
+        assert_eq!(run.push("bé", &message(7, "two")).expect("push"), 101);
+        assert_eq!(run.push("a", &message(2, "")).expect("push"), 102);
+        assert_eq!(run.next_position(), 103);
+        let (key, row) = run.finish();
+        assert_eq!(key, 100);
+        let rows = decode_rows(&row).expect("decode");
+        let seen: Vec<(&str, u64, String)> = rows
+            .iter()
+            .map(|r| (r.conversation_id, r.seq, text_of(r)))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("a", 1, "one".to_string()),
+                ("bé", 7, "two".to_string()),
+                ("a", 2, String::new())
+            ]
+        );
+        for (at, expected) in rows.iter().enumerate() {
+            assert_eq!(
+                row_at(&row, at as u64).expect("read").as_ref(),
+                Some(expected)
+            );
+        }
+        assert!(row_at(&row, 3).expect("read").is_none());
+    }
+
+    #[test]
+    fn a_run_stops_growing_at_its_bounds() {
+        let mut run = RunBuilder::new(1);
+        for seq in 0..RUN_MAX_MESSAGES as u64 - 1 {
+            run.push("c", &message(seq, "x")).expect("push");
+            assert!(!run.is_full());
+        }
+        run.push("c", &message(999, "x")).expect("push");
+        assert!(run.is_full(), "full by count");
+        let mut run = RunBuilder::new(1);
+        run.push("c", &message(1, &"y".repeat(RUN_MAX_BYTES)))
+            .expect("push");
+        assert!(run.is_full(), "full by size");
     }
 
     #[test]
     fn damaged_rows_are_reported_not_misread() {
-        let m: MessageRecord =
-            serde_json::from_str(r#"{"seq":3,"role":"customer","text":"x","at_ms":5}"#)
-                .expect("message");
-        let row = encode_row("conv", &m).expect("encode");
+        let row = encode_row("conv", &message(3, "x")).expect("encode");
         for cut in [0, 1, 2, 5, 9] {
             assert!(
-                matches!(decode_row(&row[..cut]), Err(StoreError::Corrupt(_))),
-                "row cut at {cut} bytes"
+                matches!(decode_rows(&row[..cut]), Err(StoreError::Corrupt(_))),
+                "single row cut at {cut} bytes"
             );
         }
         let mut other = row.clone();
         other[0] = 9;
-        assert!(matches!(decode_row(&other), Err(StoreError::Corrupt(_))));
+        assert!(matches!(decode_rows(&other), Err(StoreError::Corrupt(_))));
+
+        let mut run = RunBuilder::new(1);
+        run.push("conv", &message(1, "first")).expect("push");
+        run.push("conv", &message(2, "second")).expect("push");
+        let (_, row) = run.finish();
+        for cut in [0, 1, 4, 6, 12, row.len() - 1] {
+            assert!(
+                matches!(decode_rows(&row[..cut]), Err(StoreError::Corrupt(_))),
+                "run cut at {cut} bytes"
+            );
+            assert!(
+                matches!(row_at(&row[..cut], 1), Err(StoreError::Corrupt(_))),
+                "run cut at {cut} bytes, second message"
+            );
+        }
+        let mut longer = row.clone();
+        longer.push(0);
+        assert!(matches!(decode_rows(&longer), Err(StoreError::Corrupt(_))));
+        let mut miscounted = row.clone();
+        miscounted[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            decode_rows(&miscounted),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]

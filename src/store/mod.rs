@@ -911,6 +911,95 @@ mod tests {
         assert_eq!(texts("a").len(), 3);
     }
 
+    /// Runs beside single-message rows of older journals, with the index mark inside a run
+    /// (which the writer never leaves, but a reader must not lose messages over).
+    #[test]
+    fn runs_and_older_rows_are_read_together_from_the_index_and_the_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        {
+            let db = Database::create(&path).expect("create");
+            tables::create_all(&db).expect("tables");
+            let txn = db.begin_write().expect("write");
+            {
+                let mut log = txn.open_table(MESSAGE_LOG).expect("log");
+                for (position, (id, seq, text)) in [(1, ("a", 1, "a1")), (2, ("b", 1, "b1"))] {
+                    let row = log::encode_row(id, &msg(seq, text)).expect("row");
+                    log.insert(position, row.as_slice()).expect("insert");
+                }
+                let mut run = log::RunBuilder::new(3);
+                for (id, seq, text) in [
+                    ("a", 2, "a2"),
+                    ("a", 3, "a3"),
+                    ("b", 2, "b2"),
+                    ("a", 2, "a2 rewritten"),
+                ] {
+                    run.push(id, &msg(seq, text)).expect("push");
+                }
+                let (key, row) = run.finish();
+                log.insert(key, row.as_slice()).expect("insert");
+                let mut index = txn.open_table(MESSAGE_INDEX).expect("index");
+                let a = log::encode_chunk(&[(1, 1), (2, 3), (3, 4)]);
+                index.insert(("a", 3), a.as_slice()).expect("index");
+                let b = log::encode_chunk(&[(1, 2)]);
+                index.insert(("b", 1), b.as_slice()).expect("index");
+                let mut meta = txn.open_table(LOG_META).expect("meta");
+                meta.insert(log::INDEXED_THROUGH, 4).expect("meta");
+            }
+            txn.commit().expect("commit");
+        }
+        let texts = |store: &Store, id: &str| -> Vec<String> {
+            store
+                .messages_after(id, 0)
+                .expect("read")
+                .into_iter()
+                .map(|m| m.text)
+                .collect()
+        };
+        {
+            let store = Store::open_with_cache(&path, 1 << 20).expect("open");
+            assert_eq!(texts(&store, "a"), ["a1", "a2 rewritten", "a3"]);
+            assert_eq!(texts(&store, "b"), ["b1", "b2"]);
+            // The next run begins after the last one's last message, not over it.
+            store.commit_blocking(appends("b", 3..=4)).expect("commit");
+            assert_eq!(texts(&store, "b"), ["b1", "b2", "b says 3", "b says 4"]);
+            assert_eq!(texts(&store, "a"), ["a1", "a2 rewritten", "a3"]);
+        }
+        let store = Store::open_with_cache(&path, 1 << 20).expect("reopen");
+        assert_eq!(indexed_through(&store), 8, "the close indexed the new run");
+        assert_eq!(texts(&store, "b"), ["b1", "b2", "b says 3", "b says 4"]);
+        assert_eq!(texts(&store, "a"), ["a1", "a2 rewritten", "a3"]);
+    }
+
+    /// A batch's messages, whatever their conversations, take one log row.
+    #[tokio::test]
+    async fn a_batch_of_messages_is_one_log_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("j.redb");
+        {
+            let store = Store::open_with_cache(&path, 1 << 20).expect("open");
+            let mut ops = appends("x", 1..=40);
+            ops.extend(appends("y", 1..=30));
+            ops.push(Op::PutConversation(Box::new(conv("x"))));
+            store.commit(ops).await.expect("commit");
+            assert_eq!(seqs(&store, "x"), (1..=40).collect::<Vec<_>>());
+            assert_eq!(seqs(&store, "y"), (1..=30).collect::<Vec<_>>());
+        }
+        let db = Database::create(&path).expect("reopen");
+        let txn = db.begin_read().expect("read");
+        let log = txn.open_table(MESSAGE_LOG).expect("log");
+        let rows: Vec<(u64, usize)> = log
+            .iter()
+            .expect("iter")
+            .map(|r| {
+                let (k, v) = r.expect("row");
+                let n = log::decode_rows(v.value()).expect("decode").len();
+                (k.value(), n)
+            })
+            .collect();
+        assert_eq!(rows, [(1, 70)]);
+    }
+
     /// A rewrite of the message that ended an earlier index row lands under the same key:
     /// both rows' messages stay reachable, the rewrite winning.
     #[tokio::test]

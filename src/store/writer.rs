@@ -19,7 +19,7 @@ use redb::{Database, Durability};
 use tokio::sync::oneshot;
 
 use super::log::{
-    INDEXED_THROUGH, LogState, MessageLog, WAL_APPLIED, decode_chunk, encode_chunk, encode_row,
+    INDEXED_THROUGH, LogState, MessageLog, RunBuilder, WAL_APPLIED, decode_chunk, encode_chunk,
     merge_chunks,
 };
 use super::tables::*;
@@ -820,6 +820,8 @@ fn write_ops<'b>(
     next_position: &mut u64,
     appended: &mut Vec<(&'b str, u64, u64)>,
 ) -> Result<(), StoreError> {
+    // The batch's messages go to the log as one run (or a few, if it is very large).
+    let mut run = RunBuilder::new(*next_position);
     for op in batch.iter().flat_map(|r| r.ops.iter()) {
         match op {
             Op::PutConversation(c) => {
@@ -848,11 +850,12 @@ fn write_ops<'b>(
                 conversation_id,
                 message,
             } => {
-                let position = *next_position;
-                *next_position += 1;
-                let row = encode_row(conversation_id, message)?;
-                put(t, wal, Table::MessageLog, Key::Position(position), &row)?;
+                let position = run.push(conversation_id, message)?;
                 appended.push((conversation_id.as_str(), message.seq, position));
+                if run.is_full() {
+                    let next = RunBuilder::new(run.next_position());
+                    write_run(t, wal, std::mem::replace(&mut run, next))?;
+                }
             }
             Op::PutQueueEntry(q) => {
                 put(
@@ -918,7 +921,17 @@ fn write_ops<'b>(
             Op::DeleteSlaClock(id) => remove(t, wal, Table::SlaClocks, id)?,
         }
     }
-    Ok(())
+    *next_position = run.next_position();
+    write_run(t, wal, run)
+}
+
+/// Writes a run of messages as one log row, unless it is empty.
+fn write_run(t: &mut Sink<'_, '_>, wal: &mut Wal, run: RunBuilder) -> Result<(), StoreError> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let (first, row) = run.finish();
+    put(t, wal, Table::MessageLog, Key::Position(first), &row)
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
