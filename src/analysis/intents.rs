@@ -50,10 +50,13 @@
 //! - Cancelling a newsletter or a subscription is not `cancel_order`; a business that sells
 //!   subscriptions adds its own rule.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use regex::{Regex, RegexBuilder};
 
 use crate::analysis::text;
-use crate::analysis::text::FastMap;
+use crate::analysis::text::{FastMap, WordMemo};
 
 /// A named intent from config: when any phrase or pattern matches, the intent is reported.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -495,8 +498,18 @@ const EXACT: Matching = Matching {
     stem: false,
 };
 
+/// Tells vocabularies apart in the per-thread memory of lookups.
+static NEXT_VOCAB_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Lookups of words in a vocabulary, on this thread ([`Vocab::lookup_remembered`]).
+    static LOOKUPS: RefCell<WordMemo<Vec<u32>>> = RefCell::new(WordMemo::default());
+}
+
 #[derive(Debug, Clone, Default)]
 struct Vocab {
+    /// Set once the vocabulary is complete ([`Vocab::finish`]); 0 before.
+    id: u64,
     forms: Vec<Form>,
     interned: FastMap<(String, bool), u32>,
     /// Words matched through stems, under their raw form and their stem.
@@ -589,6 +602,22 @@ impl Vocab {
         lengths.sort_unstable();
         lengths.dedup();
         self.prefix_lengths = lengths;
+        self.id = NEXT_VOCAB_ID.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// [`Vocab::lookup`], remembered per thread: a word's reading does not change once the
+    /// vocabulary is complete, and looking one up (stem, prefixes, every one-letter deletion
+    /// for typos) costs about a thousand instructions, more than half of matching a message.
+    fn lookup_remembered(&self, raw: &str) -> Vec<u32> {
+        let fresh = |raw: &str| {
+            let mut ids = Vec::new();
+            self.lookup(raw, &mut ids);
+            ids
+        };
+        if self.id == 0 {
+            return fresh(raw);
+        }
+        LOOKUPS.with(|memo| memo.borrow_mut().get(self.id, raw, fresh))
     }
 
     /// Ids of the vocabulary words that `raw` (normalised) can be read as.
@@ -1107,10 +1136,9 @@ impl IntentMatcher {
             let tokens: Vec<Token> = text::tokens(part)
                 .into_iter()
                 .flat_map(split_digits)
-                .map(|t| {
-                    let mut ids = Vec::new();
-                    self.vocab.lookup(&t, &mut ids);
-                    Token { text: t, ids }
+                .map(|t| Token {
+                    ids: self.vocab.lookup_remembered(&t),
+                    text: t,
                 })
                 .collect();
             if !tokens.is_empty() {
@@ -1580,6 +1608,58 @@ mod tests {
         assert_eq!(q[0].evidence, "refund (not a request: \"policy\")");
         let n = m.matches("I don't want a refund");
         assert_eq!(n[0].evidence, "refund (not a request: negated)");
+    }
+
+    /// The per-thread memory of lookups answers as the lookup does, and never answers for
+    /// one vocabulary with another's words.
+    #[test]
+    fn remembered_lookups_match_fresh_ones_per_vocabulary() {
+        let builtin = matcher();
+        let own = IntentMatcher::new(
+            &[IntentRule {
+                name: "gadget".into(),
+                phrases: vec!["zorblax repair".into()],
+                patterns: vec![],
+                sensitive: false,
+            }],
+            false,
+        )
+        .expect("valid");
+        let words = [
+            "refund",
+            "refunds",
+            "refnd",
+            "cancel",
+            "cancelled",
+            "order",
+            "zorblax",
+            "zorblx",
+            "repair",
+            "money",
+            "rembourser",
+            "the",
+            "xyz",
+        ];
+        for _ in 0..2 {
+            for m in [&builtin, &own, &builtin] {
+                for word in words {
+                    let mut fresh = Vec::new();
+                    m.vocab.lookup(word, &mut fresh);
+                    assert_eq!(m.vocab.lookup_remembered(word), fresh, "{word}");
+                }
+            }
+        }
+        let mut zorblax = Vec::new();
+        own.vocab.lookup("zorblax", &mut zorblax);
+        assert!(!zorblax.is_empty());
+        assert!(builtin.vocab.lookup_remembered("zorblax").is_empty());
+        assert!(acts(&own, "please zorblax repair", "gadget"));
+        assert!(acts(&builtin, "I want a refund", "refund"));
+        assert!(acts(&own, "zorblx repair now", "gadget"));
+        let long = "refund".repeat(text::MEMO_MAX_BYTES);
+        let mut fresh = Vec::new();
+        builtin.vocab.lookup(&long, &mut fresh);
+        assert_eq!(builtin.vocab.lookup_remembered(&long), fresh);
     }
 
     #[test]

@@ -38,6 +38,67 @@ pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 /// A set with [`Fnv`] hashing: for word tables, not for keys a client chooses.
 pub type FastSet<K> = HashSet<K, BuildHasherDefault<Fnv>>;
 
+/// A bounded memory of a per-word function that never changes its answer, kept in a
+/// `thread_local!` by the analysers whose per-word work (stems, one-typo matches against a
+/// lexicon) costs far more than a hash lookup. Customer messages draw on a small
+/// vocabulary, so most words are found; the memory is emptied when full.
+///
+/// Keyed by words a client chooses, so hashed with std's randomly seeded SipHash rather than
+/// [`Fnv`]: nobody can make its entries collide.
+#[derive(Debug)]
+pub struct WordMemo<V> {
+    words: HashMap<String, V>,
+    /// Tells apart the word tables whose answers it holds: a caller whose table can change
+    /// (a matcher built from config) names it, and a new name empties the memory.
+    owner: u64,
+}
+
+impl<V: Clone> Default for WordMemo<V> {
+    fn default() -> Self {
+        WordMemo {
+            words: HashMap::new(),
+            owner: 0,
+        }
+    }
+}
+
+/// Words each [`WordMemo`] holds at most.
+pub const MEMO_WORDS: usize = 4096;
+
+/// Longer words are not remembered: they are rare, and would fill the memory.
+pub const MEMO_MAX_BYTES: usize = 24;
+
+impl<V: Clone> WordMemo<V> {
+    /// The answer for `word` from `owner`'s table, computed by `f` the first time.
+    pub fn get(&mut self, owner: u64, word: &str, f: impl FnOnce(&str) -> V) -> V {
+        if word.len() > MEMO_MAX_BYTES {
+            return f(word);
+        }
+        if self.owner != owner {
+            self.words.clear();
+            self.owner = owner;
+        }
+        if let Some(v) = self.words.get(word) {
+            return v.clone();
+        }
+        let v = f(word);
+        if self.words.len() >= MEMO_WORDS {
+            self.words.clear();
+        }
+        self.words.insert(word.to_string(), v.clone());
+        v
+    }
+
+    /// How many words it holds.
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+}
+
 /// Lower-cases `text`, folds common Latin accents to plain ASCII letters and unifies
 /// apostrophes, so that lexicons and phrase lists only need to list one spelling per word.
 ///
@@ -279,6 +340,30 @@ fn one_edit<T: PartialEq>(a: &[T], b: &[T]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_word_memo_remembers_per_owner_and_stays_bounded() {
+        let mut memo: WordMemo<usize> = WordMemo::default();
+        let mut calls = 0;
+        let mut len = |w: &str| {
+            calls += 1;
+            w.len()
+        };
+        assert_eq!(memo.get(1, "refund", &mut len), 6);
+        assert_eq!(memo.get(1, "refund", &mut len), 6);
+        assert_eq!(calls, 1, "the second answer came from memory");
+        // Another owner's table: the memory is emptied, the word computed again.
+        assert_eq!(memo.get(2, "refund", |_| 99), 99);
+        assert_eq!(memo.len(), 1);
+        let long = "x".repeat(MEMO_MAX_BYTES + 1);
+        assert_eq!(memo.get(2, &long, |w| w.len()), MEMO_MAX_BYTES + 1);
+        assert_eq!(memo.len(), 1, "long words are not kept");
+        for n in 0..MEMO_WORDS + 10 {
+            memo.get(2, &format!("w{n}"), |w| w.len());
+            assert!(memo.len() <= MEMO_WORDS);
+        }
+        assert!(!memo.is_empty());
+    }
 
     /// The character-by-character reading `tokens` replaced, kept as its reference.
     fn tokens_by_char(text: &str) -> Vec<String> {

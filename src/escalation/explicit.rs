@@ -21,6 +21,7 @@
 //! normalisation and, from five letters up, with one typo allowed ("somone", "asisstant").
 
 use crate::analysis::text::FastMap;
+use std::cell::RefCell;
 use std::sync::LazyLock;
 
 use crate::analysis::text;
@@ -368,6 +369,18 @@ fn contains(list: &[&str], word: &str) -> bool {
     list.contains(&word)
 }
 
+thread_local! {
+    /// Classes of words seen on this thread: a word outside the lexicon is compared with
+    /// every lexicon word one typo away, which costs far more than remembering the answer.
+    static CLASSES: RefCell<text::WordMemo<(Class, bool)>> =
+        RefCell::new(text::WordMemo::default());
+}
+
+/// [`classify`], remembered per thread (the lexicon is fixed, so the answer never changes).
+fn classify_remembered(word: &str) -> (Class, bool) {
+    CLASSES.with(|memo| memo.borrow_mut().get(1, word, classify))
+}
+
 /// Classifies one normalised word, tolerating one typo in longer words.
 fn classify(word: &str) -> (Class, bool) {
     if let Some(class) = LEXICON.get(word) {
@@ -409,7 +422,7 @@ fn clauses(message: &str) -> Vec<Vec<Word>> {
             let mut words: Vec<Word> = text::tokens(clause)
                 .into_iter()
                 .map(|text| {
-                    let (class, fuzzy) = classify(&text);
+                    let (class, fuzzy) = classify_remembered(&text);
                     Word { text, class, fuzzy }
                 })
                 .collect();
@@ -836,6 +849,22 @@ fn word_matches(word: &str, wanted: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Remembered classes are the classes: for lexicon words, typos of them, and others.
+    #[test]
+    fn remembered_classes_are_the_classes() {
+        let words: Vec<String> = FUZZY_TARGETS
+            .iter()
+            .take(40)
+            .flat_map(|(t, _)| [t.to_string(), format!("{t}x"), t[1..].to_string()])
+            .chain(["wiht", "tto", "zebra", "a", ""].map(String::from))
+            .collect();
+        for _ in 0..2 {
+            for w in &words {
+                assert_eq!(classify_remembered(w), classify(w), "{w}");
+            }
+        }
+    }
 
     /// The deletion index finds exactly what comparing the word with every target finds,
     /// for every kind of one-character typo of every target, and for words far from all.
