@@ -413,6 +413,9 @@ const EMOTICONS: &[(&str, f32)] = &[
     (":|", -0.5), (":@", -2.4), (">:(", -2.6), ("</3", -2.2),
 ];
 
+/// The first bytes of [`EMOTICONS`]: elsewhere no emoticon can begin.
+const EMOTICON_STARTS: &[u8] = b":(;xX<^>";
+
 /// How far back (in words) negations and boosters still apply.
 const WINDOW: usize = 3;
 /// Negated sentiment is flipped and weakened: "not good" is bad, but less than "bad".
@@ -718,7 +721,8 @@ fn score_with(text: &str, source: &Source, language: Option<Language>) -> f32 {
         total += valence;
     }
 
-    for c in text.chars() {
+    // Every emoji is outside ASCII: most messages have no character to look up.
+    for c in text.chars().filter(|c| !c.is_ascii()) {
         if let Some(&(_, v)) = EMOJI.iter().find(|(e, _)| *e == c) {
             total += v;
         }
@@ -751,6 +755,14 @@ fn emoticons(text: &str) -> f32 {
         let mut at = 0;
         while at < piece.len() {
             let rest = &piece[at..];
+            if !rest
+                .as_bytes()
+                .first()
+                .is_some_and(|b| EMOTICON_STARTS.contains(b))
+            {
+                at += rest.chars().next().map_or(1, char::len_utf8);
+                continue;
+            }
             let found = EMOTICONS
                 .iter()
                 .filter(|(e, _)| rest.starts_with(e))
@@ -970,6 +982,12 @@ mod tests {
         assert!(score("ok xD") > score("ok"));
         // Letters around an emoticon's letter make it a word.
         assert_eq!(score("order ID:12345, re:Delivery"), 0.0);
+        // Every emoticon begins where the scan looks, and every emoji is outside ASCII.
+        for (e, _) in EMOTICONS {
+            assert!(EMOTICON_STARTS.contains(&e.as_bytes()[0]), "{e}");
+            assert!(emoticons(&format!("ok {e}")) != 0.0, "{e}");
+        }
+        assert!(EMOJI.iter().all(|(c, _)| !c.is_ascii()));
     }
 
     #[test]
