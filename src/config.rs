@@ -210,16 +210,27 @@ pub struct ConversationsConfig {
     /// store and comes back with the next message.
     #[serde(default = "default_idle_secs")]
     pub idle_timeout_secs: u64,
+    /// A conversation the bot owns stops this long after its customer closed their last
+    /// connection (the widget), when nothing happened meanwhile, rather than after the idle
+    /// timeout: a visitor who left needs no memory, and comes back from the store. 0 leaves
+    /// only the idle timeout.
+    #[serde(default = "default_after_leaving_secs")]
+    pub stop_after_leaving_secs: u64,
 }
 
 fn default_idle_secs() -> u64 {
     300
 }
 
+fn default_after_leaving_secs() -> u64 {
+    30
+}
+
 impl Default for ConversationsConfig {
     fn default() -> Self {
         Self {
             idle_timeout_secs: default_idle_secs(),
+            stop_after_leaving_secs: default_after_leaving_secs(),
         }
     }
 }

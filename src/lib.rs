@@ -110,6 +110,7 @@ impl Gateway {
             typing: directory.clone().recipient(),
             history: directory.clone().recipient(),
             delivery: directory.clone().recipient(),
+            left: directory.clone().recipient(),
         };
         let widget = WidgetChannel::start(
             WidgetSettings {

@@ -180,6 +180,15 @@ pub struct CustomerTyping {
     pub active: bool,
 }
 
+/// The customer closed their last connection (the widget's websocket): nobody is there to
+/// read a bot's answer until they come back, so their conversation need not stay in memory.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct CustomerLeft {
+    pub channel: ChannelKind,
+    pub conversation_key: String,
+}
+
 /// A channel that can resume a client (the widget) asks for what the customer may see after
 /// a sequence number.
 #[derive(Debug, Clone, Message)]
@@ -376,6 +385,8 @@ pub struct CoreLink {
     pub history: Recipient<HistoryRequest>,
     /// Delivery and read reports on messages the daemon sent.
     pub delivery: Recipient<DeliveryUpdate>,
+    /// Customers whose last connection closed (channels with connections: the widget).
+    pub left: Recipient<CustomerLeft>,
 }
 
 impl CoreLink {

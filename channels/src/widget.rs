@@ -293,8 +293,14 @@ impl Actor for WidgetSession {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         self.writer.finish();
-        if let Some(v) = &self.visitor {
-            self.channel.hub.unregister(&v.id, self.id);
+        if let Some(v) = &self.visitor
+            && self.channel.hub.unregister(&v.id, self.id)
+        {
+            // The visitor's last tab closed.
+            self.channel.core.left.do_send(crate::CustomerLeft {
+                channel: ChannelKind::Widget,
+                conversation_key: v.id.clone(),
+            });
         }
     }
 }
@@ -604,14 +610,19 @@ impl WidgetHub {
             .push((session_id, addr));
     }
 
-    fn unregister(&self, key: &str, session_id: u64) {
+    /// Forgets a closed connection; true when it was the visitor's last.
+    fn unregister(&self, key: &str, session_id: u64) -> bool {
         let mut sessions = self.sessions();
-        if let Some(list) = sessions.get_mut(key) {
-            list.retain(|(id, _)| *id != session_id);
-            if list.is_empty() {
-                sessions.remove(key);
-            }
+        let Some(list) = sessions.get_mut(key) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|(id, addr)| *id != session_id && addr.connected());
+        if list.is_empty() {
+            sessions.remove(key);
+            return before > 0;
         }
+        false
     }
 }
 

@@ -19,8 +19,8 @@ use handoffd_channels::{
 use uuid::Uuid;
 
 use super::{
-    AgentAction, AgentRequest, AssignAgent, ConversationError, CustomerMessage, RecordDelivery,
-    ReportTarget, Requeue, Services, TypingSignal,
+    AgentAction, AgentRequest, AssignAgent, ConversationError, CustomerGone, CustomerMessage,
+    RecordDelivery, ReportTarget, Requeue, Services, TypingSignal,
 };
 use crate::agents::protocol::{ServerFrame, TransferTarget};
 use crate::analysis::{MessageAnalysis, summary};
@@ -1346,23 +1346,55 @@ impl ConversationActor {
                 act.watch_idle(ctx, idle - quiet);
                 return;
             }
-            // Ask the directory to forget us first, so nothing new is routed here; messages
-            // already in the mailbox are dropped on stop and their senders retry, reviving
-            // the conversation from the store.
-            let retire = act.svc.directory.send(super::directory::Retire {
-                conversation_id: act.record.id.clone(),
-                channel: act.record.channel,
-                key: act.record.key.clone(),
-                addr: ctx.address(),
-            });
-            ctx.wait(retire.into_actor(act).map(move |res, act, ctx| {
-                if matches!(res, Ok(true)) {
-                    tracing::debug!(conversation = %act.id(), "idle, stopping");
-                    ctx.stop();
-                } else {
-                    act.watch_idle(ctx, idle);
-                }
-            }));
+            act.retire(ctx, "idle", true);
+        });
+    }
+
+    /// Stops the actor; its state stays in the store and comes back with the next message.
+    /// When the directory refuses (something was routed here meanwhile) and `keep_watching`,
+    /// the idle timer starts again.
+    fn retire(&mut self, ctx: &mut Context<Self>, why: &'static str, keep_watching: bool) {
+        // Ask the directory to forget us first, so nothing new is routed here; messages
+        // already in the mailbox are dropped on stop and their senders retry, reviving the
+        // conversation from the store.
+        let retire = self.svc.directory.send(super::directory::Retire {
+            conversation_id: self.record.id.clone(),
+            channel: self.record.channel,
+            key: self.record.key.clone(),
+            addr: ctx.address(),
+        });
+        ctx.wait(retire.into_actor(self).map(move |res, act, ctx| {
+            if matches!(res, Ok(true)) {
+                tracing::debug!(conversation = %act.id(), why, "stopping");
+                ctx.stop();
+            } else if keep_watching {
+                act.watch_idle(ctx, act.svc.settings.idle_timeout);
+            }
+        }));
+    }
+}
+
+impl Handler<CustomerGone> for ConversationActor {
+    type Result = ();
+
+    /// The customer closed their last connection: unless anything happens meanwhile, a
+    /// conversation the bot owns stops after `conversations.stop_after_leaving_secs`
+    /// rather than the idle timeout. One with a person (queued, offered, assigned) keeps
+    /// the idle timeout: the agent may still write, and the router counts on it.
+    fn handle(&mut self, _msg: CustomerGone, ctx: &mut Self::Context) {
+        let Some(after) = self.svc.settings.stop_after_leaving else {
+            return;
+        };
+        if after >= self.svc.settings.idle_timeout {
+            return;
+        }
+        let left = Instant::now();
+        ctx.run_later(after, move |act, ctx| {
+            if act.last_active > left || !matches!(act.record.owner, Owner::Bot) {
+                return;
+            }
+            // The idle timer keeps running; a refusal leaves it to that.
+            act.retire(ctx, "customer left", false);
         });
     }
 }

@@ -17,16 +17,16 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use handoffd_channels::{
-    ChannelKind, ConversationStatus, CustomerTyping, DeliveryTarget, DeliveryUpdate, History,
-    HistoryRequest, Inbound, InboundAck, InboundError, InboundSink, PendingAck, now_ms,
+    ChannelKind, ConversationStatus, CustomerLeft, CustomerTyping, DeliveryTarget, DeliveryUpdate,
+    History, HistoryRequest, Inbound, InboundAck, InboundError, InboundSink, PendingAck, now_ms,
 };
 use parking_lot::RwLock;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::{
-    ConversationActor, ConversationError, CustomerMessage, QueuePosition, RecordDelivery,
-    ReportTarget, Services, TypingSignal, send_to,
+    ConversationActor, ConversationError, CustomerGone, CustomerMessage, QueuePosition,
+    RecordDelivery, ReportTarget, Services, TypingSignal, send_to,
 };
 use crate::model::{ConversationRecord, Owner};
 use crate::store::Store;
@@ -424,6 +424,20 @@ impl Handler<CustomerTyping> for Directory {
                 agent_id: None,
                 active: msg.active,
             });
+        }
+    }
+}
+
+impl Handler<CustomerLeft> for Directory {
+    type Result = ();
+
+    fn handle(&mut self, msg: CustomerLeft, _ctx: &mut Self::Context) {
+        // Only a live conversation has memory to give back; never revive for it.
+        let Some(id) = self.keys.get(&(msg.channel, msg.conversation_key)) else {
+            return;
+        };
+        if let Some(addr) = self.live.get(id) {
+            addr.do_send(CustomerGone);
         }
     }
 }

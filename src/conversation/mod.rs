@@ -53,6 +53,9 @@ pub struct Services {
 #[derive(Debug, Clone)]
 pub struct ConversationSettings {
     pub idle_timeout: Duration,
+    /// How soon a bot-owned conversation stops once its customer left (`None`: only the
+    /// idle timeout applies).
+    pub stop_after_leaving: Option<Duration>,
     pub bot_timeout: Duration,
     pub mode: HandoffMode,
     pub warm_message: String,
@@ -70,6 +73,8 @@ impl ConversationSettings {
     pub fn from_config(c: &Config) -> Self {
         ConversationSettings {
             idle_timeout: Duration::from_secs(c.conversations.idle_timeout_secs.max(1)),
+            stop_after_leaving: (c.conversations.stop_after_leaving_secs > 0)
+                .then(|| Duration::from_secs(c.conversations.stop_after_leaving_secs)),
             bot_timeout: Duration::from_millis(c.bot.timeout_ms),
             mode: c.escalation.mode,
             warm_message: c.escalation.warm_message.clone(),
@@ -233,6 +238,11 @@ pub struct ReturnToBot {
     pub reason: String,
     pub message: String,
 }
+
+/// The customer closed their last connection; a bot-owned conversation may stop soon.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct CustomerGone;
 
 /// Typing from the customer (to the agent) or from the agent (to the customer).
 #[derive(Message, Clone)]

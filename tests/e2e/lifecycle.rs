@@ -89,6 +89,86 @@ async fn idle_conversations_stop_and_come_back_from_the_journal() {
     assert_eq!(last["bot"]["transcript_len"], 15, "{last}");
 }
 
+/// Waits (bounded) until `/readyz` counts `live` conversation actors; false if it never does.
+async fn live_becomes(d: &Daemon, live: u64) -> bool {
+    for _ in 0..50 {
+        if readyz(d).await["conversations_live"] == live {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_conversation_stops_soon_after_its_visitor_closes_the_last_tab() {
+    let o = Options {
+        stop_after_leaving_secs: 1,
+        ..Options::default()
+    };
+    let (dir, _) = Daemon::prepare(&o, &[]);
+    let d = Daemon::start(dir);
+    let mut a = Visitor::new(&d).await;
+    let (cid, seq) = a.say("when are you open?").await;
+    a.message_from("bot").await;
+    let mut b = Visitor::new(&d).await;
+    b.say("how do I reset my password").await;
+    b.message_from("bot").await;
+    // A person's conversation keeps the idle timeout when its customer leaves.
+    let mut c = Visitor::new(&d).await;
+    c.say("I will call my lawyer").await;
+    c.message_from("system").await;
+    assert!(live_becomes(&d, 3).await);
+
+    // A second tab of the first visitor; closing the first tab leaves the visitor there.
+    let mut second = d.widget().await;
+    second
+        .send(json!({"type": "hello", "token": a.token, "last_seq": a.last_seq}))
+        .await;
+    second.expect("welcome").await;
+    a.ws.close().await;
+    c.ws.close().await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(
+        readyz(&d).await["conversations_live"],
+        3,
+        "one tab is still open"
+    );
+
+    // The last tab closes: the bot's conversation stops; the queued one and the visitor
+    // still connected keep theirs.
+    second.close().await;
+    assert!(live_becomes(&d, 2).await, "the conversation did not stop");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(readyz(&d).await["conversations_live"], 2);
+
+    // The visitor comes back: the same conversation, from the store, answered as before.
+    let mut back = d.widget().await;
+    back.send(json!({"type": "hello", "token": a.token})).await;
+    back.expect("welcome").await;
+    back.send(json!({"type": "message", "text": "how do I reset my password", "client_id": "r1"}))
+        .await;
+    let ack = back.until("ack").await;
+    assert_eq!(ack["conversation_id"], json!(cid));
+    assert_eq!(
+        ack["seq"],
+        json!(seq + 2),
+        "the seq goes on after the bot's answer"
+    );
+    loop {
+        let m = back.until("message").await;
+        if m["role"] == "bot" {
+            assert_eq!(
+                m["text"],
+                "Use the Forgot password link on the sign-in page."
+            );
+            break;
+        }
+    }
+    assert!(live_becomes(&d, 3).await);
+    drop(b);
+}
+
 #[tokio::test]
 async fn messages_around_each_retirement_of_a_conversation_are_stored_once_and_answered() {
     // Each message comes about when the idle conversation's actor retires (one second after

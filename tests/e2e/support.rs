@@ -22,6 +22,8 @@ pub struct Options {
     pub offer_timeout_secs: u64,
     pub requeue_after_disconnect_secs: u64,
     pub conversation_idle_secs: u64,
+    /// `conversations.stop_after_leaving_secs`.
+    pub stop_after_leaving_secs: u64,
     /// `widget.allowed_origins`, written as TOML strings.
     pub allowed_origins: Vec<String>,
     pub extra: String,
@@ -35,6 +37,7 @@ impl Default for Options {
             offer_timeout_secs: 30,
             requeue_after_disconnect_secs: 60,
             conversation_idle_secs: 300,
+            stop_after_leaving_secs: 30,
             allowed_origins: vec!["*".into()],
             extra: String::new(),
             listen: "127.0.0.1:0".into(),
@@ -73,6 +76,7 @@ allowed_origins = {origins}
 
 [conversations]
 idle_timeout_secs = {idle}
+stop_after_leaving_secs = {after_leaving}
 
 [bot]
 confidence_threshold = 0.35
@@ -111,6 +115,7 @@ name = "billing"
 "#,
         data = dir.join("data").display(),
         idle = o.conversation_idle_secs,
+        after_leaving = o.stop_after_leaving_secs,
         offer = o.offer_timeout_secs,
         origins = serde_json::to_string(&o.allowed_origins).expect("origins as a TOML array"),
         requeue = o.requeue_after_disconnect_secs,

@@ -587,6 +587,11 @@ mod tests {
         }
     }
 
+    impl Handler<crate::CustomerLeft> for Core {
+        type Result = ();
+        fn handle(&mut self, _: crate::CustomerLeft, _: &mut Context<Self>) {}
+    }
+
     fn gateway(state: Arc<dyn ChannelState>, ids: Arc<Mutex<Vec<String>>>) -> Gateway {
         let core = Core(ids).start();
         Gateway {
@@ -598,7 +603,8 @@ mod tests {
                 inbound: std::sync::Arc::new(core.clone().recipient::<Inbound>()),
                 typing: core.clone().recipient(),
                 history: core.clone().recipient(),
-                delivery: core.recipient(),
+                delivery: core.clone().recipient(),
+                left: core.recipient(),
             },
             state,
         }
