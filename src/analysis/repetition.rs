@@ -106,16 +106,51 @@ const GLUED: &[(&str, &str)] = &[
 /// be compared again: building it is most of the cost of a comparison.
 #[derive(Debug, Clone)]
 pub struct Features {
-    /// (raw word, stem, weight), one per distinct stem.
-    words: Vec<(String, String, f32)>,
+    /// One per distinct stem.
+    words: Vec<Word>,
     /// Character trigrams of the content words, encoded and sorted, distinct.
     trigrams: Vec<u64>,
+}
+
+/// A content word of a message.
+#[derive(Debug, Clone)]
+struct Word {
+    raw: String,
+    stem: String,
+    weight: f32,
+    /// Lengths in characters: two words further apart than one character cannot be one
+    /// typo apart, which spares most comparisons.
+    raw_chars: usize,
+    stem_chars: usize,
+}
+
+impl Word {
+    fn new(raw: String, stem: String, weight: f32) -> Word {
+        Word {
+            raw_chars: raw.chars().count(),
+            stem_chars: stem.chars().count(),
+            raw,
+            stem,
+            weight,
+        }
+    }
+
+    /// One typo apart, as written or as stems; both words of four letters or more.
+    fn typo_of(&self, other: &Word) -> bool {
+        if self.raw_chars < TYPO_MIN_CHARS || other.raw_chars < TYPO_MIN_CHARS {
+            return false;
+        }
+        (self.raw_chars.abs_diff(other.raw_chars) <= 1
+            && text::within_one_edit(&self.raw, &other.raw))
+            || (self.stem_chars.abs_diff(other.stem_chars) <= 1
+                && text::within_one_edit(&self.stem, &other.stem))
+    }
 }
 
 impl Features {
     /// `None` for messages without content ("hi", "ok thanks", "?").
     pub fn of(message: &str) -> Option<Features> {
-        let mut words: Vec<(String, String, f32)> = Vec::new();
+        let mut words: Vec<Word> = Vec::new();
         for token in text::tokens(message) {
             let token = GLUED
                 .iter()
@@ -130,24 +165,27 @@ impl Features {
                 1.0
             };
             let stem = text::stem(&token);
-            if !words.iter().any(|(_, s, _)| *s == stem) {
-                words.push((token, stem, weight));
+            if !words.iter().any(|w| w.stem == stem) {
+                words.push(Word::new(token, stem, weight));
             }
         }
-        let content: f32 = words.iter().map(|(_, _, w)| w).sum();
+        let content: f32 = words.iter().map(|w| w.weight).sum();
         if content < MIN_CONTENT {
             return None;
         }
-        let mut trigrams = Vec::new();
-        for (raw, _, _) in words.iter().filter(|(_, _, w)| *w >= 1.0) {
-            let padded: Vec<char> = std::iter::once(' ')
-                .chain(raw.chars())
-                .chain(std::iter::once(' '))
-                .collect();
-            for w in padded.windows(3) {
-                let code = (u64::from(u32::from(w[0])) << 42)
-                    | (u64::from(u32::from(w[1])) << 21)
-                    | u64::from(u32::from(w[2]));
+        let mut trigrams = Vec::with_capacity(words.iter().map(|w| w.raw_chars + 2).sum());
+        for word in words.iter().filter(|w| w.weight >= 1.0) {
+            // The word padded with a space on each side, three characters at a time.
+            let mut window = [' ', ' ', ' '];
+            for c in word.raw.chars().chain(std::iter::once(' ')) {
+                window = [window[1], window[2], c];
+                if window[1] == ' ' {
+                    // Only the leading pad so far: no whole trigram yet.
+                    continue;
+                }
+                let code = (u64::from(u32::from(window[0])) << 42)
+                    | (u64::from(u32::from(window[1])) << 21)
+                    | u64::from(u32::from(window[2]));
                 trigrams.push(code);
             }
         }
@@ -166,36 +204,30 @@ impl Features {
 
 /// Weighted Jaccard overlap of two word sets: matched weight over the weight of the union.
 /// A word matches by stem, or with one typo for words of four letters or more.
-fn weighted_overlap(a: &[(String, String, f32)], b: &[(String, String, f32)]) -> f32 {
+fn weighted_overlap(a: &[Word], b: &[Word]) -> f32 {
     let mut used = vec![false; b.len()];
     let mut matched = 0.0f32;
     let mut matched_weight_b = 0.0f32;
-    for (raw, stem, weight) in a {
+    for word in a {
         let exact = b
             .iter()
             .enumerate()
-            .position(|(i, (_, s, _))| !used[i] && s == stem);
+            .position(|(i, other)| !used[i] && other.stem == word.stem);
         let found = exact.map(|i| (i, 1.0)).or_else(|| {
-            (raw.chars().count() >= TYPO_MIN_CHARS)
-                .then(|| {
-                    b.iter().enumerate().position(|(i, (r, s, _))| {
-                        !used[i]
-                            && r.chars().count() >= TYPO_MIN_CHARS
-                            && (text::within_one_edit(raw, r) || text::within_one_edit(stem, s))
-                    })
-                })
-                .flatten()
+            b.iter()
+                .enumerate()
+                .position(|(i, other)| !used[i] && word.typo_of(other))
                 .map(|i| (i, TYPO_CREDIT))
         });
         if let Some((i, credit)) = found {
             used[i] = true;
-            let w = weight.min(b[i].2);
+            let w = word.weight.min(b[i].weight);
             matched += w * credit;
-            matched_weight_b += b[i].2;
+            matched_weight_b += b[i].weight;
         }
     }
-    let total_a: f32 = a.iter().map(|(_, _, w)| w).sum();
-    let total_b: f32 = b.iter().map(|(_, _, w)| w).sum();
+    let total_a: f32 = a.iter().map(|w| w.weight).sum();
+    let total_b: f32 = b.iter().map(|w| w.weight).sum();
     // Union = everything in a plus what of b was not matched.
     let union = total_a + (total_b - matched_weight_b);
     if union <= 0.0 {
@@ -263,6 +295,42 @@ pub fn find_repeat_above(current: &str, earlier: &[&str], threshold: f32) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The trigrams as first written: each content word padded with a space on each side,
+    /// every window of three characters.
+    fn trigrams_by_padding(f: &Features) -> Vec<u64> {
+        let mut out = Vec::new();
+        for w in f.words.iter().filter(|w| w.weight >= 1.0) {
+            let padded: Vec<char> = std::iter::once(' ')
+                .chain(w.raw.chars())
+                .chain(std::iter::once(' '))
+                .collect();
+            for t in padded.windows(3) {
+                out.push(
+                    (u64::from(u32::from(t[0])) << 42)
+                        | (u64::from(u32::from(t[1])) << 21)
+                        | u64::from(u32::from(t[2])),
+                );
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn trigrams_are_those_of_the_padded_words() {
+        for text in [
+            "where is my order",
+            "x y refund",
+            "dónde está mi reembolso, señor",
+            "Bestellung zurückgeben bitte",
+            "a b c d e order 12 z",
+        ] {
+            let f = Features::of(text).expect("content");
+            assert_eq!(f.trigrams, trigrams_by_padding(&f), "{text}");
+        }
+    }
 
     #[test]
     fn rephrased_reordered_and_misspelt_repeats() {
