@@ -109,8 +109,9 @@ struct DocScore {
     bm25: f64,
     /// Matched idf mass of the query, typo discounts applied.
     query_mass: f64,
-    /// Document terms hit by the query, with their best match weight.
-    hit_terms: FastMap<usize, f64>,
+    /// Document terms hit by the query, with their best match weight: a handful, so a
+    /// list rather than a map per candidate document.
+    hit_terms: Vec<(usize, f64)>,
 }
 
 impl FaqIndex {
@@ -188,10 +189,13 @@ impl FaqIndex {
         }
         let ideal_mass: f64 = query_terms.iter().map(|t| t.ideal_idf).sum();
 
-        let mut scores: FastMap<usize, DocScore> = FastMap::default();
+        let mut scores: FastMap<usize, DocScore> =
+            FastMap::with_capacity_and_hasher(32, Default::default());
+        let mut best_here: FastMap<usize, (f64, f64, usize, f64)> =
+            FastMap::with_capacity_and_hasher(32, Default::default());
         for term in &query_terms {
             // A query term contributes once per document, through its best candidate there.
-            let mut best_here: FastMap<usize, (f64, f64, usize, f64)> = FastMap::default();
+            best_here.clear();
             for &(term_id, weight) in &term.candidates {
                 let idf = self.idf[term_id];
                 for &(doc_id, tf) in &self.postings[term_id] {
@@ -202,12 +206,14 @@ impl FaqIndex {
                     }
                 }
             }
-            for (doc_id, (contribution, mass, term_id, weight)) in best_here {
+            for (&doc_id, &(contribution, mass, term_id, weight)) in &best_here {
                 let score = scores.entry(doc_id).or_default();
                 score.bm25 += contribution;
                 score.query_mass += mass;
-                let hit = score.hit_terms.entry(term_id).or_insert(0.0);
-                *hit = hit.max(weight);
+                match score.hit_terms.iter_mut().find(|(t, _)| *t == term_id) {
+                    Some((_, hit)) => *hit = hit.max(weight),
+                    None => score.hit_terms.push((term_id, weight)),
+                }
             }
         }
 
@@ -258,7 +264,7 @@ impl FaqIndex {
         let doc_hit: f64 = score
             .hit_terms
             .iter()
-            .map(|(&t, &weight)| self.idf[t] * weight)
+            .map(|&(t, weight)| self.idf[t] * weight)
             .sum();
         let doc_coverage = if doc_mass > 0.0 {
             (doc_hit / doc_mass).clamp(0.0, 1.0)
