@@ -802,6 +802,25 @@ mod tests {
             .map_or(0, |v| v.value())
     }
 
+    /// Writes a journal's tables directly, as an older build or a crash left them.
+    fn write_raw(path: &Path, write: impl FnOnce(&redb::WriteTransaction)) {
+        let db = Database::create(path).expect("create");
+        tables::create_all(&db).expect("tables");
+        let txn = db.begin_write().expect("write");
+        write(&txn);
+        txn.commit().expect("commit");
+    }
+
+    /// The texts of a conversation's messages, oldest first.
+    fn texts(store: &Store, id: &str) -> Vec<String> {
+        store
+            .messages_after(id, 0)
+            .expect("read")
+            .into_iter()
+            .map(|m| m.text)
+            .collect()
+    }
+
     fn appends(id: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<Op> {
         seqs.map(|s| Op::AppendMessage {
             conversation_id: id.into(),
@@ -867,48 +886,34 @@ mod tests {
     fn an_open_finds_messages_the_index_never_got() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("j.redb");
-        {
-            let db = Database::create(&path).expect("create");
-            tables::create_all(&db).expect("tables");
-            let txn = db.begin_write().expect("write");
-            {
-                let mut log = txn.open_table(MESSAGE_LOG).expect("log");
-                let mut index = txn.open_table(MESSAGE_INDEX).expect("index");
-                let mut meta = txn.open_table(LOG_META).expect("meta");
-                for (position, (id, seq)) in [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("a", 2)]
-                    .into_iter()
-                    .enumerate()
-                {
-                    let position = position as u64 + 1;
-                    let mut m = msg(seq, &format!("{id}{seq} at {position}"));
-                    m.at_ms = position;
-                    let row = log::encode_row(id, &m).expect("row");
-                    log.insert(position, row.as_slice()).expect("insert");
-                    if position <= 2 {
-                        let chunk = log::encode_chunk(&[(seq, position)]);
-                        index.insert((id, seq), chunk.as_slice()).expect("index");
-                    }
-                }
-                meta.insert(log::INDEXED_THROUGH, 2).expect("meta");
-            }
-            txn.commit().expect("commit");
-        }
-        let store = Store::open_with_cache(&path, 1 << 20).expect("open");
-        let texts = |id: &str| -> Vec<String> {
-            store
-                .messages_after(id, 0)
-                .expect("read")
+        write_raw(&path, |txn| {
+            let mut log = txn.open_table(MESSAGE_LOG).expect("log");
+            let mut index = txn.open_table(MESSAGE_INDEX).expect("index");
+            let mut meta = txn.open_table(LOG_META).expect("meta");
+            for (position, (id, seq)) in [("a", 1), ("b", 1), ("a", 2), ("a", 3), ("a", 2)]
                 .into_iter()
-                .map(|m| m.text)
-                .collect()
-        };
+                .enumerate()
+            {
+                let position = position as u64 + 1;
+                let mut m = msg(seq, &format!("{id}{seq} at {position}"));
+                m.at_ms = position;
+                let row = log::encode_row(id, &m).expect("row");
+                log.insert(position, row.as_slice()).expect("insert");
+                if position <= 2 {
+                    let chunk = log::encode_chunk(&[(seq, position)]);
+                    index.insert((id, seq), chunk.as_slice()).expect("index");
+                }
+            }
+            meta.insert(log::INDEXED_THROUGH, 2).expect("meta");
+        });
+        let store = Store::open_with_cache(&path, 1 << 20).expect("open");
         // The rewrite of a2 (position 5) wins over its first version (position 3).
-        assert_eq!(texts("a"), ["a1 at 1", "a2 at 5", "a3 at 4"]);
-        assert_eq!(texts("b"), ["b1 at 2"]);
+        assert_eq!(texts(&store, "a"), ["a1 at 1", "a2 at 5", "a3 at 4"]);
+        assert_eq!(texts(&store, "b"), ["b1 at 2"]);
         // New messages go after the last position, not over it.
         store.commit_blocking(appends("b", 2..=2)).expect("commit");
-        assert_eq!(texts("b"), ["b1 at 2", "b says 2"]);
-        assert_eq!(texts("a").len(), 3);
+        assert_eq!(texts(&store, "b"), ["b1 at 2", "b says 2"]);
+        assert_eq!(texts(&store, "a").len(), 3);
     }
 
     /// Runs beside single-message rows of older journals, with the index mark inside a run
@@ -917,45 +922,31 @@ mod tests {
     fn runs_and_older_rows_are_read_together_from_the_index_and_the_tail() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("j.redb");
-        {
-            let db = Database::create(&path).expect("create");
-            tables::create_all(&db).expect("tables");
-            let txn = db.begin_write().expect("write");
-            {
-                let mut log = txn.open_table(MESSAGE_LOG).expect("log");
-                for (position, (id, seq, text)) in [(1, ("a", 1, "a1")), (2, ("b", 1, "b1"))] {
-                    let row = log::encode_row(id, &msg(seq, text)).expect("row");
-                    log.insert(position, row.as_slice()).expect("insert");
-                }
-                let mut run = log::RunBuilder::new(3);
-                for (id, seq, text) in [
-                    ("a", 2, "a2"),
-                    ("a", 3, "a3"),
-                    ("b", 2, "b2"),
-                    ("a", 2, "a2 rewritten"),
-                ] {
-                    run.push(id, &msg(seq, text)).expect("push");
-                }
-                let (key, row) = run.finish();
-                log.insert(key, row.as_slice()).expect("insert");
-                let mut index = txn.open_table(MESSAGE_INDEX).expect("index");
-                let a = log::encode_chunk(&[(1, 1), (2, 3), (3, 4)]);
-                index.insert(("a", 3), a.as_slice()).expect("index");
-                let b = log::encode_chunk(&[(1, 2)]);
-                index.insert(("b", 1), b.as_slice()).expect("index");
-                let mut meta = txn.open_table(LOG_META).expect("meta");
-                meta.insert(log::INDEXED_THROUGH, 4).expect("meta");
+        write_raw(&path, |txn| {
+            let mut log = txn.open_table(MESSAGE_LOG).expect("log");
+            for (position, (id, seq, text)) in [(1, ("a", 1, "a1")), (2, ("b", 1, "b1"))] {
+                let row = log::encode_row(id, &msg(seq, text)).expect("row");
+                log.insert(position, row.as_slice()).expect("insert");
             }
-            txn.commit().expect("commit");
-        }
-        let texts = |store: &Store, id: &str| -> Vec<String> {
-            store
-                .messages_after(id, 0)
-                .expect("read")
-                .into_iter()
-                .map(|m| m.text)
-                .collect()
-        };
+            let mut run = log::RunBuilder::new(3);
+            for (id, seq, text) in [
+                ("a", 2, "a2"),
+                ("a", 3, "a3"),
+                ("b", 2, "b2"),
+                ("a", 2, "a2 rewritten"),
+            ] {
+                run.push(id, &msg(seq, text)).expect("push");
+            }
+            let (key, row) = run.finish();
+            log.insert(key, row.as_slice()).expect("insert");
+            let mut index = txn.open_table(MESSAGE_INDEX).expect("index");
+            let a = log::encode_chunk(&[(1, 1), (2, 3), (3, 4)]);
+            index.insert(("a", 3), a.as_slice()).expect("index");
+            let b = log::encode_chunk(&[(1, 2)]);
+            index.insert(("b", 1), b.as_slice()).expect("index");
+            let mut meta = txn.open_table(LOG_META).expect("meta");
+            meta.insert(log::INDEXED_THROUGH, 4).expect("meta");
+        });
         {
             let store = Store::open_with_cache(&path, 1 << 20).expect("open");
             assert_eq!(texts(&store, "a"), ["a1", "a2 rewritten", "a3"]);
