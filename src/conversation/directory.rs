@@ -50,6 +50,13 @@ pub struct Directory {
 }
 
 impl Directory {
+    /// The actor of a channel's conversation if it is live; signals that only matter to a
+    /// live conversation (typing, a customer who left) never revive one.
+    fn live_by_key(&self, channel: ChannelKind, key: String) -> Option<&Addr<ConversationActor>> {
+        let id = self.keys.get(&(channel, key))?;
+        self.live.get(id)
+    }
+
     pub fn new(store: Store, arbiters: Vec<ArbiterHandle>) -> Self {
         Directory {
             live: HashMap::new(),
@@ -416,10 +423,7 @@ impl Handler<CustomerTyping> for Directory {
 
     fn handle(&mut self, msg: CustomerTyping, _ctx: &mut Self::Context) {
         // Typing only matters to a live conversation with an agent; never revive for it.
-        let Some(id) = self.keys.get(&(msg.channel, msg.conversation_key)) else {
-            return;
-        };
-        if let Some(addr) = self.live.get(id) {
+        if let Some(addr) = self.live_by_key(msg.channel, msg.conversation_key) {
             addr.do_send(TypingSignal {
                 agent_id: None,
                 active: msg.active,
@@ -433,10 +437,7 @@ impl Handler<CustomerLeft> for Directory {
 
     fn handle(&mut self, msg: CustomerLeft, _ctx: &mut Self::Context) {
         // Only a live conversation has memory to give back; never revive for it.
-        let Some(id) = self.keys.get(&(msg.channel, msg.conversation_key)) else {
-            return;
-        };
-        if let Some(addr) = self.live.get(id) {
+        if let Some(addr) = self.live_by_key(msg.channel, msg.conversation_key) {
             addr.do_send(CustomerGone);
         }
     }

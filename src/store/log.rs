@@ -195,7 +195,21 @@ fn take_id<'a>(rest: &mut &'a [u8]) -> Result<&'a str, StoreError> {
     std::str::from_utf8(take(rest, len, "id")?).map_err(|_| corrupt("id is not UTF-8"))
 }
 
-/// The message `at` places after the row's key, if the row reaches that far.
+/// One message of a run: its conversation id, seq and JSON, taken off the front of `rest`.
+fn take_entry<'a>(rest: &mut &'a [u8]) -> Result<Row<'a>, StoreError> {
+    let conversation_id = take_id(rest)?;
+    let seq = take_u64(rest, "seq")?;
+    let len = take_u32(rest, "message length")? as usize;
+    let message = take(rest, len, "message")?;
+    Ok(Row {
+        conversation_id,
+        seq,
+        message,
+    })
+}
+
+/// The message `at` places after the row's key, if the row reaches that far. Walks the
+/// headers before it without collecting them.
 pub fn row_at(bytes: &[u8], at: u64) -> Result<Option<Row<'_>>, StoreError> {
     let mut rest = bytes;
     let version = take(&mut rest, 1, "version")?[0];
@@ -208,20 +222,9 @@ pub fn row_at(bytes: &[u8], at: u64) -> Result<Option<Row<'_>>, StoreError> {
         return Ok(None);
     }
     for _ in 0..at {
-        take_id(&mut rest)?;
-        take(&mut rest, 8, "seq")?;
-        let len = take_u32(&mut rest, "message length")? as usize;
-        take(&mut rest, len, "message")?;
+        take_entry(&mut rest)?;
     }
-    let conversation_id = take_id(&mut rest)?;
-    let seq = take_u64(&mut rest, "seq")?;
-    let len = take_u32(&mut rest, "message length")? as usize;
-    let message = take(&mut rest, len, "message")?;
-    Ok(Some(Row {
-        conversation_id,
-        seq,
-        message,
-    }))
+    take_entry(&mut rest).map(Some)
 }
 
 /// The messages of a log row, in position order from its key.
@@ -243,15 +246,7 @@ pub fn decode_rows(bytes: &[u8]) -> Result<Vec<Row<'_>>, StoreError> {
             // Every entry takes at least 14 bytes: no count can ask for more than that.
             let mut out = Vec::with_capacity((count as usize).min(rest.len() / 14));
             for _ in 0..count {
-                let conversation_id = take_id(&mut rest)?;
-                let seq = take_u64(&mut rest, "seq")?;
-                let len = take_u32(&mut rest, "message length")? as usize;
-                let message = take(&mut rest, len, "message")?;
-                out.push(Row {
-                    conversation_id,
-                    seq,
-                    message,
-                });
+                out.push(take_entry(&mut rest)?);
             }
             if !rest.is_empty() {
                 return Err(corrupt("bytes after the last message"));
