@@ -316,18 +316,18 @@ impl LanguageDetector {
     /// configured language's, with the winner's share of the counted words as confidence.
     fn vote(&self, text: &str) -> Option<(Language, f64)> {
         let mut counts = [0usize; 6];
-        let tokens = text::tokens(text);
-        let words = tokens.len();
-        for token in tokens {
-            let Some(&slots) = VOTERS.get(token.as_str()) else {
-                continue;
+        let mut words = 0;
+        text::for_each_word(text, |token| {
+            words += 1;
+            let Some(&slots) = VOTERS.get(token) else {
+                return;
             };
             for (slot, (language, _)) in FUNCTION_WORDS.iter().enumerate() {
                 if slots & (1 << slot) != 0 && self.languages.contains(language) {
                     counts[slot] += 1;
                 }
             }
-        }
+        });
         let (winner, &hits) = counts.iter().enumerate().max_by_key(|(_, c)| **c)?;
         let total: usize = counts.iter().sum();
         let runner_up = counts

@@ -151,24 +151,24 @@ impl Features {
     /// `None` for messages without content ("hi", "ok thanks", "?").
     pub fn of(message: &str) -> Option<Features> {
         let mut words: Vec<Word> = Vec::new();
-        for token in text::tokens(message) {
+        text::for_each_word(message, |token| {
             let token = GLUED
                 .iter()
                 .find(|(glued, _)| *glued == token)
-                .map_or(token, |(_, word)| (*word).to_string());
-            if STOPWORD_SET.contains(token.as_str()) || token.chars().all(|c| c.is_ascii_digit()) {
-                continue;
+                .map_or(token, |(_, word)| *word);
+            if STOPWORD_SET.contains(token) || token.chars().all(|c| c.is_ascii_digit()) {
+                return;
             }
-            let weight = if QUESTION_WORDS.contains(&token.as_str()) {
+            let weight = if QUESTION_WORDS.contains(&token) {
                 QUESTION_WEIGHT
             } else {
                 1.0
             };
-            let stem = text::stem(&token);
+            let stem = text::stem(token);
             if !words.iter().any(|w| w.stem == stem) {
-                words.push(Word::new(token, stem, weight));
+                words.push(Word::new(token.to_string(), stem, weight));
             }
-        }
+        });
         let content: f32 = words.iter().map(|w| w.weight).sum();
         if content < MIN_CONTENT {
             return None;

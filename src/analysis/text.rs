@@ -170,64 +170,53 @@ fn push_folded(out: &mut String, c: char) {
 /// it separates two words, otherwise it is dropped so English contractions stay one word
 /// ("don't" becomes "dont", "can't" becomes "cant").
 pub fn tokens(text: &str) -> Vec<String> {
-    let normalized = normalize(text);
-    // ASCII text (most messages) is read a byte at a time, without decoding UTF-8.
-    if normalized.is_ascii() {
-        let bytes = normalized
-            .bytes()
-            .enumerate()
-            .map(|(i, b)| (i, char::from(b)));
-        split_words(&normalized, bytes)
-    } else {
-        split_words(&normalized, normalized.char_indices())
-    }
-}
-
-/// The words of `normalized`, read from its `chars` (with their byte offsets).
-fn split_words(normalized: &str, chars: impl Iterator<Item = (usize, char)>) -> Vec<String> {
     // About one word per five bytes of text, so the list rarely grows.
-    let mut words = Vec::with_capacity(normalized.len() / 5 + 1);
-    // The word being read: its pieces so far (only a dropped apostrophe splits a word in
-    // pieces) and where its current piece starts. Each word is copied out once, at its
-    // size, rather than grown a character at a time.
-    let mut pieces = String::new();
-    let mut start: Option<usize> = None;
-    let mut chars = chars.peekable();
-    while let Some((i, c)) = chars.next() {
-        if c.is_alphanumeric() {
-            start.get_or_insert(i);
-            continue;
-        }
-        let piece = start.take().map_or("", |s| &normalized[s..i]);
-        let in_word = !pieces.is_empty() || !piece.is_empty();
-        let next_is_word = chars.peek().is_some_and(|(_, n)| n.is_alphanumeric());
-        if c == '\'' && in_word && next_is_word {
-            pieces.push_str(piece);
-            // "qu'" is the only two-letter elided French word worth treating like "l'".
-            let elided = pieces.chars().count() == 1 || pieces == "qu";
-            if elided {
-                words.push(std::mem::take(&mut pieces));
-            }
-            continue;
-        }
-        if in_word {
-            words.push(join(&mut pieces, piece));
-        }
-    }
-    let piece = start.map_or("", |s| &normalized[s..]);
-    if !pieces.is_empty() || !piece.is_empty() {
-        words.push(join(&mut pieces, piece));
-    }
+    let mut words = Vec::with_capacity(text.len() / 5 + 1);
+    for_each_word(text, |word| words.push(word.to_string()));
     words
 }
 
-/// The word made of `pieces` (emptied) and its last `piece`.
-fn join(pieces: &mut String, piece: &str) -> String {
-    if pieces.is_empty() {
-        piece.to_string()
+/// Calls `f` with each word [`tokens`] would return, in order, without a string per word:
+/// for the matchers that only look words up (and copy the few they keep), since every
+/// customer message goes through several of them.
+pub fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
+    // The word being read; one buffer serves every word of the text.
+    let mut word = String::with_capacity(32);
+    // ASCII text (most messages) is lower-cased a byte at a time as it is read, which is
+    // all `normalize` would do to it.
+    if text.is_ascii() {
+        let chars = text.bytes().map(|b| char::from(b.to_ascii_lowercase()));
+        read_words(chars, &mut word, &mut f);
     } else {
-        pieces.push_str(piece);
-        std::mem::take(pieces)
+        read_words(normalize(text).chars(), &mut word, &mut f);
+    }
+}
+
+/// The words of normalised `chars`, through `word`, to `f`.
+fn read_words(chars: impl Iterator<Item = char>, word: &mut String, f: &mut impl FnMut(&str)) {
+    let mut chars = chars.peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() {
+            word.push(c);
+            continue;
+        }
+        let next_is_word = chars.peek().is_some_and(|n| n.is_alphanumeric());
+        if c == '\'' && !word.is_empty() && next_is_word {
+            // "qu'" is the only two-letter elided French word worth treating like "l'".
+            let elided = word.chars().nth(1).is_none() || word == "qu";
+            if elided {
+                f(word);
+                word.clear();
+            }
+            continue;
+        }
+        if !word.is_empty() {
+            f(word);
+            word.clear();
+        }
+    }
+    if !word.is_empty() {
+        f(word);
     }
 }
 

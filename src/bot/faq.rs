@@ -277,20 +277,17 @@ impl FaqIndex {
     /// Analyses the query into distinct terms, each resolved against the vocabulary.
     fn query_terms(&self, query: &str) -> Vec<QueryTerm> {
         // Distinct stems, keeping the longest surface form seen for the typo length rule.
-        let mut seen: FastMap<String, usize> = FastMap::default();
-        let mut order: Vec<String> = Vec::new();
+        // A query has a few terms: a list searched in order beats a map.
+        let mut distinct: Vec<(String, usize)> = Vec::new();
         for (stem, surface_len) in content_terms(query) {
-            match seen.get_mut(&stem) {
-                Some(len) => *len = (*len).max(surface_len),
-                None => {
-                    seen.insert(stem.clone(), surface_len);
-                    order.push(stem);
-                }
+            match distinct.iter_mut().find(|(s, _)| *s == stem) {
+                Some((_, len)) => *len = (*len).max(surface_len),
+                None => distinct.push((stem, surface_len)),
             }
         }
-        order
+        distinct
             .into_iter()
-            .map(|stem| {
+            .map(|(stem, surface_len)| {
                 if let Some(&id) = self.vocab.get(&stem) {
                     return QueryTerm {
                         candidates: vec![(id, 1.0)],
@@ -308,7 +305,6 @@ impl FaqIndex {
                         ideal_idf: self.idf[id],
                     };
                 }
-                let surface_len = seen.get(&stem).copied().unwrap_or(0);
                 let candidates = if surface_len >= TYPO_MIN_CHARS {
                     self.typo_neighbours(&stem)
                 } else {
@@ -376,14 +372,13 @@ static STOPWORD_SET: std::sync::LazyLock<FastSet<&'static str>> =
 /// Splits text into `(stem, surface length)` pairs with stopwords removed. Also used by the
 /// repetition check, so both read text the same way.
 pub(crate) fn content_terms(text: &str) -> Vec<(String, usize)> {
-    text::tokens(text)
-        .into_iter()
-        .filter(|word| !STOPWORD_SET.contains(word.as_str()))
-        .map(|word| {
-            let len = word.chars().count();
-            (stem(&word), len)
-        })
-        .collect()
+    let mut terms = Vec::new();
+    text::for_each_word(text, |word| {
+        if !STOPWORD_SET.contains(word) {
+            terms.push((stem(word), word.chars().count()));
+        }
+    });
+    terms
 }
 
 /// Light English suffix stripping, so "charges", "charged" and "charging" meet at one term.
