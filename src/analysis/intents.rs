@@ -51,6 +51,7 @@
 //!   subscriptions adds its own rule.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use regex::{Regex, RegexBuilder};
@@ -503,7 +504,8 @@ static NEXT_VOCAB_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     /// Lookups of words in a vocabulary, on this thread ([`Vocab::lookup_remembered`]).
-    static LOOKUPS: RefCell<WordMemo<Vec<u32>>> = RefCell::new(WordMemo::default());
+    /// Shared slices, so a remembered answer is handed out without copying it.
+    static LOOKUPS: RefCell<WordMemo<Rc<[u32]>>> = RefCell::new(WordMemo::default());
 }
 
 #[derive(Debug, Clone, Default)]
@@ -608,11 +610,11 @@ impl Vocab {
     /// [`Vocab::lookup`], remembered per thread: a word's reading does not change once the
     /// vocabulary is complete, and looking one up (stem, prefixes, every one-letter deletion
     /// for typos) costs about a thousand instructions, more than half of matching a message.
-    fn lookup_remembered(&self, raw: &str) -> Vec<u32> {
+    fn lookup_remembered(&self, raw: &str) -> Rc<[u32]> {
         let fresh = |raw: &str| {
             let mut ids = Vec::new();
             self.lookup(raw, &mut ids);
-            ids
+            Rc::from(ids)
         };
         if self.id == 0 {
             return fresh(raw);
@@ -719,8 +721,10 @@ impl Vocab {
 
 #[derive(Debug)]
 struct Token {
-    text: String,
-    ids: Vec<u32>,
+    /// Byte range of the word in its clause's `words`.
+    start: usize,
+    end: usize,
+    ids: Rc<[u32]>,
 }
 
 #[derive(Debug)]
@@ -728,6 +732,8 @@ struct Clause {
     /// Byte range in the message.
     start: usize,
     end: usize,
+    /// The clause's normalised words, one space apart: any run of them is one slice.
+    words: String,
     tokens: Vec<Token>,
     /// Positions of the tokens that are vocabulary words; the others cannot start a match.
     known: Vec<usize>,
@@ -779,14 +785,15 @@ impl Clause {
             })
     }
 
-    fn words(&self, from: usize, len: usize) -> String {
-        self.tokens
-            .iter()
-            .skip(from)
-            .take(len)
-            .map(|t| t.text.as_str())
-            .collect::<Vec<_>>()
-            .join(" ")
+    /// The `len` words from `from`, one space apart.
+    fn words(&self, from: usize, len: usize) -> &str {
+        let last = from.saturating_add(len).min(self.tokens.len());
+        match (self.tokens.get(from), last.checked_sub(1)) {
+            (Some(first), Some(last)) if last >= from => {
+                &self.words[first.start..self.tokens[last].end]
+            }
+            _ => "",
+        }
     }
 }
 
@@ -888,7 +895,7 @@ impl PhraseIndex {
         let mut seen: FastMap<u32, u64> = FastMap::default();
         for clause in clauses {
             for &pos in &clause.known {
-                for id in &clause.tokens[pos].ids {
+                for id in clause.tokens[pos].ids.iter() {
                     for &(phrase, slot) in self.starts.get(id).into_iter().flatten() {
                         *seen.entry(phrase).or_default() |= 1 << slot;
                     }
@@ -1081,7 +1088,7 @@ impl IntentMatcher {
                     let Some(hit) = self.find_phrase(clause, phrase) else {
                         continue;
                     };
-                    let words: Vec<String> = hit
+                    let words: Vec<&str> = hit
                         .spans
                         .iter()
                         .map(|(p, l)| clause.words(*p, *l))
@@ -1133,14 +1140,21 @@ impl IntentMatcher {
             .chain(std::iter::once((text.len(), text.len())));
         for (end, next) in bounds {
             let part = &text[start..end];
-            let tokens: Vec<Token> = text::tokens(part)
-                .into_iter()
-                .flat_map(split_digits)
-                .map(|t| Token {
-                    ids: self.vocab.lookup_remembered(&t),
-                    text: t,
-                })
-                .collect();
+            let mut words = String::with_capacity(part.len());
+            let mut tokens: Vec<Token> = Vec::new();
+            text::for_each_word(part, |word| {
+                split_digits(word, |piece| {
+                    if !words.is_empty() {
+                        words.push(' ');
+                    }
+                    tokens.push(Token {
+                        start: words.len(),
+                        end: words.len() + piece.len(),
+                        ids: self.vocab.lookup_remembered(piece),
+                    });
+                    words.push_str(piece);
+                });
+            });
             if !tokens.is_empty() {
                 let known = (0..tokens.len())
                     .filter(|i| !tokens[*i].ids.is_empty())
@@ -1148,6 +1162,7 @@ impl IntentMatcher {
                 clauses.push(Clause {
                     start,
                     end,
+                    words,
                     tokens,
                     known,
                 });
@@ -1295,22 +1310,24 @@ impl IntentMatcher {
 
 /// Splits a word where letters meet digits: customers glue order numbers to their keyword
 /// ("order732201").
-fn split_digits(word: String) -> Vec<String> {
+fn split_digits(word: &str, mut f: impl FnMut(&str)) {
     let mixed = word.chars().any(|c| c.is_ascii_digit()) && word.chars().any(char::is_alphabetic);
     if !mixed {
-        return vec![word];
+        f(word);
+        return;
     }
-    let mut parts: Vec<String> = Vec::new();
+    // Runs of digits and of everything else, in order.
+    let mut run_start = 0;
     let mut last_digit: Option<bool> = None;
-    for c in word.chars() {
+    for (i, c) in word.char_indices() {
         let digit = c.is_ascii_digit();
-        match parts.last_mut() {
-            Some(part) if last_digit == Some(digit) => part.push(c),
-            _ => parts.push(c.to_string()),
+        if last_digit.is_some_and(|d| d != digit) {
+            f(&word[run_start..i]);
+            run_start = i;
         }
         last_digit = Some(digit);
     }
-    parts
+    f(&word[run_start..]);
 }
 
 /// Picks one candidate per slot, without overlaps, minimising the width of the whole; the
@@ -1645,7 +1662,7 @@ mod tests {
                 for word in words {
                     let mut fresh = Vec::new();
                     m.vocab.lookup(word, &mut fresh);
-                    assert_eq!(m.vocab.lookup_remembered(word), fresh, "{word}");
+                    assert_eq!(*m.vocab.lookup_remembered(word), *fresh, "{word}");
                 }
             }
         }
@@ -1659,7 +1676,7 @@ mod tests {
         let long = "refund".repeat(text::MEMO_MAX_BYTES);
         let mut fresh = Vec::new();
         builtin.vocab.lookup(&long, &mut fresh);
-        assert_eq!(builtin.vocab.lookup_remembered(&long), fresh);
+        assert_eq!(*builtin.vocab.lookup_remembered(&long), *fresh);
     }
 
     #[test]
