@@ -25,6 +25,7 @@
 //! The valences were written for this module; none is copied from VADER's lexicon.
 
 use crate::analysis::text::{FastMap, FastSet};
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use crate::analysis::language::Language;
@@ -516,8 +517,9 @@ impl Source {
 }
 
 /// One word of the message, with what the raw text said about it.
-struct Word {
-    text: String,
+struct Word<'a> {
+    /// Borrowed from the message when it is already a normalised word (most are).
+    text: Cow<'a, str>,
     /// Typed in capitals ("BAD").
     shouted: bool,
     /// Written as a contraction with "n't" ("doesn't"): a negation whatever the word.
@@ -532,7 +534,7 @@ fn is_apostrophe(c: char) -> bool {
 
 /// Splits the raw message into words, remembering capitals and clauses, which
 /// `text::tokens` loses.
-fn words(message: &str) -> Vec<Word> {
+fn words(message: &str) -> Vec<Word<'_>> {
     let mut out = Vec::new();
     for (clause, part) in message.split(['.', ',', ';', '!', '?', '\n']).enumerate() {
         // Apostrophes stay inside the chunk so `text::tokens` can apply its contraction rules.
@@ -547,8 +549,13 @@ fn words(message: &str) -> Vec<Word> {
             // A plain ASCII word (most of them) is its own only token, lower-cased: no
             // apostrophe to read, nothing to fold.
             if !chunk.is_empty() && chunk.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                let text = if chunk.bytes().any(|b| b.is_ascii_uppercase()) {
+                    Cow::Owned(chunk.to_ascii_lowercase())
+                } else {
+                    Cow::Borrowed(chunk)
+                };
                 out.push(Word {
-                    text: unelongate(chunk.to_ascii_lowercase()),
+                    text: unelongate(text),
                     shouted,
                     negative_contraction: false,
                     clause,
@@ -561,7 +568,7 @@ fn words(message: &str) -> Vec<Word> {
                 .any(|suffix| lower.ends_with(suffix));
             for token in text::tokens(chunk) {
                 out.push(Word {
-                    text: unelongate(token),
+                    text: unelongate(Cow::Owned(token)),
                     shouted,
                     negative_contraction,
                     clause,
@@ -615,16 +622,16 @@ fn is_known(word: &str) -> bool {
 
 /// The word an elongated spelling stands for ("sooo" is "so", "goood" is "good"), or the
 /// word itself.
-fn unelongate(word: String) -> String {
+fn unelongate(word: Cow<'_, str>) -> Cow<'_, str> {
     match elongation_variants(&word) {
-        Some((two, _)) if is_known(&two) => two,
-        Some((_, one)) if is_known(&one) => one,
+        Some((two, _)) if is_known(&two) => Cow::Owned(two),
+        Some((_, one)) if is_known(&one) => Cow::Owned(one),
         _ => word,
     }
 }
 
 fn is_negation(word: &Word) -> bool {
-    word.negative_contraction || NEGATION_SET.contains(word.text.as_str())
+    word.negative_contraction || NEGATION_SET.contains(&*word.text)
 }
 
 /// How positive (up to 1) or negative (down to -1) a customer's message reads, using every
@@ -663,13 +670,13 @@ fn score_with(text: &str, source: &Source, language: Option<Language>) -> f32 {
     let contrast_words = contrasts(language);
     let contrast_at = words
         .iter()
-        .rposition(|w| contrast_words.contains(&w.text.as_str()));
+        .rposition(|w| contrast_words.contains(&&*w.text));
 
     let mut total = 0.0_f32;
     for (i, word) in words.iter().enumerate() {
         let Some(base) = valences[i] else { continue };
         let next_is_sentiment = valences.get(i + 1).is_some_and(Option::is_some);
-        let this = word.text.as_str();
+        let this = &*word.text;
         // A booster that is also a sentiment word ("damn", "super", French "bien") only
         // boosts when a sentiment word follows it.
         if next_is_sentiment
@@ -693,8 +700,8 @@ fn score_with(text: &str, source: &Source, language: Option<Language>) -> f32 {
             if prev.clause != word.clause {
                 break;
             }
-            let p = prev.text.as_str();
-            let before = i.checked_sub(distance + 2).map(|q| words[q].text.as_str());
+            let p = &*prev.text;
+            let before = i.checked_sub(distance + 2).map(|q| &*words[q].text);
             if is_negation(prev) {
                 negated = true;
             } else if BOOSTER_SET.contains(p) || BOOSTING_SENTIMENT_WORDS.contains(&p) {
@@ -853,11 +860,18 @@ mod tests {
             "Das ist TOLL, aber zu spät! l'agent n'est pas là",
             "goood service 123 abc42 BAAAD",
         ] {
-            let fast: Vec<String> = words(message).into_iter().map(|w| w.text).collect();
+            let fast: Vec<String> = words(message)
+                .into_iter()
+                .map(|w| w.text.into_owned())
+                .collect();
             let mut slow = Vec::new();
             for part in message.split(['.', ',', ';', '!', '?', '\n']) {
                 for chunk in part.split(|c: char| !(c.is_alphanumeric() || is_apostrophe(c))) {
-                    slow.extend(text::tokens(chunk).into_iter().map(unelongate));
+                    slow.extend(
+                        text::tokens(chunk)
+                            .into_iter()
+                            .map(|t| unelongate(Cow::Owned(t)).into_owned()),
+                    );
                 }
             }
             assert_eq!(fast, slow, "{message}");
