@@ -78,8 +78,9 @@ enum Class {
 }
 
 #[derive(Debug, Clone)]
-struct Word {
-    text: String,
+struct Word<'a> {
+    /// Borrowed from the message's [`ClauseWords`].
+    text: &'a str,
     class: Class,
     /// Classified through a one-typo correction.
     fuzzy: bool,
@@ -414,31 +415,54 @@ fn classify(word: &str) -> (Class, bool) {
     (Class::Other, false)
 }
 
-/// Splits a message into clauses; a request never spans a sentence or comma boundary.
-fn clauses(message: &str) -> Vec<Vec<Word>> {
-    message
-        .split(['.', ',', ';', ':', '!', '?', '\n', '(', ')', '"'])
-        .map(|clause| {
-            let mut words: Vec<Word> = text::tokens(clause)
-                .into_iter()
-                .map(|text| {
-                    let (class, fuzzy) = classify_remembered(&text);
+/// A message's normalised words, back to back in one string, with each clause's words as
+/// byte ranges in it: one buffer per message instead of a string per word.
+struct ClauseWords {
+    text: String,
+    clauses: Vec<Vec<(usize, usize)>>,
+}
+
+impl ClauseWords {
+    /// Splits a message into clauses; a request never spans a sentence or comma boundary.
+    fn of(message: &str) -> ClauseWords {
+        let mut text = String::with_capacity(message.len());
+        let mut clauses = Vec::new();
+        for clause in message.split(['.', ',', ';', ':', '!', '?', '\n', '(', ')', '"']) {
+            let mut spans = Vec::new();
+            text::for_each_word(clause, |word| {
+                spans.push((text.len(), text.len() + word.len()));
+                text.push_str(word);
+            });
+            if !spans.is_empty() {
+                clauses.push(spans);
+            }
+        }
+        ClauseWords { text, clauses }
+    }
+
+    /// Each clause's classified words.
+    fn clauses(&self) -> impl Iterator<Item = Vec<Word<'_>>> {
+        self.clauses.iter().map(|spans| {
+            let mut words: Vec<Word> = spans
+                .iter()
+                .map(|&(start, end)| {
+                    let text = &self.text[start..end];
+                    let (class, fuzzy) = classify_remembered(text);
                     Word { text, class, fuzzy }
                 })
                 .collect();
             mark_departments(&mut words);
             words
         })
-        .filter(|words| !words.is_empty())
-        .collect()
+    }
 }
 
 /// Marks "customer service" and its translations as a department noun.
 fn mark_departments(words: &mut [Word]) {
     for i in 0..words.len() {
-        let this = words[i].text.as_str();
-        let prev = i.checked_sub(1).map(|p| words[p].text.as_str());
-        let prev2 = i.checked_sub(2).map(|p| words[p].text.as_str());
+        let this = words[i].text;
+        let prev = i.checked_sub(1).map(|p| words[p].text);
+        let prev2 = i.checked_sub(2).map(|p| words[p].text);
         let english = matches!(
             this,
             "service" | "services" | "support" | "care" | "team" | "assistance"
@@ -506,11 +530,12 @@ impl ExplicitRequestDetector {
                 best = Some(found);
             }
         };
-        for words in clauses(text) {
+        let clause_words = ClauseWords::of(text);
+        for words in clause_words.clauses() {
             if is_contact_info_question(&words) || is_identity_question(&words) {
                 continue;
             }
-            let asks_service_info = words.iter().any(|w| contains(SERVICE_INFO_WORDS, &w.text))
+            let asks_service_info = words.iter().any(|w| contains(SERVICE_INFO_WORDS, w.text))
                 || words
                     .windows(2)
                     .any(|pair| pair[0].text == "what" && pair[1].text == "time");
@@ -520,7 +545,7 @@ impl ExplicitRequestDetector {
                 }
                 let span = &words[candidate.start..=candidate.end];
                 let typos = span.iter().filter(|w| w.fuzzy).count() as f32;
-                let phrase: Vec<&str> = span.iter().map(|w| w.text.as_str()).collect();
+                let phrase: Vec<&str> = span.iter().map(|w| w.text).collect();
                 consider(ExplicitMatch {
                     phrase: phrase.join(" "),
                     score: (candidate.base - FUZZY_PENALTY * typos).clamp(0.0, 1.0),
@@ -560,7 +585,7 @@ fn built_in_candidates(words: &[Word]) -> Vec<Candidate> {
                 if person == i + 1
                     && word.text.starts_with("contact")
                     && matches!(
-                        words[person].text.as_str(),
+                        words[person].text,
                         "person" | "people" | "persona" | "personne" | "pessoa"
                     )
                 {
@@ -598,7 +623,7 @@ fn built_in_candidates(words: &[Word]) -> Vec<Candidate> {
                 }
                 if words
                     .get(j)
-                    .is_some_and(|w| contains(COMPOUND_BREAKERS, &w.text))
+                    .is_some_and(|w| contains(COMPOUND_BREAKERS, w.text))
                 {
                     continue;
                 }
@@ -646,12 +671,12 @@ fn built_in_candidates(words: &[Word]) -> Vec<Candidate> {
 fn bare_escalation(words: &[Word]) -> Option<Candidate> {
     let at = words
         .iter()
-        .position(|w| matches!(w.text.as_str(), "escalate" | "escalation" | "escalar"))?;
+        .position(|w| matches!(w.text, "escalate" | "escalation" | "escalar"))?;
     let rest_allowed = words.iter().enumerate().all(|(i, w)| {
         i == at
             || w.class == Class::Small
-            || contains(BARE_EXTRAS, &w.text)
-            || contains(ESCALATION_OBJECTS, &w.text)
+            || contains(BARE_EXTRAS, w.text)
+            || contains(ESCALATION_OBJECTS, w.text)
     });
     (words.len() <= MAX_BARE_WORDS && rest_allowed).then(|| Candidate {
         start: 0,
@@ -678,11 +703,11 @@ fn effective_strengths(words: &[Word]) -> Vec<Option<Strength>> {
             }
             if words
                 .get(j)
-                .is_some_and(|w| contains(COMPOUND_BREAKERS, &w.text))
+                .is_some_and(|w| contains(COMPOUND_BREAKERS, w.text))
             {
                 return None;
             }
-            let prev = i.checked_sub(1).map(|p| words[p].text.as_str());
+            let prev = i.checked_sub(1).map(|p| words[p].text);
             if strength == Strength::Weak {
                 if prev.is_some_and(|p| contains(GENUINE, p)) {
                     strength = Strength::Strong;
@@ -721,7 +746,7 @@ fn person_after(words: &[Word], from: usize) -> Option<(usize, usize)> {
 fn is_reverse_gap(word: &Word) -> bool {
     word.class == Class::Small
         || matches!(
-            word.text.as_str(),
+            word.text,
             "i" | "can" | "could" | "may" | "we" | "ich" | "kann" | "je" | "peux" | "yo"
         )
 }
@@ -752,7 +777,7 @@ fn bare_request(words: &[Word], strengths: &[Option<Strength>]) -> Option<Candid
             // A person noun ruled out by its context ends the bare reading.
             (Class::Person(_), None) => return None,
             (Class::Small | Class::Desire, _) => {}
-            _ if contains(BARE_EXTRAS, &word.text) => {}
+            _ if contains(BARE_EXTRAS, word.text) => {}
             _ => return None,
         }
     }
@@ -778,23 +803,20 @@ fn negated(words: &[Word], start: usize) -> bool {
         words[k].class == Class::Negation
             && !words[k + 1..start]
                 .iter()
-                .any(|w| contains(NEGATION_BREAKERS, &w.text))
+                .any(|w| contains(NEGATION_BREAKERS, w.text))
     })
 }
 
 /// "What are your opening hours to contact customer service?" asks about contact, it does
 /// not ask to be connected.
 fn is_contact_info_question(words: &[Word]) -> bool {
-    words.iter().any(|w| contains(INFO_WORDS, &w.text))
+    words.iter().any(|w| contains(INFO_WORDS, w.text))
 }
 
 /// "Am I talking to a human?" / "Are you a real person?" ask what the bot is.
 fn is_identity_question(words: &[Word]) -> bool {
     matches!(
-        (
-            words.first().map(|w| w.text.as_str()),
-            words.get(1).map(|w| w.text.as_str())
-        ),
+        (words.first().map(|w| w.text), words.get(1).map(|w| w.text)),
         (Some("am"), Some("i")) | (Some("are"), Some("you")) | (Some("is"), Some("this" | "that"))
     )
 }
@@ -805,7 +827,7 @@ fn is_identity_question(words: &[Word]) -> bool {
 fn find_phrase(words: &[Word], phrase: &[String]) -> Option<(usize, usize)> {
     let first = phrase.first()?;
     'start: for start in 0..words.len() {
-        let Some(mut typos) = word_matches(&words[start].text, first) else {
+        let Some(mut typos) = word_matches(words[start].text, first) else {
             continue;
         };
         let mut pos = start + 1;
@@ -816,7 +838,7 @@ fn find_phrase(words: &[Word], phrase: &[String]) -> Option<(usize, usize)> {
                     continue 'start;
                 };
                 pos += 1;
-                if let Some(t) = word_matches(&word.text, wanted) {
+                if let Some(t) = word_matches(word.text, wanted) {
                     typos += t;
                     break;
                 }
