@@ -34,7 +34,8 @@ use crate::store::Store;
 /// The live conversation actors by (channel, key), shared with every channel's thread.
 /// Written only by the directory; a stale entry (an actor that has just stopped) is harmless,
 /// since a message it drops is looked up again through the directory.
-pub type Routes = Arc<RwLock<HashMap<(ChannelKind, String), Addr<ConversationActor>>>>;
+/// Keyed by channel first, so a lookup borrows the key instead of copying it.
+pub type Routes = Arc<RwLock<HashMap<ChannelKind, HashMap<String, Addr<ConversationActor>>>>>;
 
 /// The directory actor.
 pub struct Directory {
@@ -84,7 +85,7 @@ impl Directory {
     ) -> Result<Addr<ConversationActor>, ConversationError> {
         let svc = self.svc.clone().ok_or(ConversationError::Unavailable)?;
         let id = record.id.clone();
-        let route = (record.channel, record.key.clone());
+        let (channel, key) = (record.channel, record.key.clone());
         let arbiter = place.or_else(|| {
             let a = self
                 .arbiters
@@ -99,7 +100,11 @@ impl Directory {
             None => ConversationActor::new(svc, record, transcript).start(),
         };
         self.live.insert(id, addr.clone());
-        self.routes.write().insert(route, addr.clone());
+        self.routes
+            .write()
+            .entry(channel)
+            .or_default()
+            .insert(key, addr.clone());
         Ok(addr)
     }
 
@@ -271,13 +276,14 @@ impl Handler<Retire> for Directory {
             Some(addr) if *addr == msg.addr => {
                 self.live.remove(&msg.conversation_id);
                 // Forget its key too: a dormant conversation costs no memory here.
-                let key = (msg.channel, msg.key);
                 let mut routes = self.routes.write();
-                if routes.get(&key) == Some(&msg.addr) {
-                    routes.remove(&key);
+                if let Some(by_key) = routes.get_mut(&msg.channel)
+                    && by_key.get(&msg.key) == Some(&msg.addr)
+                {
+                    by_key.remove(&msg.key);
                 }
                 drop(routes);
-                self.keys.remove(&key);
+                self.keys.remove(&(msg.channel, msg.key));
                 true
             }
             // Already replaced: the old actor may stop too.
@@ -290,7 +296,7 @@ impl Handler<Retire> for Directory {
 /// arbiter the message came from.
 #[derive(Message)]
 #[rtype(result = "Result<Addr<ConversationActor>, ConversationError>")]
-struct Resolve(Inbound, Option<ArbiterHandle>);
+struct Resolve(Arc<Inbound>, Option<ArbiterHandle>);
 
 impl Handler<Resolve> for Directory {
     type Result = Result<Addr<ConversationActor>, ConversationError>;
@@ -305,7 +311,7 @@ impl Handler<Resolve> for Directory {
 /// as the message is journaled. A message dropped unread drops the sender.
 fn hand_to(
     addr: &Addr<ConversationActor>,
-    inbound: Inbound,
+    inbound: Arc<Inbound>,
 ) -> oneshot::Receiver<Result<InboundAck, InboundError>> {
     let (ack, rx) = oneshot::channel();
     addr.do_send(CustomerMessage { inbound, ack });
@@ -317,8 +323,8 @@ fn hand_to(
 /// harmless).
 async fn acked(
     first: Result<oneshot::Receiver<Result<InboundAck, InboundError>>, InboundError>,
-    directory: Addr<Directory>,
-    inbound: Inbound,
+    directory: Arc<Addr<Directory>>,
+    inbound: Arc<Inbound>,
     place: Option<ArbiterHandle>,
 ) -> Result<InboundAck, InboundError> {
     let mut waiting = first?;
@@ -351,11 +357,12 @@ impl Handler<Place> for Directory {
 
     fn handle(&mut self, msg: Place, ctx: &mut Self::Context) -> Self::Result {
         let Place { inbound, arbiter } = msg;
+        let inbound = Arc::new(inbound);
         let first = self
             .get_or_create(&inbound, arbiter.as_ref())
             .map(|addr| hand_to(&addr, inbound.clone()))
             .map_err(|e| InboundError::Storage(e.to_string()));
-        let pending: PendingAck = Box::pin(acked(first, ctx.address(), inbound, arbiter));
+        let pending: PendingAck = Box::pin(acked(first, Arc::new(ctx.address()), inbound, arbiter));
         MessageResult(pending)
     }
 }
@@ -364,7 +371,9 @@ impl Handler<Place> for Directory {
 /// the channel's own thread, or through the directory when there is none yet.
 pub struct InboundRoute {
     routes: Routes,
-    directory: Addr<Directory>,
+    /// Shared with each message's wait for its ack: an `Addr` clone allocates, an `Arc`
+    /// clone does not.
+    directory: Arc<Addr<Directory>>,
     /// The thread that built the route: the main one, where the directory, router and
     /// outbox run. A channel task running there (a poller) does not get its conversations
     /// placed beside it.
@@ -376,7 +385,7 @@ impl InboundRoute {
     pub fn new(routes: Routes, directory: Addr<Directory>) -> Self {
         InboundRoute {
             routes,
-            directory,
+            directory: Arc::new(directory),
             main_thread: std::thread::current().id(),
         }
     }
@@ -397,11 +406,13 @@ impl InboundSink for InboundRoute {
         let live = self
             .routes
             .read()
-            .get(&(inbound.channel, inbound.conversation_key.clone()))
+            .get(&inbound.channel)
+            .and_then(|by_key| by_key.get(&inbound.conversation_key))
             .filter(|addr| addr.connected())
             .cloned();
         let place = self.place();
         if let Some(addr) = live {
+            let inbound = Arc::new(inbound);
             let first = Ok(hand_to(&addr, inbound.clone()));
             return Box::pin(acked(first, self.directory.clone(), inbound, place));
         }

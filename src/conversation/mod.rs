@@ -136,7 +136,9 @@ impl From<StoreError> for ConversationError {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CustomerMessage {
-    pub inbound: Inbound,
+    /// Shared with the channel's wait for the ack, which hands it on again if the actor
+    /// retires before reading it.
+    pub inbound: Arc<Inbound>,
     pub ack: oneshot::Sender<Result<InboundAck, InboundError>>,
 }
 
