@@ -7,6 +7,7 @@
 //! widget, also offers an [`ImmediateDelivery`]). Everything about handoff lives in the
 //! daemon.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix::{Message, Recipient};
@@ -265,7 +266,8 @@ pub struct Outbound {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OutboundPayload {
     /// A message from the bot, an agent or the system, already journaled under `seq`.
-    Message(VisibleMessage),
+    /// Shared: one message goes to every open connection of its customer.
+    Message(Arc<VisibleMessage>),
     /// An agent is typing (or stopped).
     Typing { active: bool },
     /// The conversation's owner changed, or the queue position moved.

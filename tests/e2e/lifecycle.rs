@@ -493,7 +493,7 @@ async fn deliveries_pending_at_a_crash_are_delivered_after_restart() {
             conversation_id: "c-pending".into(),
             channel: ChannelKind::Widget,
             conversation_key: "visitor1".into(),
-            payload: OutboundPayload::Message(VisibleMessage {
+            payload: OutboundPayload::Message(std::sync::Arc::new(VisibleMessage {
                 quick_replies: Vec::new(),
                 seq: 1,
                 role: "bot".into(),
@@ -502,7 +502,7 @@ async fn deliveries_pending_at_a_crash_are_delivered_after_restart() {
                 sent_at_ms: 1,
                 client_id: None,
                 delivery_mode: Default::default(),
-            }),
+            })),
             attempts: 0,
             created_at_ms: 1,
             stored: true,

@@ -105,7 +105,7 @@ impl ConversationActor {
             conversation_id: self.record.id.clone(),
             channel: ChannelKind::Email,
             conversation_key: follow_up_key(&self.record.id),
-            payload: OutboundPayload::Message(msg.visible()),
+            payload: OutboundPayload::Message(std::sync::Arc::new(msg.visible())),
             attempts: 0,
             created_at_ms: msg.at_ms,
             stored: true,
