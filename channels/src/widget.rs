@@ -64,7 +64,7 @@ impl VisitorTokens {
     pub fn issue(&self) -> (String, String) {
         let mut raw = [0u8; 16];
         rand::rng().fill_bytes(&mut raw);
-        let id = raw.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let id = hex::encode(raw);
         let token = self.sign(&id);
         (id, token)
     }
@@ -183,6 +183,27 @@ fn next_session_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A customer's message frame, read straight into its fields: the common frame skips the
+/// buffering that reading an internally tagged [`ClientFrame`] needs. It accepts exactly the
+/// frames `ClientFrame::Message` accepts; anything else is read as a [`ClientFrame`], whose
+/// errors are the ones clients see.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageFrame {
+    #[serde(rename = "type")]
+    _kind: MessageTag,
+    text: String,
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+/// The only `type` a [`MessageFrame`] has.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum MessageTag {
+    Message,
 }
 
 /// Frames a widget client sends.
@@ -335,6 +356,10 @@ impl WidgetSession {
     }
 
     fn handle_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        if let Ok(m) = serde_json::from_str::<MessageFrame>(text) {
+            self.customer_message(m.text, m.client_id, ctx);
+            return;
+        }
         let frame: ClientFrame = match serde_json::from_str(text) {
             Ok(f) => f,
             Err(e) => {
@@ -494,7 +519,12 @@ impl WidgetSession {
                 attributes: Default::default(),
             },
             platform_message_id,
-            text: trimmed.to_string(),
+            // The frame's own string when there was nothing to trim.
+            text: if trimmed.len() == text.len() {
+                text
+            } else {
+                trimmed.to_string()
+            },
             attachments: Vec::new(),
             sent_at_ms: now_ms(),
             automated: false,
@@ -528,7 +558,7 @@ fn truncate(s: &str, max_chars: usize) -> String {
 fn uuid_like() -> String {
     let mut raw = [0u8; 8];
     rand::rng().fill_bytes(&mut raw);
-    raw.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(raw)
 }
 
 impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WidgetSession {
@@ -671,6 +701,36 @@ impl Handler<Outbound> for HubMailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_frames_read_directly_as_the_tagged_frame_reads_them() {
+        let frames = [
+            r#"{"type":"message","text":"hi"}"#,
+            r#"{"text":"hi","type":"message","client_id":"c1"}"#,
+            r#"{"type":"message","text":"hi","client_id":null}"#,
+            r#"{"type":"message","text":"a \"quoted\" \u00e9"}"#,
+            r#"{"type":"message"}"#,
+            r#"{"type":"message","text":"hi","extra":1}"#,
+            r#"{"type":"message","text":5}"#,
+            r#"{"type":"message","text":"hi","text":"again"}"#,
+            r#"{"type":"hello"}"#,
+            r#"{"type":"ping"}"#,
+            r#"{"type":"typing","active":true}"#,
+            r#"{"text":"hi"}"#,
+            r#"{"type":"Message","text":"hi"}"#,
+            r#"not json"#,
+        ];
+        for frame in frames {
+            let direct = serde_json::from_str::<MessageFrame>(frame)
+                .ok()
+                .map(|m| (m.text, m.client_id));
+            let tagged = match serde_json::from_str::<ClientFrame>(frame) {
+                Ok(ClientFrame::Message { text, client_id }) => Some((text, client_id)),
+                _ => None,
+            };
+            assert_eq!(direct, tagged, "{frame}");
+        }
+    }
 
     #[test]
     fn tokens_round_trip_and_reject_forgeries() {
