@@ -72,11 +72,25 @@ pub struct LabeledCounter {
 
 impl LabeledCounter {
     pub fn inc(&self, labels: &[(&'static str, &str)]) {
+        let Ok(mut m) = self.values.lock() else {
+            return;
+        };
+        // A counter has a handful of label sets, and it is bumped for every message: the
+        // existing set is found without building a key.
+        let same = |key: &[(&'static str, String)]| {
+            key.len() == labels.len()
+                && key
+                    .iter()
+                    .zip(labels)
+                    .all(|((a, b), (c, d))| a == c && b == d)
+        };
+        if let Some(v) = m.iter_mut().find_map(|(k, v)| same(k).then_some(v)) {
+            *v += 1;
+            return;
+        }
         let key: Vec<(&'static str, String)> =
             labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        if let Ok(mut m) = self.values.lock() {
-            *m.entry(key).or_insert(0) += 1;
-        }
+        m.insert(key, 1);
     }
 
     fn render(&self, name: &str, help: &str, out: &mut String) {
@@ -266,5 +280,31 @@ mod tests {
         let mut out = String::new();
         c.render("x_total", "x", &mut out);
         assert!(out.contains("x_total{trigger=\"a\\\"b\"} 2"), "{out}");
+    }
+
+    #[test]
+    fn each_label_set_counts_on_its_own() {
+        let c = LabeledCounter::default();
+        for _ in 0..3 {
+            c.inc(&[("channel", "widget"), ("direction", "in")]);
+        }
+        c.inc(&[("channel", "widget"), ("direction", "out")]);
+        c.inc(&[("channel", "email"), ("direction", "in")]);
+        c.inc(&[("channel", "widget")]);
+        let mut out = String::new();
+        c.render("m_total", "m", &mut out);
+        assert!(
+            out.contains("m_total{channel=\"widget\",direction=\"in\"} 3"),
+            "{out}"
+        );
+        assert!(
+            out.contains("m_total{channel=\"widget\",direction=\"out\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("m_total{channel=\"email\",direction=\"in\"} 1"),
+            "{out}"
+        );
+        assert!(out.contains("m_total{channel=\"widget\"} 1"), "{out}");
     }
 }
