@@ -10,7 +10,7 @@ pub mod eval;
 pub mod explicit;
 pub mod tracker;
 
-use regex::{Regex, RegexBuilder};
+use regex::{Regex, RegexBuilder, RegexSetBuilder};
 
 use crate::analysis::MessageAnalysis;
 use crate::analysis::sentiment::SentimentState;
@@ -81,13 +81,17 @@ fn hit(trigger: &str, evidence: String, seq: u64, score: Option<f64>) -> Trigger
 pub struct Policy {
     cfg: EscalationConfig,
     rules: Vec<CompiledRule>,
+    /// Every rule's patterns in one set: most messages match none, which one pass over the
+    /// text tells, instead of one search per pattern. `None` if the set could not be built
+    /// (the patterns are then searched one by one).
+    any_pattern: Option<regex::RegexSet>,
 }
 
 impl Policy {
     /// Compiles the rules. Patterns were validated with the config; one that still fails to
     /// compile is skipped with a warning rather than taking the daemon down.
     pub fn new(cfg: &EscalationConfig) -> Policy {
-        let rules = cfg
+        let rules: Vec<CompiledRule> = cfg
             .keyword_rules
             .iter()
             .map(|r| CompiledRule {
@@ -109,9 +113,19 @@ impl Policy {
                 team: r.team.clone(),
             })
             .collect();
+        let all: Vec<&str> = rules
+            .iter()
+            .flat_map(|r| r.patterns.iter().map(Regex::as_str))
+            .collect();
+        let any_pattern = RegexSetBuilder::new(all)
+            .case_insensitive(true)
+            .build()
+            .map_err(|e| tracing::warn!(error = %e, "keyword patterns searched one by one"))
+            .ok();
         Policy {
             cfg: cfg.clone(),
             rules,
+            any_pattern,
         }
     }
 
@@ -146,7 +160,11 @@ impl Policy {
                 None,
             );
         }
-        for rule in &self.rules {
+        let any_pattern = self
+            .any_pattern
+            .as_ref()
+            .is_none_or(|set| set.is_match(text));
+        for rule in self.rules.iter().filter(|_| any_pattern) {
             if let Some(found) = rule.patterns.iter().find_map(|p| p.find(text)) {
                 h.add(
                     hit(

@@ -103,6 +103,59 @@ fn keyword_rules_carry_their_priority_and_team() {
 }
 
 #[test]
+fn the_pattern_set_finds_what_the_patterns_find_one_by_one() {
+    let mut cfg = EscalationConfig::default();
+    for (name, patterns) in [
+        (
+            "legal",
+            vec![r"\blawyers?\b", r"\bsue\b", r"\blegal action\b"],
+        ),
+        (
+            "fraud",
+            vec![r"\bscam(med)?\b", r"\bunauthori[sz]ed (charge|payment)\b"],
+        ),
+        ("press", vec![r"\bjournalist\b", r"\bÉMISSION\b"]),
+    ] {
+        cfg.keyword_rules.push(KeywordRule {
+            name: name.into(),
+            patterns: patterns.into_iter().map(String::from).collect(),
+            priority: 2,
+            team: None,
+        });
+    }
+    let with_set = Policy::new(&cfg);
+    assert!(with_set.any_pattern.is_some());
+    let mut one_by_one = Policy::new(&cfg);
+    one_by_one.any_pattern = None;
+    let analyzer = Analyzer::new(&AnalyzerSettings::default()).expect("analyzer");
+    for text in [
+        "My LAWYER will call",
+        "I will sue you",
+        "this is a scam, an Unauthorised Payment",
+        "lawyering up",
+        "a journalist from the émission",
+        "where is my order",
+        "",
+    ] {
+        let a = analyzer.analyze(text);
+        let decide = |p: &Policy| {
+            p.on_customer_message(1, text, &a, &SentimentState::default(), &Tracker::default())
+        };
+        assert_eq!(decide(&with_set), decide(&one_by_one), "{text}");
+    }
+    assert!(
+        decide_keyword(&with_set, &analyzer, "My LAWYER will call"),
+        "the set must not hide a match"
+    );
+}
+
+fn decide_keyword(policy: &Policy, analyzer: &Analyzer, text: &str) -> bool {
+    let a = analyzer.analyze(text);
+    fired(&policy.on_customer_message(1, text, &a, &SentimentState::default(), &Tracker::default()))
+        .contains(&"keyword_rule".to_string())
+}
+
+#[test]
 fn sensitive_intent_fires_on_requests_not_on_questions() {
     for text in [
         "I want my money back",
