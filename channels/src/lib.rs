@@ -375,8 +375,9 @@ impl InboundSink for Recipient<Inbound> {
 /// delivery is only a hand-off to a connection in this process (the widget), so a
 /// conversation's reply needs no detour through the outbox's thread.
 pub trait ImmediateDelivery: Send + Sync {
-    /// Hands `out` to whoever should get it now.
-    fn deliver_now(&self, out: &Outbound) -> DeliveryReceipt;
+    /// Hands `payload` to whoever is connected as `conversation_key` now. Borrowed parts,
+    /// not an [`Outbound`]: the caller keeps its delivery record and copies nothing.
+    fn deliver_now(&self, conversation_key: &str, payload: &OutboundPayload) -> DeliveryReceipt;
 }
 
 /// Where a channel sends what it receives. Given to every channel by the daemon.

@@ -657,19 +657,19 @@ impl WidgetHub {
 }
 
 impl ImmediateDelivery for WidgetHub {
-    fn deliver_now(&self, out: &Outbound) -> DeliveryReceipt {
+    fn deliver_now(&self, conversation_key: &str, payload: &OutboundPayload) -> DeliveryReceipt {
         let mut sessions = self.sessions();
-        let Some(list) = sessions.get_mut(&out.conversation_key) else {
+        let Some(list) = sessions.get_mut(conversation_key) else {
             return DeliveryReceipt::HeldForResume;
         };
         list.retain(|(_, addr)| addr.connected());
         let mut delivered = false;
         for (_, addr) in list.iter() {
-            addr.do_send(Push(out.payload.clone()));
+            addr.do_send(Push(payload.clone()));
             delivered = true;
         }
         if list.is_empty() {
-            sessions.remove(&out.conversation_key);
+            sessions.remove(conversation_key);
         }
         if delivered {
             DeliveryReceipt::Delivered {
@@ -694,7 +694,7 @@ impl Handler<Outbound> for HubMailbox {
     type Result = MessageResult<Outbound>;
 
     fn handle(&mut self, msg: Outbound, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.hub.deliver_now(&msg))
+        MessageResult(self.hub.deliver_now(&msg.conversation_key, &msg.payload))
     }
 }
 

@@ -311,7 +311,7 @@ impl ConversationActor {
         if !entry.stored
             && let Some(channel) = self.svc.immediate.get(&entry.channel)
         {
-            match channel.deliver_now(&entry.outbound()) {
+            match channel.deliver_now(&entry.conversation_key, &entry.payload) {
                 DeliveryReceipt::Delivered {
                     platform_message_id: None,
                 }
@@ -326,7 +326,7 @@ impl ConversationActor {
     fn send_ephemeral(&self, out: Outbound) {
         match self.svc.immediate.get(&out.channel) {
             Some(channel) => {
-                channel.deliver_now(&out);
+                channel.deliver_now(&out.conversation_key, &out.payload);
             }
             None => self.svc.outbox.do_send(Ephemeral(out)),
         }
