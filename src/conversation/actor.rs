@@ -601,7 +601,7 @@ impl ConversationActor {
                 None => fut::ready(Err(ConversationError::NotOwner)).boxed_local(),
             };
         }
-        let (reply, failure) = match res {
+        let (mut reply, failure) = match res {
             Ok(r) => (r, None),
             Err(e) => {
                 tracing::warn!(conversation = %self.id(), error = %e, "bot gave no answer");
@@ -642,8 +642,10 @@ impl ConversationActor {
         let mut seqs = Vec::new();
         if send_messages {
             let last = reply.messages.len().saturating_sub(1);
-            for (i, text) in reply.messages.iter().enumerate() {
-                let mut m = Self::message(Role::Bot, text.clone());
+            // Judged above; the texts move into the journal.
+            let messages = std::mem::take(&mut reply.messages);
+            for (i, text) in messages.into_iter().enumerate() {
+                let mut m = Self::message(Role::Bot, text);
                 m.author = Some(bot_name.clone());
                 m.bot = Some(Box::new(meta.clone()));
                 // Quick replies go with the last message: as buttons where the channel
