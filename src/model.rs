@@ -333,6 +333,12 @@ impl OutboxEntry {
 }
 
 impl MessageRecord {
+    /// What a channel is asked to deliver for this message: its visible form, built once
+    /// and shared by the outbox entry and every connection it reaches.
+    pub fn payload(&self) -> handoffd_channels::OutboundPayload {
+        handoffd_channels::OutboundPayload::Message(std::sync::Arc::new(self.visible()))
+    }
+
     /// The form a channel shows the customer.
     pub fn visible(&self) -> handoffd_channels::VisibleMessage {
         handoffd_channels::VisibleMessage {

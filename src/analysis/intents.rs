@@ -739,13 +739,6 @@ struct Clause {
     known: Vec<usize>,
 }
 
-fn is_clause_end(c: char) -> bool {
-    matches!(
-        c,
-        '.' | ',' | ';' | ':' | '!' | '?' | '\n' | '(' | ')' | '"'
-    )
-}
-
 impl Clause {
     fn has(&self, pos: usize, id: u32) -> bool {
         self.tokens.get(pos).is_some_and(|t| t.ids.contains(&id))
@@ -1135,7 +1128,7 @@ impl IntentMatcher {
         let mut start = 0;
         let bounds = text
             .char_indices()
-            .filter(|(_, c)| is_clause_end(*c))
+            .filter(|(_, c)| text::is_clause_end(*c))
             .map(|(i, c)| (i, i + c.len_utf8()))
             .chain(std::iter::once((text.len(), text.len())));
         for (end, next) in bounds {

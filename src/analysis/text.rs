@@ -163,6 +163,15 @@ fn push_folded(out: &mut String, c: char) {
     out.push_str(folded);
 }
 
+/// Ends a clause for the matchers that read clause by clause (intents, explicit requests):
+/// a phrase never spans a sentence, a comma or a bracket.
+pub fn is_clause_end(c: char) -> bool {
+    matches!(
+        c,
+        '.' | ',' | ';' | ':' | '!' | '?' | '\n' | '(' | ')' | '"'
+    )
+}
+
 /// Splits `text` into normalised words, the unit every matcher in the crate works on.
 ///
 /// Words are runs of letters and digits. An apostrophe inside a word is handled the way

@@ -175,7 +175,7 @@ impl ConversationActor {
                 conversation_id: self.record.id.clone(),
                 channel: self.record.channel,
                 conversation_key: self.record.key.clone(),
-                payload: OutboundPayload::Message(Arc::new(msg.visible())),
+                payload: msg.payload(),
                 attempts: 0,
                 created_at_ms: msg.at_ms,
                 stored: !self.record.channel.replays_from_journal(),

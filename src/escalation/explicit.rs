@@ -427,7 +427,7 @@ impl ClauseWords {
     fn of(message: &str) -> ClauseWords {
         let mut text = String::with_capacity(message.len());
         let mut clauses = Vec::new();
-        for clause in message.split(['.', ',', ';', ':', '!', '?', '\n', '(', ')', '"']) {
+        for clause in message.split(text::is_clause_end) {
             let mut spans = Vec::new();
             text::for_each_word(clause, |word| {
                 spans.push((text.len(), text.len() + word.len()));

@@ -160,11 +160,11 @@ impl Policy {
                 None,
             );
         }
-        let any_pattern = self
-            .any_pattern
-            .as_ref()
-            .is_none_or(|set| set.is_match(text));
-        for rule in self.rules.iter().filter(|_| any_pattern) {
+        let rules: &[CompiledRule] = match &self.any_pattern {
+            Some(set) if !set.is_match(text) => &[],
+            _ => &self.rules,
+        };
+        for rule in rules {
             if let Some(found) = rule.patterns.iter().find_map(|p| p.find(text)) {
                 h.add(
                     hit(

@@ -6,8 +6,8 @@
 
 use actix::fut::{self, LocalBoxActorFuture};
 use actix::prelude::*;
+use handoffd_channels::ChannelKind;
 use handoffd_channels::email::{follow_up_key, follow_up_thread};
-use handoffd_channels::{ChannelKind, OutboundPayload};
 
 use super::{ConversationActor, Pending};
 use crate::analysis::entities::FoundEntity;
@@ -105,7 +105,7 @@ impl ConversationActor {
             conversation_id: self.record.id.clone(),
             channel: ChannelKind::Email,
             conversation_key: follow_up_key(&self.record.id),
-            payload: OutboundPayload::Message(std::sync::Arc::new(msg.visible())),
+            payload: msg.payload(),
             attempts: 0,
             created_at_ms: msg.at_ms,
             stored: true,
